@@ -1,0 +1,161 @@
+"""DDRM tests. The main check uses a Gaussian prior, whose exact ε-model and posterior are analytic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks.nets import DiffusionModelUNet
+from monai.networks.schedulers import DDPMScheduler
+
+from xray_restore.ddrm import DDRMInferer, ddrm_timesteps
+from xray_restore.operators import GaussianBlur
+
+SIGMA_P = 0.5  # prior std in the model's [-1, 1] space
+
+
+class GaussianPriorEpsilon(torch.nn.Module):
+    """Exact ε-model for x₀ ~ N(0, σ_p² I): in VE terms E[x₀ | x_t] = x_t σ_p² / (σ_p² + σ_t²)."""
+
+    def __init__(self, scheduler: DDPMScheduler, sigma_p: float = SIGMA_P) -> None:
+        super().__init__()
+        self.alphas_cumprod = scheduler.alphas_cumprod.double()
+        self.sigma_p = sigma_p
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_ve, var_t = x.double() / a.sqrt(), (1 - a) / a
+        x0 = x_ve * self.sigma_p**2 / (self.sigma_p**2 + var_t)
+        return ((x_ve - x0) / var_t.sqrt()).float()
+
+
+def gaussian_problem(op: GaussianBlur, sigma_y: float, batch: int, seed: int, sigma_p: float = SIGMA_P):
+    """x ~ N(0, σ_p²) in model space, y_model = H_thr x + 2σ_y n, and the analytic posterior mean."""
+    g = torch.Generator().manual_seed(seed)
+    x = sigma_p * torch.randn(batch, 1, op.size, op.size, generator=g, dtype=torch.float64)
+    sigma0 = 2 * sigma_y
+    y_model = op.H_thresholded(x) + sigma0 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    s = op.singulars()
+    posterior_mean = op.V(torch.where(s > 0, s * sigma_p**2 * op.Ut(y_model) / (s**2 * sigma_p**2 + sigma0**2), 0 * s))
+    posterior_var = torch.where(s > 0, sigma_p**2 * sigma0**2 / (s**2 * sigma_p**2 + sigma0**2), sigma_p**2 + 0 * s)
+    y_unit = (y_model + op.H(torch.ones_like(y_model))) / 2  # the inferer's [0,1] input convention
+    return x, y_model, y_unit.float(), posterior_mean, posterior_var
+
+
+def test_ddrm_sample_mean_approaches_gaussian_posterior_mean():
+    """With the exact denoiser of a Gaussian prior, the posterior mean E[x|y] is closed form.
+
+    Any estimator's MSE to x is the Bayes risk R = mean posterior variance plus its squared distance to E[x|y].
+    Tolerances: the mean of K=400 DDRM samples carries Monte-Carlo error ≈ Var/K <= R/400, and 20-step DDRM
+    with η=0.85 is an approximation of the posterior, whose excess we measured at ≈ 0.03 R here; we allow
+    0.1 R. An estimator that ignores y (mean 0) has excess ||E[x|y]||² ≈ 1.3 R and fails, as does the
+    pseudo-inverse (excess > 1 R).
+    """
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
+    x, y_model, y, post_mean, post_var = gaussian_problem(op, sigma_y=0.01, batch=4, seed=0)
+    inferer = DDRMInferer(op, scheduler, num_steps=20, sigma_y=0.01, num_samples=400, clip_denoised=False)
+    mean, std = inferer.sample(y, GaussianPriorEpsilon(scheduler), generator=torch.Generator().manual_seed(1))
+    ddrm = 2 * mean.double() - 1  # back to model space
+    bayes_risk = post_var.mean().item()
+    excess = ((ddrm - post_mean) ** 2).mean().item()
+    assert excess < 0.1 * bayes_risk, (excess, bayes_risk)
+    assert (post_mean**2).mean().item() > 0.5 * bayes_risk  # the test can tell "ignores y" from right
+    pinv_mse = ((op.pinv(y_model) - x) ** 2).mean().item()
+    ddrm_mse = ((ddrm - x) ** 2).mean().item()
+    assert ddrm_mse < 0.5 * pinv_mse
+    assert ddrm_mse < 1.1 * ((post_mean - x) ** 2).mean().item() + 0.1 * bayes_risk
+    assert std.shape == mean.shape and (std > 0).all()
+
+
+def test_noiseless_ddrm_is_data_consistent():
+    """σ_y = 0: every kept component equals ȳ at the end (exact data consistency), no NaN anywhere.
+
+    A narrow prior (σ_p = 0.2) keeps the images inside [-1, 1], so the final clamp to [0, 1] is inactive.
+    """
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
+    _, y_model, y, _, _ = gaussian_problem(op, sigma_y=0.0, batch=2, seed=3, sigma_p=0.2)
+    inferer = DDRMInferer(op, scheduler, num_steps=10, sigma_y=0.0, clip_denoised=False)
+    net = GaussianPriorEpsilon(scheduler, sigma_p=0.2)
+    out = inferer(inputs=y, network=net, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out).all() and 0 < out.min() and out.max() < 1
+    kept = op.singulars() > 0
+    restored = op.Vt(2 * out.double() - 1)
+    target = op.Ut(y_model) / torch.where(kept, op.singulars(), torch.ones_like(op.singulars()))
+    assert torch.allclose(restored[kept.expand_as(restored)], target[kept.expand_as(target)], atol=1e-5)
+
+
+def test_thresholded_components_never_blow_up_on_real_blur():
+    """Real (untruncated) blur with 8-bit y: dropped components must not feed Uᵀy/σ_y into the sample."""
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(size=16, sigma=2.0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64)
+    y = (op.H(x) * 255).round() / 255  # exact blur, quantised, tiny declared noise
+    inferer = DDRMInferer(op, scheduler, num_steps=10, sigma_y=1e-6, clip_denoised=False)
+    out = inferer.sample(y.float(), GaussianPriorEpsilon(scheduler), generator=torch.Generator().manual_seed(0))[0]
+    assert torch.isfinite(out).all()
+
+
+def tiny_unet() -> DiffusionModelUNet:
+    return DiffusionModelUNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=(8, 8),
+        attention_levels=(False, False),
+        num_res_blocks=1,
+        norm_num_groups=8,
+    )
+
+
+def test_with_monai_unet_shapes_ranges_and_seed():
+    torch.manual_seed(0)
+    unet = tiny_unet().eval()
+    op = GaussianBlur(size=16, sigma=1.0)
+    y = op.H(torch.rand(3, 1, 16, 16))
+    inferer = DDRMInferer(op, DDPMScheduler(1000), num_steps=4, sigma_y=0.01, num_samples=2)
+    a, std = inferer.sample(y, unet, generator=torch.Generator().manual_seed(7))
+    b, _ = inferer.sample(y, unet, generator=torch.Generator().manual_seed(7))
+    c, _ = inferer.sample(y, unet, generator=torch.Generator().manual_seed(8))
+    assert a.shape == (3, 1, 16, 16) and std.shape == (3, 1, 16, 16)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    bf16 = DDRMInferer(op, DDPMScheduler(1000), num_steps=4, sigma_y=0.01, autocast=True)
+    out = bf16(inputs=y, network=unet, generator=torch.Generator().manual_seed(7))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_timestep_grid_is_the_official_one():
+    assert ddrm_timesteps(1000, 20) == list(range(0, 1000, 50))
+    assert ddrm_timesteps(1000, 1) == [0]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"eta": 1.5}, "eta"),
+        ({"eta_b": -0.1}, "eta_b"),
+        ({"sigma_y": -0.01}, "sigma_y"),
+        ({"sigma_y": float("nan")}, "sigma_y"),
+        ({"num_steps": 0}, "num_steps"),
+        ({"num_steps": 1001}, "num_steps"),
+        ({"num_samples": 0}, "num_samples"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), **kwargs)
+
+
+def test_bad_inputs():
+    inferer = DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), num_steps=2)
+    net = tiny_unet()
+    with pytest.raises(ValueError, match="NaN"):
+        inferer(inputs=torch.full((1, 1, 16, 16), float("nan")), network=net)
+    with pytest.raises(ValueError, match="operator is 16x16"):
+        inferer(inputs=torch.zeros(1, 1, 32, 32), network=net)
+    with pytest.raises(ValueError, match="square"):
+        inferer(inputs=torch.zeros(1, 1, 16, 12), network=net)
+    with pytest.raises(TypeError, match="SVDOperator"):
+        DDRMInferer("blur", DDPMScheduler(1000))

@@ -1,0 +1,145 @@
+"""Operator tests: the separable SVD against dense matrices built independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from xray_restore.operators import GaussianBlur, convolution_matrix, gaussian_kernel_1d
+
+
+def dense_blur_matrix(size: int, sigma: float, radius: int) -> np.ndarray:
+    """The N²×N² zero-padded 'same' Gaussian blur built pixel by pixel (independent of the package)."""
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    kernel2d = np.outer(taps, taps)
+    n = size
+    dense = np.zeros((n * n, n * n))
+    for i in range(n):
+        for j in range(n):
+            for di in range(-radius, radius + 1):
+                for dj in range(-radius, radius + 1):
+                    k, l = i + di, j + dj
+                    if 0 <= k < n and 0 <= l < n:
+                        dense[i * n + j, k * n + l] = kernel2d[di + radius, dj + radius]
+    return dense
+
+
+@pytest.mark.parametrize("size,sigma", [(16, 1.0), (16, 2.0), (32, 2.0), (32, 3.0), (16, 0.7)])
+def test_operator_equals_dense_matrix(size, sigma):
+    radius = math.ceil(3 * sigma)
+    op = GaussianBlur(size=size, sigma=sigma)
+    dense = dense_blur_matrix(size, sigma, radius)
+    x = torch.randn(3, 1, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = (x.reshape(3, -1).numpy() @ dense.T).reshape(3, 1, size, size)
+    np.testing.assert_allclose(op.H(x).numpy(), expected, atol=1e-12)
+    expected_t = (x.reshape(3, -1).numpy() @ dense).reshape(3, 1, size, size)
+    np.testing.assert_allclose(op.Ht(x).numpy(), expected_t, atol=1e-12)
+    # 2-D singular values are the products s_i·s_j: compare with the dense SVD.
+    dense_s = np.linalg.svd(dense, compute_uv=False)
+    np.testing.assert_allclose(np.sort(op.full_singulars().flatten().numpy())[::-1], dense_s, atol=1e-10)
+
+
+def test_kernel_is_centred_normalised_13_taps():
+    op = GaussianBlur()
+    assert op.radius == 6 and op.kernel.numel() == 13
+    assert torch.isclose(op.kernel.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert torch.equal(op.kernel, op.kernel.flip(0))
+    impulse = torch.zeros(1, 1, 64, 64, dtype=torch.float64)
+    impulse[0, 0, 32, 20] = 1.0
+    blurred = op.H(impulse)[0, 0]
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    centre = ((blurred * rows).sum() / blurred.sum(), (blurred * cols).sum() / blurred.sum())
+    assert torch.allclose(torch.stack(centre), torch.tensor([32.0, 20.0], dtype=torch.float64), atol=1e-9)
+    assert torch.isclose(blurred.sum(), torch.tensor(1.0, dtype=torch.float64))  # away from the border
+
+
+def test_zero_padding_darkens_border():
+    op = GaussianBlur(size=32, sigma=2.0)
+    ones = op.H(torch.ones(1, 1, 32, 32, dtype=torch.float64))
+    assert torch.isclose(ones[0, 0, 16, 16], torch.tensor(1.0, dtype=torch.float64))
+    edge_mass = op.kernel[op.radius :].sum()  # the corner pixel sees one quadrant of the kernel
+    assert torch.isclose(ones[0, 0, 0, 0], edge_mass**2)
+    assert ones[0, 0, 0, 0] < 0.4
+
+
+@pytest.mark.parametrize("op", [GaussianBlur(size=32), GaussianBlur.case_study(size=32)])
+def test_u_v_orthogonal_and_svd_reconstructs(op):
+    eye = torch.eye(op.size, dtype=torch.float64)
+    for m in (op.U1, op.V1):
+        assert torch.allclose(m.T @ m, eye, atol=1e-12)
+    x = torch.randn(2, 1, op.size, op.size, dtype=torch.float64)
+    assert torch.allclose(op.U(op.Ut(x)), x, atol=1e-12)
+    assert torch.allclose(op.V(op.Vt(x)), x, atol=1e-12)
+    assert torch.allclose(op.U(op.full_singulars() * op.Vt(x)), op.H(x), atol=1e-12)
+    # adjointness <Hx, y> = <x, Hᵀy>
+    y = torch.randn_like(x)
+    assert torch.isclose((op.H(x) * y).sum(), (x * op.Ht(y)).sum(), rtol=1e-12)
+
+
+def test_threshold_rule_and_pinv_recovers_kept_part():
+    op = GaussianBlur(size=64)
+    full = op.full_singulars()
+    kept = op.singulars()
+    assert kept.shape == (1, 1, 64, 64)
+    assert torch.equal(kept > 0, full > 3e-3)
+    assert torch.equal(kept[kept > 0], full[full > 3e-3])
+    x = torch.rand(2, 1, 64, 64, dtype=torch.float64)
+    kept_part = op.V((kept > 0) * op.Vt(x))
+    assert torch.allclose(op.pinv(op.H(x)), kept_part, atol=1e-9)
+    assert torch.allclose(op.pinv(op.H_thresholded(x)), kept_part, atol=1e-9)
+    assert torch.isfinite(op.pinv(op.H(x))).all()
+
+
+def test_component_counts_match_the_notes():
+    # anchors.md §2.4 (64², zero padding): 13-tap with 2-D s_i·s_j >= 3e-3 keeps 981; the case study's
+    # 9-tap symmetric kernel with 1-D s >= 3e-2 keeps 676.
+    assert GaussianBlur(size=64).num_kept() == 981
+    case = GaussianBlur.case_study(size=64)
+    assert case.num_kept() == 676
+    assert case.kernel.numel() == 9
+
+
+def test_dense_1d_matrix_helper_is_banded():
+    kernel = gaussian_kernel_1d(1.0, 2)
+    a = convolution_matrix(kernel, 8)
+    assert a[3, 1:6].tolist() == kernel.tolist()
+    assert a[0, 0] == kernel[2] and a[0, 3] == 0
+
+
+def test_works_on_float32_batches():
+    op = GaussianBlur(size=64)
+    x = torch.rand(4, 1, 64, 64)
+    out = op.H(x)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": -1e-3}, "threshold"),
+        ({"size": 1}, "size"),
+        ({"radius": -2}, "radius"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianBlur(**kwargs)
+
+
+def test_check_input_errors():
+    op = GaussianBlur(size=16, sigma=1.0)
+    with pytest.raises(ValueError, match="square"):
+        op.check_input(torch.zeros(1, 1, 16, 8))
+    with pytest.raises(ValueError, match="operator is 16x16"):
+        op.check_input(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="NaN"):
+        op.check_input(torch.full((1, 1, 16, 16), float("nan")))
+    with pytest.raises(ValueError, match="one channel"):
+        op.check_input(torch.zeros(1, 3, 16, 16))
