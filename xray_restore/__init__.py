@@ -3,3 +3,25 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from . import baselines, datasets, ddrm, errors, evaluation, networks, operators, training  # noqa: E402
+from .ddrm import DDRMInferer  # noqa: E402
+from .errors import InputError, XrayRestoreError  # noqa: E402
+from .operators import GaussianBlur, SVDOperator  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "DDRMInferer",
+    "GaussianBlur",
+    "SVDOperator",
+    "InputError",
+    "XrayRestoreError",
+    "baselines",
+    "datasets",
+    "ddrm",
+    "errors",
+    "evaluation",
+    "networks",
+    "operators",
+    "training",
+]

@@ -10,7 +10,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["SPLITS", "load_cxr14_cache", "to_model_space", "to_unit_range"]
+__all__ = ["SPLITS", "IMAGE_SUFFIXES", "find_images", "load_cxr14_cache", "to_model_space", "to_unit_range"]
 
 SPLITS = ("train", "val", "test")
 
@@ -57,3 +57,21 @@ def to_unit_range(images: np.ndarray) -> torch.Tensor:
 def to_model_space(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(N, H, W)`` → float32 ``(N, 1, H, W)`` in [-1, 1] (the diffusion model's space)."""
     return to_unit_range(images).mul_(2.0).sub_(1.0)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+
+
+def find_images(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
+    """A MONAI datalist ``[{"image": path}, ...]`` of the image files in ``folder`` (sorted, recursive).
+
+    Raises:
+        InputError: the folder does not exist or holds no file with one of ``suffixes``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "input folder not found")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise InputError(folder, f"no image files ({', '.join(suffixes)}) in this folder")
+    return [{"image": str(p)} for p in files]

@@ -21,7 +21,9 @@ import math
 from collections.abc import Callable
 
 import torch
+from monai.data import MetaTensor
 from monai.inferers import Inferer
+from monai.utils import convert_to_dst_type
 from torch import nn
 
 from .operators import SVDOperator
@@ -51,6 +53,8 @@ class DDRMInferer(Inferer):
         num_samples: posterior samples per input; ``__call__`` returns their mean.
         clip_denoised: clamp the network's x₀ estimate to [-1, 1] at every step.
         autocast: run the network under bf16 autocast (fast on CPUs with AVX512-BF16).
+        seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
+            whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
 
     Example:
         >>> from monai.networks.schedulers import DDPMScheduler
@@ -73,6 +77,7 @@ class DDRMInferer(Inferer):
         num_samples: int = 1,
         clip_denoised: bool = True,
         autocast: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(operator, SVDOperator):
@@ -97,6 +102,8 @@ class DDRMInferer(Inferer):
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
+        self.seed = seed
+        self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
 
     @property
     def config(self) -> dict:
@@ -109,6 +116,7 @@ class DDRMInferer(Inferer):
             "sigma_y": self.sigma_y,
             "num_samples": self.num_samples,
             "clip_denoised": self.clip_denoised,
+            "seed": self.seed,
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]} step {self.timesteps[1] - self.timesteps[0] if self.num_steps > 1 else 0}",
         }
 
@@ -120,8 +128,14 @@ class DDRMInferer(Inferer):
         generator: torch.Generator | None = None,
         **kwargs,
     ) -> torch.Tensor:
-        """Posterior mean of ``num_samples`` DDRM samples, ``(B, 1, N, N)`` in [0, 1], for ``inputs`` y in [0, 1]."""
+        """Posterior mean of ``num_samples`` DDRM samples, ``(B, 1, N, N)`` in [0, 1], for ``inputs`` y in [0, 1].
+
+        A ``MetaTensor`` input gives a ``MetaTensor`` output with the same meta data (file names, affine), so
+        MONAI post-processing (``SaveImaged``, ``Invertd``) works on the result.
+        """
         mean, _ = self.sample(inputs, network, generator=generator)
+        if isinstance(inputs, MetaTensor):
+            mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]
         return mean
 
     # ------------------------------------------------------------------------------------------------
@@ -164,6 +178,7 @@ class DDRMInferer(Inferer):
         """
         self.operator.check_input(inputs, "inputs (y)")
         k = self.num_samples if num_samples is None else int(num_samples)
+        generator = self._generator if generator is None else generator
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {k}.")
         batch, dtype = inputs.shape[0], torch.float64
@@ -173,7 +188,8 @@ class DDRMInferer(Inferer):
             return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
         # 1. Measurement in model space: x' = 2x - 1 ⇒ H x' = 2 H x - H 1, noise std doubles.
-        y = inputs.to(dtype)
+        y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        y = y.to(dtype)
         y_model = 2.0 * y - self.operator.H(torch.ones_like(y))
         sigma0 = 2.0 * self.sigma_y
         y_model = y_model.repeat_interleave(k, dim=0)

@@ -11,14 +11,14 @@ from .datasets import load_cxr14_cache, to_model_space
 from .networks import build_prior_unet, build_scheduler
 from .training import Trainer, TrainConfig, epsilon_loss, fixed_epsilon_loss
 
-__all__ = ["train_prior"]
+__all__ = ["train_prior", "sample_prior", "write_synthetic_samples"]
 
 
 def train_prior(
     data: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: TrainConfig | None = None,
-    network_config: dict | None = None,
+    network: torch.nn.Module | None = None,
     resume: bool = True,
     num_threads: int | None = None,
     progress: bool = True,
@@ -27,7 +27,9 @@ def train_prior(
     """Train (or resume) the DDPM prior on the ``train`` split of a ChestX-ray14 cache.
 
     Validation is the EMA model's ε-MSE on the ``val`` split at fixed timesteps and noise; the best
-    EMA weights go to ``out_dir/model.pt``. ``network_config`` overrides the UNet architecture.
+    EMA weights go to ``out_dir/model.pt``. ``network`` defaults to :func:`build_prior_unet` (the shipped
+    architecture). ``data`` may be any cache in the ``cxr14_64.npz`` layout, e.g. one built from the full
+    ChestX-ray14 release.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -37,7 +39,7 @@ def train_prior(
     if val_limit:
         val = val[:val_limit]
     torch.manual_seed(config.seed)
-    model = build_prior_unet(**(network_config or {}))
+    model = network if network is not None else build_prior_unet()
     scheduler = build_scheduler()
     trainer = Trainer(
         model,
@@ -51,3 +53,54 @@ def train_prior(
         trainer.maybe_resume()
     trainer.fit(progress=progress)
     return trainer
+
+
+@torch.inference_mode()
+def sample_prior(
+    network: torch.nn.Module,
+    num_images: int,
+    size: int = 64,
+    num_steps: int = 100,
+    seed: int = 0,
+    autocast: bool = True,
+) -> torch.Tensor:
+    """Unconditional samples from the prior with MONAI's DDIM sampler (η = 0), ``(B, 1, N, N)`` in [0, 1]."""
+    from monai.inferers import DiffusionInferer
+    from monai.networks.schedulers import DDIMScheduler
+
+    scheduler = DDIMScheduler(num_train_timesteps=1000, schedule="linear_beta", clip_sample=True)
+    scheduler.set_timesteps(num_steps)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn((num_images, 1, size, size), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        x = DiffusionInferer(scheduler).sample(noise, network.eval(), scheduler=scheduler, verbose=False)
+    return ((x.float() + 1) / 2).clamp(0, 1)
+
+
+def write_synthetic_samples(
+    weights: str | os.PathLike, out_dir: str | os.PathLike, num_images: int = 4, seed: int = 0
+) -> list[Path]:
+    """Write prior samples (``sharp/``) and their realistic-protocol blurs (``blurred/``) as 8-bit PNGs.
+
+    These are the bundle's embedded default input: synthetic radiographs made by the shipped prior itself,
+    named ``synthetic_prior_sample_<i>.png``; no real patient data.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from .evaluation import degrade
+    from .networks import load_weights
+
+    unet = load_weights(build_prior_unet(), weights)
+    sharp = sample_prior(unet, num_images, seed=seed)
+    sharp = torch.round(sharp * 255) / 255
+    blurred = degrade(sharp, "realistic", torch.Generator().manual_seed(seed))
+    written = []
+    for folder, images in (("sharp", sharp), ("blurred", blurred)):
+        target = Path(out_dir) / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            path = target / f"synthetic_prior_sample_{i}.png"
+            Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8)).save(path)
+            written.append(path)
+    return written
