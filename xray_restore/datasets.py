@@ -10,7 +10,18 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["SPLITS", "IMAGE_SUFFIXES", "find_images", "load_cxr14_cache", "to_model_space", "to_unit_range"]
+__all__ = [
+    "SPLITS",
+    "IMAGE_SUFFIXES",
+    "LABEL_NAMES",
+    "find_images",
+    "load_cxr14_cache",
+    "to_model_space",
+    "to_unit_range",
+    "read_data_entry_csv",
+    "patient_disjoint_split",
+    "cxr14_datalists",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -75,3 +86,121 @@ def find_images(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUF
     if not files:
         raise InputError(folder, f"no image files ({', '.join(suffixes)}) in this folder")
     return [{"image": str(p)} for p in files]
+
+
+#: The 14 ChestX-ray14 findings, in the order of the cache's label columns (MedMNIST ChestMNIST order).
+LABEL_NAMES = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
+    "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+)
+CSV_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
+
+
+def read_data_entry_csv(csv_path: str | os.PathLike) -> list[dict]:
+    """Rows of ``Data_Entry_2017*.csv``: ``{"name", "patient_id", "labels" (14 uint8), "findings"}``.
+
+    Raises:
+        InputError: the file is missing, or lacks one of the columns ``Image Index``, ``Finding Labels``,
+            ``Patient ID``, or a row has an unknown finding or a non-integer patient id.
+    """
+    import csv
+
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise InputError(csv_path, "CSV file not found")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise InputError(csv_path, f"missing CSV column(s) {', '.join(missing)} (found: {', '.join(header)})")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+            findings = [f for f in row["Finding Labels"].split("|") if f and f != "No Finding"]
+            unknown = [f for f in findings if f not in LABEL_NAMES]
+            if unknown:
+                raise InputError(csv_path, f"line {line}: unknown finding(s) {', '.join(unknown)}")
+            try:
+                patient = int(row["Patient ID"])
+            except ValueError as e:
+                raise InputError(csv_path, f"line {line}: Patient ID {row['Patient ID']!r} is not an integer") from e
+            labels = np.array([name in findings for name in LABEL_NAMES], dtype=np.uint8)
+            rows.append({"name": row["Image Index"], "patient_id": patient, "labels": labels,
+                         "findings": row["Finding Labels"]})
+    return rows
+
+
+def patient_disjoint_split(
+    patient_ids: np.ndarray, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1
+) -> np.ndarray:
+    """Assign each image to ``"train"``/``"val"``/``"test"`` so that no patient spans two splits.
+
+    Patients are visited in ``numpy.random.default_rng(seed).permutation(sorted unique ids)`` order; a patient
+    goes to test, then to val, while that split stays within its fraction of the images; the rest is train.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"fractions must be in [0, 1) and sum below 1, got {val_fraction}, {test_fraction}.")
+    patient_ids = np.asarray(patient_ids)
+    unique, counts = np.unique(patient_ids, return_counts=True)
+    count_of = dict(zip(unique.tolist(), counts.tolist()))
+    limits = {"test": test_fraction * len(patient_ids), "val": val_fraction * len(patient_ids)}
+    sizes = {"test": 0, "val": 0}
+    split_of = {}
+    for patient in np.random.default_rng(seed).permutation(unique).tolist():
+        split_of[patient] = "train"
+        for name in ("test", "val"):
+            if sizes[name] + count_of[patient] <= limits[name]:
+                sizes[name] += count_of[patient]
+                split_of[patient] = name
+                break
+    return np.array([split_of[p] for p in patient_ids.tolist()])
+
+
+def cxr14_datalists(
+    csv_path: str | os.PathLike,
+    image_dir: str | os.PathLike,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    missing: str = "error",
+) -> dict[str, list[dict]]:
+    """MONAI datalists ``{"train"|"val"|"test": [{"image", "label", "patient_id", "name"}, ...]}``.
+
+    If ``image_dir`` holds the official ``test_list.txt`` (and ``train_val_list.txt``), test follows it and
+    train/val is split by patient from the rest; otherwise all three splits are patient-disjoint from ``seed``.
+    ``missing="error"`` raises for an image listed in the CSV but absent from ``image_dir``; ``"skip"`` drops it.
+    """
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}.")
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise InputError(image_dir, "image folder not found")
+    rows = read_data_entry_csv(csv_path)
+    present = []
+    for row in rows:
+        path = image_dir / row["name"]
+        if not path.is_file():
+            if missing == "error":
+                raise InputError(path, f"listed in {Path(csv_path).name} but not found in the image folder")
+            continue
+        present.append({**row, "image": str(path)})
+    if not present:
+        raise InputError(image_dir, f"none of the images listed in {Path(csv_path).name} is in this folder")
+    patient_ids = np.array([r["patient_id"] for r in present])
+    official_test = image_dir / "test_list.txt"
+    if official_test.is_file():
+        test_names = set(official_test.read_text().split())
+        is_test = np.array([r["name"] in test_names for r in present])
+        splits = np.where(is_test, "test", "train").astype(object)
+        rest = np.where(~is_test)[0]
+        if len(rest):
+            sub = patient_disjoint_split(patient_ids[rest], seed, val_fraction / (1 - test_fraction), 0.0)
+            splits[rest] = sub
+    else:
+        splits = patient_disjoint_split(patient_ids, seed, val_fraction, test_fraction)
+    out: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    for row, split in zip(present, splits):
+        out[str(split)].append({"image": row["image"], "label": row["labels"], "patient_id": row["patient_id"],
+                                "name": row["name"]})
+    return out

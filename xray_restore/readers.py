@@ -1,0 +1,277 @@
+"""``RadiographReader``: DICOM projection radiographs and ChestX-ray14 PNGs → [0, 1], bright = dense.
+
+Every pixel decision lives here. For DICOM (pydicom with the installed JPEG / JPEG-LS / JPEG 2000 / RLE
+decoders):
+
+1. stored values → Modality LUT or Rescale Slope/Intercept (``apply_modality_lut``);
+2. VOI LUT Sequence, else the first Window Center/Width (``apply_voi_lut(prefer_lut=True, index=0)``);
+   a window's output range is the modality range [y_min, y_max] (PS3.3 C.11.2.1.2, as pydicom maps it),
+   a VOI LUT's is its own value range; that range maps onto [0, 1]. Without VOI information the full
+   Modality LUT / rescale range (over all stored values of ``BitsStored``) maps onto [0, 1];
+3. MONOCHROME1, or Presentation LUT Shape INVERSE on MONOCHROME2, is inverted so that bright = dense.
+   The photometric tag is honoured as written (a mislabelled file comes out inverted).
+
+Arrays are returned as ``(rows, cols)`` (display orientation, no transpose). ``get_data`` meta carries only
+what a derived object needs (UIDs, geometry, bits, photometric, mapping), never patient-identifying text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from monai.data import ImageReader
+from monai.utils import ensure_tuple
+
+from .errors import InputError
+
+__all__ = ["RadiographReader", "read_radiograph", "MAX_PIXELS", "NON_IMAGE_MODALITIES"]
+
+#: Refuse frames larger than this many pixels (a header can declare 65535², i.e. 8 GB at 16 bits).
+MAX_PIXELS = 10_000 * 10_000
+#: Modalities of DICOM objects that are not projection images.
+NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC"})
+PNG_SUFFIXES = (".png",)
+DICOM_SUFFIXES = (".dcm", ".dicom", "")
+
+
+def _read_dicom_dataset(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    try:
+        try:
+            ds = pydicom.dcmread(path)
+        except InvalidDicomError:
+            ds = pydicom.dcmread(path, force=True)  # ACR-NEMA style: no preamble or file meta
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as e:
+        raise InputError(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from e
+    try:
+        has_core = "SOPClassUID" in ds or "Rows" in ds or "Modality" in ds
+    except Exception as e:  # noqa: BLE001 - a forced parse of a non-DICOM file can fail on any element
+        raise InputError(path, f"not a DICOM file ({type(e).__name__})") from e
+    if not has_core:
+        raise InputError(path, "not a DICOM file (no SOP Class, Modality or Rows element)")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        if not little:
+            raise InputError(path, "big-endian data without file meta is not supported")
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    return ds
+
+
+def _check_dicom_image(path: Path, ds) -> None:
+    modality = str(ds.get("Modality", "")).upper()
+    if modality in NON_IMAGE_MODALITIES:
+        name = getattr(ds.get("SOPClassUID"), "name", "unknown SOP class")
+        raise InputError(path, f"is a {modality} object ({name}), not a radiograph image")
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputError(path, "has no Pixel Data (header-only object)")
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise InputError(path, "float pixel data (parametric map) is not a radiograph")
+    samples = int(ds.get("SamplesPerPixel", 1))
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise InputError(path, f"colour image ({photometric or 'no photometric'}, {samples} samples/pixel); "
+                               "only MONOCHROME1/2 radiographs are supported")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise InputError(path, f"multi-frame object ({frames} frames); only single-frame radiographs are supported")
+    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    if rows < 2 or cols < 2:
+        raise InputError(path, f"image is {rows}x{cols}; at least 2x2 is needed")
+    if rows * cols > MAX_PIXELS:
+        raise InputError(path, f"image is {rows}x{cols}, over the {MAX_PIXELS} pixel limit")
+    from pydicom.pixels import get_decoder
+
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax.is_compressed:
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError as e:
+            raise InputError(path, f"unsupported transfer syntax {syntax.name} ({syntax})") from e
+        if not decoder.is_available:
+            raise InputError(path, f"no installed decoder for transfer syntax {syntax.name} ({syntax})")
+
+
+def _stored_value_probe(ds) -> np.ndarray:
+    """Every possible stored value (≤ 65,536 of them) for the dataset's bit depth and sign."""
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    bits = min(bits, 16)
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        return np.arange(-(2 ** (bits - 1)), 2 ** (bits - 1), dtype=np.int64)
+    return np.arange(0, 2**bits, dtype=np.int64)
+
+
+def _modality_output_range(ds, windowed: bool) -> tuple[float, float]:
+    """[y_min, y_max] of the Modality LUT / rescale output over all stored values (PS3.3 C.11.1).
+
+    For a Modality LUT Sequence, windowing (pydicom) maps onto the descriptor's ``2**bits - 1``; without a window
+    the LUT's own data range is used, since descriptors often declare 16 bits for 8-bit tables.
+    """
+    if "ModalityLUTSequence" in ds:
+        item = ds.ModalityLUTSequence[0]
+        if windowed:
+            return 0.0, float(2 ** int(item.LUTDescriptor[2]) - 1)
+        values = _modality_values(_stored_value_probe(ds), ds)
+        return float(np.min(values)), float(np.max(values))
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        y_min, y_max = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    else:
+        y_min, y_max = 0.0, 2.0**bits - 1
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        y_min, y_max = sorted((y_min * float(slope) + float(intercept), y_max * float(slope) + float(intercept)))
+    return y_min, y_max
+
+
+def _modality_values(stored: np.ndarray, ds) -> np.ndarray:
+    """Modality LUT / rescale; integer-valued results stay integer (VOI LUT Sequences index with them)."""
+    from pydicom.pixels import apply_modality_lut
+
+    values = apply_modality_lut(stored, ds)
+    if np.issubdtype(values.dtype, np.floating) and np.all(np.mod(values, 1) == 0):
+        values = values.astype(np.int64)
+    return values
+
+
+def _dicom_to_unit(path: Path, ds) -> tuple[np.ndarray, dict]:
+    from pydicom.pixels import apply_voi_lut
+
+    try:
+        stored = ds.pixel_array
+    except Exception as e:  # noqa: BLE001 - decoders raise many unrelated types for corrupt data
+        raise InputError(path, f"pixel data cannot be decoded ({type(e).__name__}: {e})") from e
+    if stored.ndim != 2:
+        raise InputError(path, f"decoded pixel array has shape {stored.shape}; expected one 2-D frame")
+    modality = _modality_values(stored, ds)
+    if "VOILUTSequence" in ds:
+        # VOI LUT: output spans the LUT's own values, over every possible input.
+        values = apply_voi_lut(modality, ds, index=0, prefer_lut=True).astype(np.float64)
+        probe = apply_voi_lut(_modality_values(_stored_value_probe(ds), ds), ds, index=0, prefer_lut=True)
+        lo, hi, voi = float(np.min(probe)), float(np.max(probe)), "VOI LUT"
+    elif "WindowCenter" in ds:
+        # Window: output spans the modality range [y_min, y_max] (PS3.3 C.11.2.1.2), as pydicom maps it.
+        values = apply_voi_lut(modality, ds, index=0, prefer_lut=True).astype(np.float64)
+        (lo, hi), voi = _modality_output_range(ds, windowed=True), "window"
+    else:
+        values = modality.astype(np.float64)
+        (lo, hi), voi = _modality_output_range(ds, windowed=False), "full range"
+    unit = np.clip((values - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(values)
+    photometric = str(ds.PhotometricInterpretation).upper()
+    shape = str(ds.get("PresentationLUTShape", "IDENTITY")).upper()
+    invert = photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
+    if invert:
+        unit = 1.0 - unit
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    meta = {
+        "format": "dicom",
+        "modality": str(ds.get("Modality", "")),
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+        "rows": int(ds.Rows),
+        "columns": int(ds.Columns),
+        "pixel_spacing": [float(v) for v in spacing] if spacing else [1.0, 1.0],
+        "pixel_spacing_known": bool(spacing),
+        "bits_stored": int(ds.get("BitsStored", 8)),
+        "bits_allocated": int(ds.get("BitsAllocated", 8)),
+        "pixel_representation": int(ds.get("PixelRepresentation", 0)),
+        "photometric_interpretation": photometric,
+        "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
+        "voi": voi,
+        "inverted": invert,
+    }
+    return unit.astype(np.float32), meta
+
+
+def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                scale = 65535.0 if mode != "I" or arr.max() > 255 else 255.0
+            elif mode in ("L", "P", "LA"):
+                arr, scale = np.asarray(im.convert("L"), dtype=np.float64), 255.0
+            elif mode in ("RGB", "RGBA"):
+                rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+                if np.abs(rgb - rgb[..., :1]).max() > 2:
+                    raise InputError(path, "colour PNG (RGB channels differ); radiographs must be greyscale")
+                arr, scale = np.asarray(im.convert("L"), dtype=np.float64), 255.0
+            else:
+                raise InputError(path, f"unsupported PNG mode {mode!r}")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(path, f"not a readable PNG image ({type(e).__name__}: {e})") from e
+    if arr.ndim != 2 or min(arr.shape) < 2:
+        raise InputError(path, f"PNG has shape {arr.shape}; expected a 2-D image of at least 2x2")
+    meta = {
+        "format": "png",
+        "rows": int(arr.shape[0]),
+        "columns": int(arr.shape[1]),
+        "pixel_spacing": [1.0, 1.0],
+        "pixel_spacing_known": False,
+        "bits_stored": 16 if scale > 255 else 8,
+        "photometric_interpretation": "MONOCHROME2",
+        "voi": "none",
+        "inverted": False,
+    }
+    return (arr / scale).astype(np.float32), meta
+
+
+def read_radiograph(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Read one DICOM or PNG radiograph as ``(rows, cols)`` float32 in [0, 1] (bright = dense) and its meta.
+
+    Raises:
+        InputError: missing, unreadable, non-image, colour, multi-frame, undecodable or oversized input.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89PNG"):
+        image, meta = _png_to_unit(path)
+    else:
+        ds = _read_dicom_dataset(path)
+        _check_dicom_image(path, ds)
+        image, meta = _dicom_to_unit(path, ds)
+    meta["filename_or_obj"] = str(path)
+    return image, meta
+
+
+class RadiographReader(ImageReader):
+    """MONAI ``ImageReader`` for DICOM and PNG radiographs, for ``LoadImage(reader=RadiographReader())``.
+
+    The array is ``(rows, cols)`` float32 in [0, 1] with bright = dense (see the module docstring for the
+    DICOM LUT pipeline); the meta carries the fields a derived DICOM needs, plus ``spatial_shape``,
+    ``original_channel_dim = "no_channel"`` and an identity-orientation affine scaled by the pixel spacing.
+    """
+
+    def verify_suffix(self, filename: Sequence[str] | str) -> bool:
+        return all(Path(f).suffix.lower() in PNG_SUFFIXES + DICOM_SUFFIXES for f in ensure_tuple(filename))
+
+    def read(self, data: Sequence[str] | str, **kwargs) -> list[tuple[np.ndarray, dict]]:
+        return [read_radiograph(f) for f in ensure_tuple(data)]
+
+    def get_data(self, img) -> tuple[np.ndarray, dict]:
+        images = img if isinstance(img, list) else [img]
+        if len(images) != 1:
+            raise ValueError(f"RadiographReader loads one radiograph at a time, got {len(images)}.")
+        array, meta = images[0]
+        meta = dict(meta)
+        row_mm, col_mm = meta["pixel_spacing"]
+        meta["spatial_shape"] = np.asarray(array.shape)
+        meta["original_channel_dim"] = float("nan")
+        meta["affine"] = np.diag([row_mm, col_mm, 1.0])
+        meta["original_affine"] = meta["affine"].copy()
+        meta["pixel_spacing"] = np.asarray(meta["pixel_spacing"])
+        return array, meta
