@@ -259,14 +259,16 @@ class RadiographReader(ImageReader):
     def verify_suffix(self, filename: Sequence[str] | str) -> bool:
         return all(Path(f).suffix.lower() in PNG_SUFFIXES + DICOM_SUFFIXES for f in ensure_tuple(filename))
 
-    def read(self, data: Sequence[str] | str, **kwargs) -> list[tuple[np.ndarray, dict]]:
-        return [read_radiograph(f) for f in ensure_tuple(data)]
+    def read(self, data: Sequence[str] | str, **kwargs) -> list[str]:
+        """Only collects the paths: decoding and validation happen in :meth:`get_data`, so that an
+        :class:`InputError` reaches the caller instead of making ``LoadImage`` fall back to other readers."""
+        return [str(f) for f in ensure_tuple(data)]
 
     def get_data(self, img) -> tuple[np.ndarray, dict]:
-        images = img if isinstance(img, list) else [img]
-        if len(images) != 1:
-            raise ValueError(f"RadiographReader loads one radiograph at a time, got {len(images)}.")
-        array, meta = images[0]
+        paths = img if isinstance(img, list) else [img]
+        if len(paths) != 1:
+            raise ValueError(f"RadiographReader loads one radiograph at a time, got {len(paths)}.")
+        array, meta = read_radiograph(paths[0])
         meta = dict(meta)
         row_mm, col_mm = meta["pixel_spacing"]
         meta["spatial_shape"] = np.asarray(array.shape)

@@ -144,7 +144,7 @@ class Degraded(Randomizable, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         self.randomize(torch.as_tensor(d[self.source_key]))
-        for key in self.key_iterator(d):
+        for key in self.keys:  # output keys: created here
             d[key] = self.degrade(d[self.source_key], randomize=False)
         return d
 

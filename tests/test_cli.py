@@ -1,0 +1,36 @@
+"""The console script, run as a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xray_restore", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_usage_error_exit_code_2():
+    assert run("no-such-command").returncode == 2
+
+
+def test_bad_input_names_the_file_and_exits_1(tmp_path):
+    result = run("build-cache", "--csv", str(tmp_path / "missing.csv"), "--images", str(tmp_path), "-o",
+                 str(tmp_path / "c.npz"))
+    assert result.returncode == 1
+    assert "missing.csv: CSV file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_build_cache_from_real_pngs(tmp_path):
+    out = tmp_path / "cache.npz"
+    result = run("build-cache", "--csv", str(SHARED / "cxr14_png" / "Data_Entry_2017.csv"), "--images",
+                 str(SHARED / "cxr14_png"), "-o", str(out), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as data:
+        assert sum(data[f"{s}_images"].shape[0] for s in ("train", "val", "test")) == 3

@@ -1,0 +1,110 @@
+"""``xray-restore`` command line: thin shells over the package (no pixel maths here).
+
+Exit codes: 0 success, 1 a run failed on its input, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+DEFAULT_BUNDLE = "bundles/xray_ddrm"
+DEFAULT_DATA = "../shared/data/cxr14_64.npz"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .jobs import run_inference_bundle
+
+    bundle = Path(args.bundle)
+    run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
+                         reference_dir=args.reference or (None if args.input else bundle / "samples" / "sharp"),
+                         sigma_y=args.sigma_y, num_samples=args.samples, seed=args.seed)
+    return 0
+
+
+def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from .prior import train_prior
+    from .training import TrainConfig
+
+    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
+    train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_prior, format_results
+
+    results = evaluate_prior(args.data, args.weights, split=args.split, limit=args.limit,
+                             samples=tuple(args.samples), out_file=args.out)
+    print(format_results(results))
+    return 0
+
+
+def _cmd_build_cache(args: argparse.Namespace) -> int:
+    from .cache import build_cache
+
+    counts = build_cache(args.csv, args.images, args.out, seed=args.seed, workers=args.workers, missing=args.missing)
+    print(json.dumps(counts))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xray-restore", description="DDRM deblurring of chest radiographs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="deblur a folder of PNGs with the DDRM bundle (default: the embedded samples)")
+    run.add_argument("--input", help="folder of blurred 8-bit PNGs (default: the bundle's synthetic samples)")
+    run.add_argument("--reference", help="folder of sharp PNGs with the same names (adds PSNR/SSIM)")
+    run.add_argument("-o", "--output", default="outputs/main")
+    run.add_argument("--bundle", default=DEFAULT_BUNDLE)
+    run.add_argument("--sigma-y", type=float, default=0.01)
+    run.add_argument("--samples", type=int, default=1)
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(func=_cmd_run)
+
+    train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
+    train.add_argument("--data", default=DEFAULT_DATA)
+    train.add_argument("--out", default="runs/prior")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--fp32", action="store_true")
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    train.set_defaults(func=_cmd_train_prior)
+
+    ev = sub.add_parser("evaluate", help="DDRM vs linear baselines on a split of the cache")
+    ev.add_argument("--data", default=DEFAULT_DATA)
+    ev.add_argument("--weights", default=f"{DEFAULT_BUNDLE}/models/model.pt")
+    ev.add_argument("--split", default="val", choices=["val", "test"])
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--samples", type=int, nargs="+", default=[1, 8])
+    ev.add_argument("--out", default=None)
+    ev.set_defaults(func=_cmd_evaluate)
+
+    cache = sub.add_parser("build-cache", help="build a 64x64 .npz cache from full-size ChestX-ray14 PNGs")
+    cache.add_argument("--csv", required=True, help="Data_Entry_2017.csv")
+    cache.add_argument("--images", required=True, help="folder of the PNGs")
+    cache.add_argument("-o", "--out", required=True)
+    cache.add_argument("--seed", type=int, default=0)
+    cache.add_argument("--workers", type=int, default=None)
+    cache.add_argument("--missing", choices=["error", "skip"], default="error")
+    cache.set_defaults(func=_cmd_build_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, FileNotFoundError) as e:
+        print(f"xray-restore: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
