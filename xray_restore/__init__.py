@@ -4,16 +4,24 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ._compat import import_torchvision as _import_torchvision  # noqa: E402
+
+_import_torchvision()  # before anything imports torchmetrics
+
 from . import baselines, datasets, ddrm, errors, evaluation, networks, operators, training  # noqa: E402
 from .ddrm import DDRMInferer  # noqa: E402
 from .errors import InputError, XrayRestoreError  # noqa: E402
 from .operators import GaussianBlur, SVDOperator  # noqa: E402
+from .restore import Restoration, Restorer, restore  # noqa: E402
 
 __all__ = [
     "__version__",
     "DDRMInferer",
     "GaussianBlur",
     "SVDOperator",
+    "Restoration",
+    "Restorer",
+    "restore",
     "InputError",
     "XrayRestoreError",
     "baselines",

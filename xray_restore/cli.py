@@ -26,6 +26,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from .restore import restore
+
+    results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
+                      seed=args.seed, include_identifiers=args.include_identifiers)
+    summary = json.loads((Path(args.output) / "summary.json").read_text())
+    print(f"restored {summary['n_done']} image(s), {summary['n_failed']} failed -> {args.output}")
+    return 0 if summary["n_failed"] == 0 and results else 1
+
+
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .prior import train_prior
     from .training import TrainConfig
@@ -65,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--samples", type=int, default=1)
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(func=_cmd_run)
+
+    rest = sub.add_parser("restore", help="restore DICOM/PNG files or folders; write derived DICOMs and a report")
+    rest.add_argument("inputs", nargs="+")
+    rest.add_argument("-o", "--output", required=True)
+    rest.add_argument("--bundle", default=DEFAULT_BUNDLE)
+    rest.add_argument("--samples", type=int, default=1, help="posterior samples (>1 adds an uncertainty series)")
+    rest.add_argument("--seed", type=int, default=0)
+    rest.add_argument("--include-identifiers", action="store_true",
+                      help="put file names and error texts in the report (may contain patient data)")
+    rest.set_defaults(func=_cmd_restore)
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     train.add_argument("--data", default=DEFAULT_DATA)

@@ -39,11 +39,23 @@ def build_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=num_train_timesteps, schedule="linear_beta", clip_sample=True)
 
 
-def make_ema(model: nn.Module, decay: float = 0.999) -> AveragedModel:
-    """Exponential moving average of ``model``'s parameters and buffers (torch's ``AveragedModel``)."""
+def make_ema(model: nn.Module, decay: float = 0.999, warmup: bool = True) -> AveragedModel:
+    """Exponential moving average of ``model``'s parameters and buffers (torch's ``AveragedModel``).
+
+    With ``warmup`` the decay after n updates is ``min(decay, (1 + n) / (10 + n))``, so the average follows the
+    fast-changing early weights instead of lagging ~1/(1-decay) steps behind them.
+    """
     if not 0.0 < decay < 1.0:
         raise ValueError(f"EMA decay must be in (0, 1), got {decay}.")
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if not warmup:
+        return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        return d * averaged + (1.0 - d) * current
+
+    return AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
 
 
 def load_weights(network: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:

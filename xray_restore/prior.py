@@ -20,6 +20,7 @@ def train_prior(
     config: TrainConfig | None = None,
     network: torch.nn.Module | None = None,
     resume: bool = True,
+    reset_ema: bool = False,
     num_threads: int | None = None,
     progress: bool = True,
     val_limit: int | None = None,
@@ -50,7 +51,7 @@ def train_prior(
         val_fn=lambda ema: fixed_epsilon_loss(ema, scheduler, val, autocast=config.autocast),
     )
     if resume:
-        trainer.maybe_resume()
+        trainer.maybe_resume(reset_ema=reset_ema)
     trainer.fit(progress=progress)
     return trainer
 

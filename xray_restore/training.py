@@ -196,11 +196,17 @@ class Trainer:
         atomic_save(self.state_dict(), self.checkpoint_path)
         atomic_save(self.ema.module.state_dict(), self.out_dir / "ema_last.pt")
 
-    def maybe_resume(self) -> bool:
-        """Load ``checkpoint.pt`` if present; returns whether it did."""
+    def maybe_resume(self, reset_ema: bool = False) -> bool:
+        """Load ``checkpoint.pt`` if present; returns whether it did.
+
+        ``reset_ema`` restarts the average from the current weights (e.g. after changing the EMA schedule).
+        """
         if not self.checkpoint_path.is_file():
             return False
         self.load_state_dict(torch.load(self.checkpoint_path, map_location="cpu", weights_only=True))
+        if reset_ema:
+            self.ema = make_ema(self.model, self.config.ema_decay)
+            self.best_val = math.inf
         return True
 
     # ------------------------------------------------------------------------------------------ loop
