@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CXR14_CACHE = SHARED / "data" / "cxr14_64.npz"
 BUNDLE = REPO / "bundles" / "xray_ddrm"
+TORCH_HOME = SHARED / "weights" / "torch_home"
+
+# Metric weights (LPIPS squeeze backbone) are read from ../shared/weights; nothing is downloaded.
+os.environ.setdefault("TORCH_HOME", str(TORCH_HOME))
 
 
 @pytest.fixture(scope="session")

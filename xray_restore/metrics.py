@@ -59,7 +59,7 @@ def lpips(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 class SqueezeFeatures(nn.Module):
-    """Mean-pooled squeezenet1_1 features (512-d) of [0, 1] grey images, as KID's feature extractor."""
+    """Mean-pooled, L2-normalised (× √512) squeezenet1_1 features of [0, 1] grey images, for KID."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,7 +76,10 @@ class SqueezeFeatures(nn.Module):
         if x.max() > 1.5:  # torchmetrics passes uint8-range images when normalize=False
             x = x / 255.0
         x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
-        return self.features(x).mean(dim=(2, 3)).double()
+        f = self.features(x).mean(dim=(2, 3)).double()
+        # unit-norm × √d: KID's cubic kernel (x·y/d + 1)³ then sees cosines; raw ReLU features have norms in the
+        # tens and make the estimate's variance swamp its mean.
+        return nn.functional.normalize(f, dim=1) * f.shape[1] ** 0.5
 
 
 def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50, features: str = "auto") -> dict:
@@ -85,9 +88,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50, features:
     ``features``: ``"inception"`` (torch-fidelity's, needs its weights), ``"squeezenet"`` (the LPIPS backbone), or
     ``"auto"`` (Inception if its weights are present). Returns ``{"mean", "std", "features", "subset_size"}``.
 
+    ``subset_size`` is reduced to the smaller set's size when needed.
+
     Raises:
         MissingWeightsError: the requested features' weights are absent.
-        ValueError: fewer images than ``subset_size``... reduced to the smaller set size if that is >= 2.
+        ValueError: fewer than 2 images in a set, or unknown ``features``.
     """
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -103,7 +108,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50, features:
         label = "inception-v3 pool3 (torch-fidelity)"
     elif features == "squeezenet":
         metric = KernelInceptionDistance(feature=SqueezeFeatures(), subset_size=subset_size, normalize=True)
-        label = "squeezenet1_1 features, mean-pooled (NOT Inception: not comparable with published KID)"
+        label = "squeezenet1_1 features, mean-pooled, L2-normalised (NOT Inception: not comparable with published KID)"
     else:
         raise ValueError(f"features must be 'auto', 'inception' or 'squeezenet', got {features!r}.")
     with torch.inference_mode():

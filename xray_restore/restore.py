@@ -196,10 +196,10 @@ def restore(
         else:
             expanded.append(item)
     restorer = Restorer.from_bundle(bundle, **overrides)
+    report = ReportWriter(Path(output_dir or "."), settings={**restorer.provenance, "num_samples": num_samples,
+                                                             "seed": seed}, include_identifiers=include_identifiers)
     results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip")
     if output_dir is not None:
-        report = ReportWriter(Path(output_dir), settings={**restorer.provenance, "num_samples": num_samples,
-                                                          "seed": seed}, include_identifiers=include_identifiers)
         for r in results:
             report.add(r.source, r.model_input, r.model_output, r.model_std, seconds=r.seconds, outputs=r.outputs)
         for failure in restorer.failures:
