@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 
 from .errors import InputError
-from .evaluation import psnr, ssim
+from .report import ReportWriter
 
 __all__ = ["run_inference_bundle"]
 
@@ -33,10 +32,11 @@ def run_inference_bundle(
     reference_dir: str | os.PathLike | None = None,
     **overrides,
 ) -> dict:
-    """Run ``<bundle_root>/configs/inference.json`` on ``input_dir``; write restored PNGs and ``summary.json``.
+    """Run ``<bundle_root>/configs/inference.json`` on ``input_dir``; write restored PNGs and the report
+    (``metrics.csv``, ``summary.json``, ``report.html``).
 
-    If ``reference_dir`` holds sharp images with the same names, per-image PSNR/SSIM of the input and the
-    restoration are added to the summary. ``overrides`` replace bundle ids (e.g. ``num_samples=4``).
+    If ``reference_dir`` holds sharp images with the same names, PSNR/SSIM/LPIPS of the input and of the
+    restoration (and KID over the set) are reported. ``overrides`` replace bundle ids (e.g. ``num_samples=4``).
     """
     bundle_root = Path(bundle_root)
     output_dir = Path(output_dir)
@@ -55,34 +55,25 @@ def run_inference_bundle(
     workflow.run()
     workflow.finalize()
     seconds = time.time() - start
-    rows = []
-    for item in workflow.parser.get_parsed_content("datalist"):
+
+    inferer = workflow.parser.get_parsed_content("inferer")
+    operator = workflow.parser.get_parsed_content("operator")
+    report = ReportWriter(output_dir, settings={"bundle": str(bundle_root), "inferer": inferer.config,
+                                                "operator": operator.config})
+    report.started = start
+    items = workflow.parser.get_parsed_content("datalist")
+    for item in items:
         source = Path(item["image"])
         restored = output_dir / f"{source.stem}_ddrm.png"
-        row: dict = {"input": source.name, "restored": restored.name}
         reference = Path(reference_dir) / source.name if reference_dir else None
-        if reference is not None and reference.is_file():
-            ref, blurred, out = _read_png(reference), _read_png(source), _read_png(restored)
-            row.update(psnr_input=psnr(blurred, ref).item(), psnr_restored=psnr(out, ref).item(),
-                       ssim_input=ssim(blurred, ref).item(), ssim_restored=ssim(out, ref).item())
-        rows.append(row)
-    summary = {
-        "bundle": str(bundle_root),
-        "inferer": workflow.parser.get_parsed_content("inferer").config,
-        "operator": workflow.parser.get_parsed_content("operator").config,
-        "n_images": len(rows),
-        "seconds": round(seconds, 2),
-        "images": rows,
-    }
-    scored = [r for r in rows if "psnr_restored" in r]
-    if scored:
-        for key in ("psnr_input", "psnr_restored", "ssim_input", "ssim_restored"):
-            summary[f"mean_{key}"] = float(np.mean([r[key] for r in scored]))
-    tmp = output_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, output_dir / "summary.json")
-    print(f"restored {len(rows)} image(s) in {seconds:.1f} s -> {output_dir}")
-    if scored:
-        print(f"PSNR input {summary['mean_psnr_input']:.2f} dB -> restored {summary['mean_psnr_restored']:.2f} dB; "
-              f"SSIM {summary['mean_ssim_input']:.3f} -> {summary['mean_ssim_restored']:.3f}")
+        ref = _read_png(reference)[0, 0].numpy() if reference is not None and reference.is_file() else None
+        report.add(str(source), _read_png(source)[0, 0].numpy(), _read_png(restored)[0, 0].numpy(),
+                   reference=ref, seconds=seconds / max(1, len(items)), outputs=[str(restored)])
+    report.write()
+    summary = report.summary()
+    print(f"restored {len(items)} image(s) in {seconds:.1f} s -> {output_dir}")
+    metrics = summary["metrics"]
+    if "psnr_restored" in metrics:
+        print(f"PSNR input {metrics['psnr_input']['mean']:.2f} dB -> restored {metrics['psnr_restored']['mean']:.2f} dB;"
+              f" SSIM {metrics['ssim_input']['mean']:.3f} -> {metrics['ssim_restored']['mean']:.3f}")
     return summary

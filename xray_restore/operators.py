@@ -182,7 +182,7 @@ class GaussianBlur(SeparableSVDOperator):
         >>> x = torch.rand(2, 1, 32, 32)
         >>> op.H(x).shape
         torch.Size([2, 1, 32, 32])
-        >>> bool(torch.allclose(op.H(x), op.U(op.full_singulars() * op.Vt(x)), atol=1e-6))
+        >>> bool(torch.allclose(op.H(x), op.U(op.full_singulars().float() * op.Vt(x)), atol=1e-6))
         True
     """
 

@@ -78,6 +78,7 @@ class ReportWriter:
         self.rows: list[dict] = []
         self.panels: list[dict] = []
         self.started = time.time()
+        self.lpips_unavailable: str | None = None
 
     def image_id(self, source: str) -> str:
         n = len(self.rows) + 1
@@ -89,7 +90,7 @@ class ReportWriter:
             reference: np.ndarray | None = None, seconds: float = float("nan"), outputs: list[str] | None = None,
             status: str = "done", error: str = "") -> dict:
         """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given."""
-        from .metrics import image_metrics
+        from .metrics import MissingWeightsError, image_metrics
 
         row: dict = {"image": self.image_id(source), "status": status, "seconds": round(seconds, 3),
                      "outputs": len(outputs or []), "error": error}
@@ -97,8 +98,14 @@ class ReportWriter:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
             for name, image in (("input", model_input), ("restored", restored)):
                 est = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None]
-                for metric, values in image_metrics(est, ref, with_lpips=self.compute_lpips).items():
-                    row[f"{metric}_{name}"] = values[0]
+                with_lpips = self.compute_lpips and self.lpips_unavailable is None
+                try:
+                    values = image_metrics(est, ref, with_lpips=with_lpips)
+                except MissingWeightsError as e:  # reported in the summary, never silently replaced
+                    self.lpips_unavailable = str(e)
+                    values = image_metrics(est, ref, with_lpips=False)
+                for metric, value in values.items():
+                    row[f"{metric}_{name}"] = value[0]
         if std is not None:
             row["mean_std"] = float(np.mean(std))
         self.rows.append(row)
@@ -120,6 +127,8 @@ class ReportWriter:
             values = [r[key] for r in done if key in r]
             means[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
         return {
+            "kid": self.kid(),
+            "lpips": "squeeze" if self.lpips_unavailable is None else {"unavailable": self.lpips_unavailable},
             "n_images": len(self.rows),
             "n_done": len(done),
             "n_failed": sum(r.get("status") == "failed" for r in self.rows),
@@ -131,6 +140,26 @@ class ReportWriter:
                        "seconds_per_image": float(np.nanmean([r["seconds"] for r in done])) if done else None},
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
+
+    def kid(self) -> dict | None:
+        """KID between the references and the restorations (input as a baseline), when ≥ 2 references exist.
+
+        The features used are named in the result; missing weights are reported as such, never replaced."""
+        from .metrics import MissingWeightsError, kid
+
+        pairs = [p for p in self.panels if p["reference"] is not None]
+        if len(pairs) < 2:
+            return None
+
+        def stack(key: str) -> torch.Tensor:
+            return torch.stack([torch.from_numpy(np.asarray(p[key], dtype=np.float32))[None] for p in pairs])
+
+        try:
+            restored = kid(stack("reference"), stack("restored"))
+            baseline = kid(stack("reference"), stack("input"))
+        except MissingWeightsError as e:
+            return {"unavailable": str(e)}
+        return {"restored": restored, "input": baseline}
 
     def _html(self, summary: dict) -> str:
         cells = []
@@ -173,6 +202,7 @@ anonymous ids.</p>
 <h2>Images</h2>{''.join(cells)}
 <h2>Metrics</h2><table>{table}</table>
 <h2>Plots</h2>{plots or '<p>No reference images: no metrics to plot.</p>'}
+<h2>KID</h2><pre>{html.escape(json.dumps(summary.get("kid"), indent=2)) if summary.get("kid") else "n/a (needs 2+ references)"}</pre>
 <h2>Settings</h2><pre>{settings}</pre>
 </body></html>"""
 

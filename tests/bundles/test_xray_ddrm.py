@@ -104,4 +104,8 @@ def test_main_job_runs_on_embedded_default(tmp_path):
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n_images"] == len(list((BUNDLE / "samples" / "blurred").glob("*.png"))) > 0
-    assert summary["mean_psnr_restored"] > summary["mean_psnr_input"]
+    metrics = summary["metrics"]
+    assert metrics["psnr_restored"]["mean"] > metrics["psnr_input"]["mean"]
+    assert metrics["lpips_restored"]["mean"] < metrics["lpips_input"]["mean"]
+    for name in ("metrics.csv", "report.html"):
+        assert (tmp_path / name).is_file()
