@@ -93,3 +93,14 @@ def test_derivation_description_mentions_parameters():
     text = derivation_description(PROVENANCE)
     for part in ("DDRM", "num_steps=20", "eta_b=1.0", "sigma_y=0.01", "GaussianBlur", "xray_ddrm 0.1.0"):
         assert part in text
+
+
+def test_tag_text_cannot_steer_output_paths(tmp_path):
+    ds = pydicom.dcmread(DICOM_DIR / "MG_Explicit_Little.dcm")
+    ds.StudyInstanceUID = "../../escaped"
+    source = tmp_path / "evil.dcm"
+    ds.save_as(source)
+    image, _ = read_radiograph(source)
+    with pytest.raises(InputError, match="StudyInstanceUID ../../escaped is not a valid UID"):
+        write_derived(source, image, tmp_path / "out", PROVENANCE)
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "out").exists()
