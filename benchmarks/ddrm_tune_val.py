@@ -1,0 +1,47 @@
+"""Choose DDRM's η and η_b on val (never test): grid over both protocols, single sample, first N val images.
+
+    python benchmarks/ddrm_tune_val.py --limit 48
+
+Writes ``benchmarks/results/ddrm_tune_val.json`` and prints PSNR per (protocol, η, η_b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from xray_restore.evaluation import evaluate_prior
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--weights", default="bundles/xray_ddrm/models/model.pt")
+    parser.add_argument("--limit", type=int, default=48)
+    parser.add_argument("--etas", type=float, nargs="+", default=[0.5, 0.7, 0.85, 1.0])
+    parser.add_argument("--eta-bs", type=float, nargs="+", default=[0.8, 1.0])
+    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/ddrm_tune_val.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for eta, eta_b in itertools.product(args.etas, args.eta_bs):
+        res = evaluate_prior(args.data, args.weights, split="val", samples=(args.samples,), limit=args.limit,
+                             eta=eta, eta_b=eta_b, baselines=False)
+        for protocol, block in res["protocols"].items():
+            ddrm = next(v for k, v in block["methods"].items() if k.startswith("ddrm"))
+            rows.append({"protocol": protocol, "eta": eta, "eta_b": eta_b, "psnr": ddrm["psnr"], "ssim": ddrm["ssim"]})
+            print(f"{protocol:<11} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "split": "val", "limit": args.limit,
+                                          "samples": args.samples, "weights": args.weights, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
