@@ -45,6 +45,16 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_conditional(args: argparse.Namespace) -> int:
+    from .conditional import train_conditional
+    from .training import TrainConfig
+
+    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
+    train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
+                      num_threads=args.threads)
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_prior, format_results
 
@@ -96,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fp32", action="store_true")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     train.set_defaults(func=_cmd_train_prior)
+
+    cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
+    cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine")
+    cond.add_argument("--data", default=DEFAULT_DATA)
+    cond.add_argument("--out", default="runs/conditional")
+    cond.add_argument("--steps", type=int, default=20000)
+    cond.add_argument("--batch-size", type=int, default=32)
+    cond.add_argument("--lr", type=float, default=3e-4)
+    cond.add_argument("--threads", type=int, default=2)
+    cond.add_argument("--fp32", action="store_true")
+    cond.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    cond.set_defaults(func=_cmd_train_conditional)
 
     ev = sub.add_parser("evaluate", help="DDRM vs linear baselines on a split of the cache")
     ev.add_argument("--data", default=DEFAULT_DATA)
