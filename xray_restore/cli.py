@@ -36,6 +36,18 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0 if summary["n_failed"] == 0 and results else 1
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    summary = run_batch(args.inputs, args.output, manifest=args.manifest, bundle=args.bundle,
+                        batch_size=args.batch_size, num_samples=args.samples, seed=args.seed, workers=args.workers,
+                        scheduler=args.scheduler, retry_failed=args.retry_failed)
+    print(json.dumps({"counts": summary.counts, "processed": summary.processed,
+                      "seconds": round(summary.seconds, 2), "images_per_second": round(summary.images_per_second, 3),
+                      "failed": len(summary.failures)}))
+    return 0 if summary.ok else 1
+
+
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .prior import train_prior
     from .training import TrainConfig
@@ -95,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     rest.add_argument("--include-identifiers", action="store_true",
                       help="put file names and error texts in the report (may contain patient data)")
     rest.set_defaults(func=_cmd_restore)
+
+    batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)")
+    batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs")
+    batch.add_argument("-o", "--output", required=True)
+    batch.add_argument("--manifest", help="SQLite manifest (default: <output>/manifest.sqlite)")
+    batch.add_argument("--bundle", default=DEFAULT_BUNDLE)
+    batch.add_argument("--batch-size", type=int, default=8, help="images per UNet call")
+    batch.add_argument("--samples", type=int, default=1)
+    batch.add_argument("--seed", type=int, default=0)
+    batch.add_argument("--workers", type=int, help="run on a local Dask cluster with this many workers")
+    batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    batch.add_argument("--retry-failed", action="store_true")
+    batch.set_defaults(func=_cmd_batch)
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     train.add_argument("--data", default=DEFAULT_DATA)

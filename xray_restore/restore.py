@@ -165,8 +165,11 @@ class Restorer:
             return [str(o.path) for o in write_derived(source, restored, out, self.provenance, uncertainty=std)]
         from PIL import Image
 
+        import hashlib
+
         out.mkdir(parents=True, exist_ok=True)
-        target = out / f"{Path(source).stem}_restored.png"
+        digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
+        target = out / f"{Path(source).stem}_{digest}_restored.png"  # unique per source path
         tmp = target.with_name(f".{target.name}.tmp.png")
         Image.fromarray(np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)).save(tmp)
         os.replace(tmp, target)

@@ -1,0 +1,104 @@
+"""The batch job on real DICOMs: failures recorded, kill -9 at random points then resume, Dask workers."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
+
+from xray_restore.batch import Manifest, run_batch
+
+DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "xray_ddrm"
+SMALL = ["CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm", "CR-tiny16x16-dicomdirtests-6154.dcm",
+         "RF-KarstenHilbert-MLUT.dcm"]
+
+
+def make_inputs(folder: Path, n: int, bad: bool = False) -> list[str]:
+    """``n`` real radiographs, each copy given its own SOP Instance UID (as distinct PACS instances have)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    uids = []
+    for i in range(n):
+        ds = pydicom.dcmread(DICOM_DIR / SMALL[i % len(SMALL)], force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(folder), str(i)])
+        ds.save_as(folder / f"instance_{i:02d}.dcm", enforce_file_format=True)
+        uids.append(str(ds.SOPInstanceUID))
+    if bad:
+        shutil.copy(DICOM_DIR / "CR-HeaderOnly-CR000000.dcm", folder / "header_only.dcm")
+    return uids
+
+
+def outputs_by_source(out: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for path in out.rglob("*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        found.setdefault(str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID), []).append(path)
+    return found
+
+
+def batch_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
+            "--batch-size", "1", *extra]
+
+
+def test_batch_records_failures_and_exits_nonzero(tmp_path):
+    uids = make_inputs(tmp_path / "in", 3, bad=True)
+    result = subprocess.run(batch_cmd(tmp_path / "in", tmp_path / "out"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    assert book.counts() == {"pending": 0, "done": 3, "failed": 1, "skipped": 0}
+    failed = [r for r in book.rows() if r["state"] == "failed"]
+    assert failed[0]["source"].endswith("header_only.dcm") and "no Pixel Data" in failed[0]["reason"]
+    assert sorted(outputs_by_source(tmp_path / "out")) == sorted(uids)
+
+
+def test_kill_at_random_points_then_resume(tmp_path):
+    """kill -9 three times at random moments, then finish: one output per input, manifest agrees with files."""
+    uids = make_inputs(tmp_path / "in", 8)
+    rng = random.Random(20261123)
+    for _ in range(3):
+        proc = subprocess.Popen(batch_cmd(tmp_path / "in", tmp_path / "out"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(3.0, 12.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    result = subprocess.run(batch_cmd(tmp_path / "in", tmp_path / "out"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    by_source = outputs_by_source(tmp_path / "out")
+    assert sorted(by_source) == sorted(uids)
+    assert all(len(paths) == 1 for paths in by_source.values()), by_source
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name]
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    rows = book.rows()
+    assert {r["state"] for r in rows} == {"done"} and len(rows) == 8
+    written = sorted(str(p) for paths in by_source.values() for p in paths)
+    assert sorted(o for r in rows for o in r["outputs"]) == written
+
+
+
+def test_two_dask_workers_match_single_process(tmp_path):
+    make_inputs(tmp_path / "in", 6)
+    single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, batch_size=2, progress=False)
+    dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, batch_size=2, workers=2, progress=False)
+    assert single.ok and dask.ok and single.counts == dask.counts
+    a = sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.dcm"))
+    b = sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*.dcm"))
+    assert a == b and len(a) == 6
+    for rel in a:
+        x = pydicom.dcmread(tmp_path / "single" / rel).pixel_array.astype(np.int64)
+        y = pydicom.dcmread(tmp_path / "dask" / rel).pixel_array.astype(np.int64)
+        levels = 2 ** pydicom.dcmread(tmp_path / "single" / rel).BitsStored - 1
+        assert np.abs(x - y).max() <= max(2, levels // 100)  # same seeds; only float summation order may differ
