@@ -39,10 +39,25 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    summary = run_batch(args.inputs, args.output, manifest=args.manifest, bundle=args.bundle,
-                        batch_size=args.batch_size, num_samples=args.samples, seed=args.seed, workers=args.workers,
-                        scheduler=args.scheduler, retry_failed=args.retry_failed)
-    print(json.dumps({"counts": summary.counts, "processed": summary.processed,
+    common = {"bundle": args.bundle, "batch_size": args.batch_size, "num_samples": args.samples, "seed": args.seed,
+              "workers": args.workers, "scheduler": args.scheduler, "retry_failed": args.retry_failed}
+    urls = [i for i in args.inputs if i.startswith(("http://", "https://"))]
+    stored = None
+    if urls:
+        from .pacs import run_pacs_batch
+
+        if len(urls) != 1 or len(args.inputs) != 1:
+            print("xray-restore: error: give either one DICOMweb URL or files/folders", file=sys.stderr)
+            return 2
+        studies = None
+        if args.studies:
+            path = Path(args.studies)
+            studies = path.read_text().split() if path.is_file() else args.studies.split(",")
+        summary, stored = run_pacs_batch(urls[0], args.output, study_uids=studies, date_range=args.date,
+                                         modality=args.modality, store_back=args.store_back, **common)
+    else:
+        summary = run_batch(args.inputs, args.output, manifest=args.manifest, **common)
+    print(json.dumps({"counts": summary.counts, "processed": summary.processed, "stored": stored,
                       "seconds": round(summary.seconds, 2), "images_per_second": round(summary.images_per_second, 3),
                       "failed": len(summary.failures)}))
     return 0 if summary.ok else 1
@@ -109,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     rest.set_defaults(func=_cmd_restore)
 
     batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)")
-    batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs")
+    batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs, or one DICOMweb "
+                       "URL (http://host:port/dicom-web)")
     batch.add_argument("-o", "--output", required=True)
     batch.add_argument("--manifest", help="SQLite manifest (default: <output>/manifest.sqlite)")
     batch.add_argument("--bundle", default=DEFAULT_BUNDLE)
@@ -119,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, help="run on a local Dask cluster with this many workers")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--retry-failed", action="store_true")
+    batch.add_argument("--studies", help="DICOMweb: Study Instance UIDs, comma-separated or a file with one per line")
+    batch.add_argument("--date", help="DICOMweb: study date range YYYYMMDD-YYYYMMDD")
+    batch.add_argument("--modality", help="DICOMweb: modality filter, e.g. CR or DX")
+    batch.add_argument("--store-back", action="store_true", help="DICOMweb: STOW the derived series to the node")
     batch.set_defaults(func=_cmd_batch)
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")

@@ -1,0 +1,108 @@
+"""Batch against a real PACS on loopback: Orthanc (Debian package) with its DICOMweb plugin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import ImplicitVRLittleEndian
+
+from xray_restore.pacs import DicomWebNode
+
+DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "xray_ddrm"
+ORTHANC = "/usr/sbin/Orthanc"
+PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+PUSHED = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm"]
+
+
+def all_instances(node: DicomWebNode) -> list:
+    from xray_restore.pacs import InstanceRef
+
+    items = node.client.search_for_instances()
+    return [InstanceRef(i["0020000D"]["Value"][0], i["0020000E"]["Value"][0], i["00080018"]["Value"][0]) for i in items]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    if not (Path(ORTHANC).is_file() and Path(PLUGIN).is_file()):
+        pytest.fail("Orthanc and its DICOMweb plugin are required (Debian: orthanc orthanc-dicomweb; .ci/run installs)")
+    root = tmp_path_factory.mktemp("orthanc")
+    http, dicom = free_port(), free_port()
+    config = {"Name": "XRAYTEST", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+              "HttpPort": http, "DicomPort": dicom, "DicomAet": "XRAYTEST", "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "UnknownSopClassAccepted": True,
+              "Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+    (root / "orthanc.json").write_text(json.dumps(config))
+    proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{http}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/system", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        pytest.fail("Orthanc did not start")
+    yield f"{base}/dicom-web"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
+    node = DicomWebNode(orthanc)
+    staged = []
+    for name in PUSHED:
+        ds = pydicom.dcmread(DICOM_DIR / name, force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        path = tmp_path / name
+        ds.save_as(path, enforce_file_format=True)
+        staged.append((path, ds))
+    assert node.store([p for p, _ in staged]) == len(PUSHED)
+    sources = {str(ds.SOPInstanceUID): ds for _, ds in staged}
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
+           "--store-back"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["counts"]["done"] == len(PUSHED) and report["stored"] == len(PUSHED)
+
+    assert sorted(r.sop for r in node.search()) == sorted(sources)  # searches skip our own derived objects
+    derived = [r for r in all_instances(node) if r.sop not in sources]
+    assert len(derived) == len(PUSHED)
+    for ref in derived:
+        ds = node.client.retrieve_instance(ref.study, ref.series, ref.sop)
+        source_uid = str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)
+        assert source_uid in sources
+        assert ds.StudyInstanceUID == sources[source_uid].StudyInstanceUID
+        assert ds.SeriesInstanceUID != sources[source_uid].SeriesInstanceUID
+        assert "DDRM" in ds.DerivationDescription
+
+    # a second run finds everything done: nothing re-processed, nothing duplicated on the PACS
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    assert json.loads(again.stdout.strip().splitlines()[-1])["processed"] == 0
+    assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED)
+
+
+def test_search_filters(orthanc):
+    node = DicomWebNode(orthanc)
+    assert node.search(modality="NOSUCHMODALITY") == []
