@@ -102,3 +102,12 @@ def test_two_dask_workers_match_single_process(tmp_path):
         y = pydicom.dcmread(tmp_path / "dask" / rel).pixel_array.astype(np.int64)
         levels = 2 ** pydicom.dcmread(tmp_path / "single" / rel).BitsStored - 1
         assert np.abs(x - y).max() <= max(2, levels // 100)  # same seeds; only float summation order may differ
+
+
+def test_own_outputs_under_the_input_folder_are_skipped(tmp_path):
+    make_inputs(tmp_path / "in", 2)
+    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False)
+    assert first.counts["done"] == 2
+    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False)
+    assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2}
+    assert second.ok

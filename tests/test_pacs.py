@@ -103,6 +103,23 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
     assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED)
 
 
-def test_search_filters(orthanc):
+def test_search_filters(orthanc, tmp_path):
     node = DicomWebNode(orthanc)
+    datasets = {}
+    for name in PUSHED:
+        ds = pydicom.dcmread(DICOM_DIR / name, force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        datasets[name] = ds
+    node.store([tmp_path / n for n in PUSHED])  # idempotent if already there
+    dx = datasets["DX-NIH-chest-8bit.dcm"]
+    by_study = node.search(study_uids=[str(dx.StudyInstanceUID)])
+    assert {r.sop for r in by_study} == {str(dx.SOPInstanceUID)}
+    assert {r.sop for r in node.search(modality="DX")} == {str(dx.SOPInstanceUID)}
     assert node.search(modality="NOSUCHMODALITY") == []
+    dated = [d for d in datasets.values() if d.get("StudyDate")]
+    if dated:
+        day = str(dated[0].StudyDate)
+        assert str(dated[0].SOPInstanceUID) in {r.sop for r in node.search(date_range=f"{day}-{day}")}
+        assert node.search(date_range="18000101-18000102") == []

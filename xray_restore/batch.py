@@ -116,6 +116,22 @@ def _remove_stale_temporaries(output_dir: Path) -> int:
 _RESTORERS: dict[tuple, object] = {}
 
 
+def _is_own_output(source: str) -> bool:
+    """A DICOM written by xray_restore (its Manufacturer), e.g. when the output folder lies under the input."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from .dicom_writer import MANUFACTURER
+
+    if not source.lower().endswith((".dcm", ".dicom")):
+        return False
+    try:
+        header = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["Manufacturer"])
+    except (InvalidDicomError, OSError, ValueError):
+        return False
+    return str(header.get("Manufacturer", "")) == MANUFACTURER
+
+
 def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int, seed: int,
                   overrides: dict) -> list[dict]:
     """Restore a chunk (one batched DDRM call); returns one ``{"source", "state", "reason", "outputs"}`` per input.
@@ -123,6 +139,12 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
     Runs in the driver or on a Dask worker; the Restorer is built once per process and bundle."""
     from .restore import Restorer
 
+    skipped = [s for s in sources if _is_own_output(s)]
+    sources = [s for s in sources if s not in skipped]
+    out = [{"source": s, "state": "skipped", "reason": "an xray_restore output, not an input", "outputs": []}
+           for s in skipped]
+    if not sources:
+        return out
     key = (bundle, json.dumps(overrides, sort_keys=True, default=str))
     if key not in _RESTORERS:
         _RESTORERS[key] = Restorer.from_bundle(bundle, **overrides)
@@ -134,7 +156,6 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
     for message in restorer.failures:
         path, _, reason = message.partition(": ")
         failures[str(Path(path).resolve())] = reason
-    out = []
     for source in sources:
         resolved = str(Path(source).resolve())
         if resolved in by_source:
