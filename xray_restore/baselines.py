@@ -52,8 +52,9 @@ class GaussianLMMSE:
         cov = centred.T @ centred / (x.shape[0] - 1) + shrinkage * torch.eye(n, dtype=torch.float64)
         s = (operator.full_singulars() if exact else operator.singulars()).to(torch.float64).reshape(n)
         system = s[:, None] * cov * s[None, :] + (sigma_y**2 + 1e-12) * torch.eye(n, dtype=torch.float64)
-        # gain G = C̃ S (S C̃ S + σ²I)⁻¹, applied as x̂' = G y'
-        self.gain = torch.linalg.solve(system, (cov * s[None, :]).T).T
+        # x̂' = C̃ S (S C̃ S + σ²I)⁻¹ y': one Cholesky factorisation here, cheap triangular solves per call
+        self.cholesky = torch.linalg.cholesky(system)
+        self.cov_s = cov * s[None, :]
         self.s = s.reshape(1, 1, *x.shape[-2:])
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
@@ -61,5 +62,6 @@ class GaussianLMMSE:
         y64 = y.to(torch.float64)
         residual = self.operator.Ut(y64) - self.s * self.operator.Vt(self.mean)
         b = y.shape[0]
-        z = (residual.reshape(b, -1) @ self.gain.T).reshape(residual.shape)
+        solved = torch.cholesky_solve(residual.reshape(b, -1).T, self.cholesky)
+        z = (self.cov_s @ solved).T.reshape(residual.shape)
         return (self.mean + self.operator.V(z)).to(y.dtype)

@@ -12,6 +12,8 @@ from .operators import GaussianBlur
 __all__ = ["Protocol", "PROTOCOLS", "make_operator", "degrade", "psnr", "ssim"]
 
 Protocol = Literal["case_study", "realistic"]
+TIKHONOV_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+LMMSE_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 PROTOCOLS: dict[str, dict] = {
     # The reference study: thresholded 9-tap operator, float y (the "inverse crime"), σ_y = 5e-6.
     "case_study": {"sigma_y": 5e-6, "quantize_bits": None},
@@ -67,9 +69,6 @@ def ssim(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     )
 
 
-TIKHONOV_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
-LMMSE_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-
 
 def evaluate_prior(
     data: str,
@@ -87,6 +86,8 @@ def evaluate_prior(
     network: torch.nn.Module | None = None,
     out_file: str | None = None,
     baselines: bool = True,
+    lmmse_grid: tuple[float, ...] = LMMSE_GRID,
+    tikhonov_grid: tuple[float, ...] = TIKHONOV_GRID,
 ) -> dict:
     """DDRM with the prior at ``weights`` against blurred / pinv / Tikhonov / LMMSE on one split.
 
@@ -122,10 +123,10 @@ def evaluate_prior(
         record("blurred", y, 0.0)
         if baselines:
             record("pinv", op.pinv(y), 0.0)
-            lam = max(TIKHONOV_GRID, key=lambda v: psnr(tikhonov(op, y, v), x).mean().item())
+            lam = max(tikhonov_grid, key=lambda v: psnr(tikhonov(op, y, v), x).mean().item())
             record("tikhonov", tikhonov(op, y, lam), 0.0, lam=lam)
             exact = protocol == "realistic"
-            estimators = {v: GaussianLMMSE(op, train, v, sigma_y, exact=exact) for v in LMMSE_GRID}
+            estimators = {v: GaussianLMMSE(op, train, v, sigma_y, exact=exact) for v in lmmse_grid}
             shrink = max(estimators, key=lambda v: psnr(estimators[v](y), x).mean().item())
             record("lmmse", estimators[shrink](y), 0.0, shrinkage=shrink)
         for k in samples:

@@ -109,3 +109,32 @@ def test_main_job_runs_on_embedded_default(tmp_path):
     assert metrics["lpips_restored"]["mean"] < metrics["lpips_input"]["mean"]
     for name in ("metrics.csv", "report.html"):
         assert (tmp_path / name).is_file()
+
+
+def run_config(name: str, **overrides) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), meta_file=str(BUNDLE / "configs" /
+                              "metadata.json"), workflow_type="infer", bundle_root=str(BUNDLE), **overrides)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
+    overrides = {"dataset_dir": str(cxr14_cache), "run_dir": str(tmp_path), "train_config#max_steps": 2,
+                 "train_config#val_every": 2, "train_config#checkpoint_every": 2, "train_config#warmup_steps": 0}
+    run_config("train.json", **overrides)
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.pt").is_file()
+    run_config("train.json", **{**overrides, "train_config#max_steps": 4})
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4
+
+
+def test_evaluate_config_runs(cxr14_cache, tmp_path):
+    out = tmp_path / "val.json"
+    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1], protocols=["realistic"],
+               output_file=str(out), lmmse_grid=[0.003])
+    result = json.loads(out.read_text())
+    methods = result["protocols"]["realistic"]["methods"]
+    assert {"blurred", "pinv", "tikhonov", "lmmse", "ddrm_1sample"} <= set(methods)
+    assert result["split"] == "val" and result["n_images"] == 4
