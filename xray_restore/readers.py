@@ -139,13 +139,36 @@ def _modality_values(stored: np.ndarray, ds) -> np.ndarray:
     return values
 
 
-def _dicom_to_unit(path: Path, ds) -> tuple[np.ndarray, dict]:
-    from pydicom.pixels import apply_voi_lut
+def _decode_with_simpleitk(path: Path, ds) -> np.ndarray:
+    """Stored values decoded by SimpleITK (GDCM).
+
+    GDCM hands back MONOCHROME1 data inverted (``2**BitsStored - 1 - stored``) and rescaled by Rescale
+    Slope/Intercept; both are undone here, so the LUT pipeline that follows is the same for both decoders.
+    """
+    import SimpleITK as sitk
 
     try:
-        stored = ds.pixel_array
-    except Exception as e:  # noqa: BLE001 - decoders raise many unrelated types for corrupt data
-        raise InputError(path, f"pixel data cannot be decoded ({type(e).__name__}: {e})") from e
+        array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    except RuntimeError as e:
+        raise InputError(path, f"SimpleITK cannot decode the pixel data ({str(e).strip().splitlines()[-1]})") from e
+    values = array.reshape(int(ds.Rows), int(ds.Columns)).astype(np.float64)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    values = (values - intercept) / slope
+    if str(ds.PhotometricInterpretation).upper() == "MONOCHROME1":
+        values = (2 ** int(ds.BitsStored) - 1) - values
+    return np.rint(values).astype(np.int64)
+
+
+def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:
+    from pydicom.pixels import apply_voi_lut
+
+    if decoder == "simpleitk":
+        stored = _decode_with_simpleitk(path, ds)
+    else:
+        try:
+            stored = ds.pixel_array
+        except Exception as e:  # noqa: BLE001 - decoders raise many unrelated types for corrupt data
+            raise InputError(path, f"pixel data cannot be decoded ({type(e).__name__}: {e})") from e
     if stored.ndim != 2:
         raise InputError(path, f"decoded pixel array has shape {stored.shape}; expected one 2-D frame")
     modality = _modality_values(stored, ds)
@@ -186,6 +209,7 @@ def _dicom_to_unit(path: Path, ds) -> tuple[np.ndarray, dict]:
         "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
         "voi": voi,
         "inverted": invert,
+        "decoder": decoder,
     }
     return unit.astype(np.float32), meta
 
@@ -227,12 +251,18 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
     return (arr / scale).astype(np.float32), meta
 
 
-def read_radiograph(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:
     """Read one DICOM or PNG radiograph as ``(rows, cols)`` float32 in [0, 1] (bright = dense) and its meta.
+
+    ``decoder`` picks who decodes DICOM pixel data: ``"pydicom"`` (pylibjpeg / openjpeg / pyjpegls plugins) or
+    ``"simpleitk"`` (GDCM), e.g. for a transfer syntax only GDCM handles. Headers and the LUT pipeline are the
+    same either way.
 
     Raises:
         InputError: missing, unreadable, non-image, colour, multi-frame, undecodable or oversized input.
     """
+    if decoder not in ("pydicom", "simpleitk"):
+        raise ValueError(f"decoder must be 'pydicom' or 'simpleitk', got {decoder!r}.")
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -243,7 +273,7 @@ def read_radiograph(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     else:
         ds = _read_dicom_dataset(path)
         _check_dicom_image(path, ds)
-        image, meta = _dicom_to_unit(path, ds)
+        image, meta = _dicom_to_unit(path, ds, decoder)
     meta["filename_or_obj"] = str(path)
     return image, meta
 
@@ -255,6 +285,12 @@ class RadiographReader(ImageReader):
     DICOM LUT pipeline); the meta carries the fields a derived DICOM needs, plus ``spatial_shape``,
     ``original_channel_dim = "no_channel"`` and an identity-orientation affine scaled by the pixel spacing.
     """
+
+    def __init__(self, decoder: str = "pydicom") -> None:
+        super().__init__()
+        if decoder not in ("pydicom", "simpleitk"):
+            raise ValueError(f"decoder must be 'pydicom' or 'simpleitk', got {decoder!r}.")
+        self.decoder = decoder
 
     def verify_suffix(self, filename: Sequence[str] | str) -> bool:
         return all(Path(f).suffix.lower() in PNG_SUFFIXES + DICOM_SUFFIXES for f in ensure_tuple(filename))
@@ -268,7 +304,7 @@ class RadiographReader(ImageReader):
         paths = img if isinstance(img, list) else [img]
         if len(paths) != 1:
             raise ValueError(f"RadiographReader loads one radiograph at a time, got {len(paths)}.")
-        array, meta = read_radiograph(paths[0])
+        array, meta = read_radiograph(paths[0], self.decoder)
         meta = dict(meta)
         row_mm, col_mm = meta["pixel_spacing"]
         meta["spatial_shape"] = np.asarray(array.shape)

@@ -176,6 +176,7 @@ class ToStoredValuesd(MapTransform):
             bits = int(min(max(int(meta.get("bits_stored", self.default_bits)), 8), 16))
             d[key] = ToStoredValues(bits)(d[key])
             d[f"{key}_bits_stored"] = bits
+            d[f"{key}_note"] = "restored at 64x64 and resampled (bilinear) to the source grid"
         return d
 
 
