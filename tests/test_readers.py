@@ -161,5 +161,6 @@ def test_simpleitk_decoder_agrees_with_pydicom(name):
     a, _ = read_radiograph(DICOM_DIR / name)
     b, meta = read_radiograph(DICOM_DIR / name, decoder="simpleitk")
     assert meta["decoder"] == "simpleitk"
-    tolerance = 1 / 255 + 1e-6 if entry["transfer_syntax"].startswith("JPEG Baseline") else 1e-6
+    # one stored level through a window slightly narrower than 256 (Issue44: WW 255.1) is 1/254.1
+    tolerance = 1 / 250 if entry["transfer_syntax"].startswith("JPEG Baseline") else 1e-6
     assert np.abs(a - b).max() <= tolerance
