@@ -133,7 +133,7 @@ def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
 def test_evaluate_config_runs(cxr14_cache, tmp_path):
     out = tmp_path / "val.json"
     run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1], protocols=["realistic"],
-               output_file=str(out), lmmse_grid=[0.003])
+               output_file_realistic=str(out), lmmse_grid=[0.003])
     result = json.loads(out.read_text())
     methods = result["protocols"]["realistic"]["methods"]
     assert {"blurred", "pinv", "tikhonov", "lmmse", "ddrm_1sample"} <= set(methods)
