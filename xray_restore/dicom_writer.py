@@ -102,7 +102,18 @@ def _sanitized_reference(ds):
 
 
 def _secondary_capture(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, equipment):
-    """highdicom ``SCImage.from_ref_dataset`` with our fixed choices (MONOCHROME2, Explicit VR LE)."""
+    """highdicom ``SCImage.from_ref_dataset`` with our fixed choices (MONOCHROME2, Explicit VR LE).
+
+    highdicom warns about unusual person names *quoting them*; those warnings are silenced so that no patient or
+    physician name reaches the logs."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+        return _from_ref(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, equipment)
+
+
+def _from_ref(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, equipment):
     return hd.sc.SCImage.from_ref_dataset(
         ref_dataset=ds,
         pixel_array=_to_pixels(image, bits),
