@@ -99,6 +99,18 @@ def _cmd_build_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """Options shared by the training commands (resumable runs on the ChestX-ray14 cache)."""
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--out", default=out_default)
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xray-restore", description="DDRM deblurring of chest radiographs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,26 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(func=_cmd_batch)
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
-    train.add_argument("--data", default=DEFAULT_DATA)
-    train.add_argument("--out", default="runs/prior")
-    train.add_argument("--steps", type=int, default=20000)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=3e-4)
-    train.add_argument("--threads", type=int, default=2)
-    train.add_argument("--fp32", action="store_true")
-    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    _add_training_arguments(train, "runs/prior")
     train.set_defaults(func=_cmd_train_prior)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
     cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine")
-    cond.add_argument("--data", default=DEFAULT_DATA)
-    cond.add_argument("--out", default="runs/conditional")
-    cond.add_argument("--steps", type=int, default=20000)
-    cond.add_argument("--batch-size", type=int, default=32)
-    cond.add_argument("--lr", type=float, default=3e-4)
-    cond.add_argument("--threads", type=int, default=2)
-    cond.add_argument("--fp32", action="store_true")
-    cond.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 
     ev = sub.add_parser("evaluate", help="DDRM vs linear baselines on a split of the cache")

@@ -21,6 +21,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from .errors import InputError
+from .readers import read_radiograph
 from .transforms import apply_chain, load_chain
 
 __all__ = ["Restoration", "Restorer", "restore"]
@@ -147,8 +148,6 @@ class Restorer:
                 back_s = self.backward(grid_s)
                 std_grid = back_s["pred"][0].float().numpy() / (2 ** back_s["pred_bits_stored"] - 1)
             source = image.meta["filename_or_obj"]
-            from .readers import read_radiograph
-
             original, meta = read_radiograph(source)
             outputs = self._write(source, meta, restored, std_grid, output_dir) if output_dir else []
             results.append(Restoration(source, original, restored.astype(np.float32), std_grid,
