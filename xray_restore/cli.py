@@ -68,7 +68,8 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .training import TrainConfig
 
     config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
-    train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads)
+    train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads,
+                init_weights=args.init_weights, init_step=args.init_step)
     return 0
 
 
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     _add_training_arguments(train, "runs/prior")
+    train.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. the bundle's model.pt)")
+    train.add_argument("--init-step", type=int, default=0, help="step count of the run that made --init-weights")
     train.set_defaults(func=_cmd_train_prior)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")

@@ -5,6 +5,8 @@
 - **Predict-and-refine** (Whang et al., CVPR 2022): a deterministic predictor ``g(y)`` plus a small ε-model that
   diffuses the residual ``x − g(y)`` conditioned on ``g(y)``; both trained jointly
   (``‖g(y) − x‖² + ε-MSE``). The mean of K samples is the distortion-optimised output; their std the uncertainty.
+  Our predictor sees the blur through the operator: ``g(y) = w + UNet(w)`` with ``w`` a fixed Tikhonov
+  deconvolution of ``y`` (:class:`TikhonovFrontEnd`), so the network learns a correction, not the inverse filter.
 
 Pairs are made on the fly from clean images in [-1, 1]: ``y = Q₈(H x + σ_y n)`` with ``σ_y ~ U[0, σ_max]``
 per image (in [0, 1] units), so one model serves noisy and noiseless inputs.
@@ -24,6 +26,7 @@ from .operators import SVDOperator
 
 __all__ = [
     "blur_condition",
+    "TikhonovFrontEnd",
     "PredictAndRefine",
     "predict_and_refine_loss",
     "ConditionalSampler",
@@ -49,18 +52,49 @@ def blur_condition(
     return condition
 
 
-class PredictAndRefine(nn.Module):
-    """``g(y)`` (a time-free UNet: it is called with t = 0) plus a residual ε-model on ``[r_t, g(y)]``."""
+class TikhonovFrontEnd(nn.Module):
+    """Fixed Tikhonov deconvolution ``V diag(s/(s²+λ)) Uᵀ`` of the operator, on [-1, 1] images ``(B, 1, N, N)``.
 
-    def __init__(self, predictor: DiffusionModelUNet, denoiser: DiffusionModelUNet) -> None:
+    Always computed in float32 (never under bf16 autocast: 8-bit measurements times gains up to ``1/(2√λ)``
+    need the precision). The gains are a buffer, so saved weights record the filter they were trained with.
+    """
+
+    def __init__(self, operator: SVDOperator, lam: float = 1e-2) -> None:
+        super().__init__()
+        if not lam > 0:
+            raise ValueError(f"lam must be > 0, got {lam}.")
+        self.operator = operator
+        self.lam = float(lam)
+        s = operator.full_singulars().float()
+        self.register_buffer("gain", s / (s**2 + lam))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(y.device.type, enabled=False):
+            y01 = (y.float() + 1) / 2
+            return 2 * self.operator.V(self.gain * self.operator.Ut(y01)) - 1
+
+
+class PredictAndRefine(nn.Module):
+    """``g(y)`` (a time-free UNet: it is called with t = 0) plus a residual ε-model on ``[r_t, g(y)]``.
+
+    Args:
+        predictor: 1-channel UNet of the initial predictor, used as a residual ``w + predictor(w)``.
+        denoiser: 2-channel ε-UNet of the residual ``x − g(y)``, conditioned on ``g(y)``.
+        front_end: optional fixed map ``y → w`` (e.g. :class:`TikhonovFrontEnd`); identity if None.
+    """
+
+    def __init__(self, predictor: DiffusionModelUNet, denoiser: DiffusionModelUNet,
+                 front_end: nn.Module | None = None) -> None:
         super().__init__()
         self.predictor = predictor
         self.denoiser = denoiser
+        self.front_end = front_end
 
     def predict(self, y: torch.Tensor) -> torch.Tensor:
-        """Deterministic estimate ``g(y)`` in [-1, 1] space (residual connection on y)."""
+        """Deterministic estimate ``g(y)`` in [-1, 1] space: ``w + predictor(w)``, ``w = front_end(y)``."""
+        w = self.front_end(y) if self.front_end is not None else y
         t = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-        return y + self.predictor(y, t)
+        return w + self.predictor(w, t)
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """The residual ε-model on ``x = [r_t, g(y)]`` (2 channels), so it plugs into the concat sampler."""
@@ -128,15 +162,26 @@ class ConditionalSampler:
         return mean, std
 
 
-def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64, 64)) -> nn.Module:
-    """The baseline networks: ``"sr3"`` (one 2-channel ε-UNet) or ``"predict_refine"`` (predictor + denoiser)."""
+def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64, 64),
+                      operator: SVDOperator | None = None, front_end_lam: float | None = 1e-2) -> nn.Module:
+    """The baseline networks: ``"sr3"`` (one 2-channel ε-UNet) or ``"predict_refine"`` (predictor + denoiser).
+
+    ``predict_refine`` puts a :class:`TikhonovFrontEnd` of ``operator`` (default :class:`GaussianBlur`) with
+    ``front_end_lam`` before the predictor (``None``: the predictor sees y itself).
+    """
     common = {"spatial_dims": 2, "out_channels": 1, "channels": channels,
               "attention_levels": (False,) * (len(channels) - 1) + (True,), "num_res_blocks": 1,
               "num_head_channels": channels[-1]}
     if variant == "sr3":
         return DiffusionModelUNet(in_channels=2, **common)
     if variant == "predict_refine":
-        return PredictAndRefine(DiffusionModelUNet(in_channels=1, **common), DiffusionModelUNet(in_channels=2, **common))
+        front_end = None
+        if front_end_lam is not None:
+            from .operators import GaussianBlur
+
+            front_end = TikhonovFrontEnd(operator if operator is not None else GaussianBlur(), front_end_lam)
+        return PredictAndRefine(DiffusionModelUNet(in_channels=1, **common), DiffusionModelUNet(in_channels=2, **common),
+                                front_end)
     raise ValueError(f"variant must be 'sr3' or 'predict_refine', got {variant!r}.")
 
 
@@ -171,7 +216,7 @@ def train_conditional(
     operator = operator or GaussianBlur()
     condition = blur_condition(operator, sigma_y_max)
     torch.manual_seed(config.seed)
-    model = network if network is not None else build_conditional(variant)
+    model = network if network is not None else build_conditional(variant, operator=operator)
     loss_fn = epsilon_loss(scheduler, condition) if variant == "sr3" else predict_and_refine_loss(scheduler, condition)
 
     @torch.inference_mode()

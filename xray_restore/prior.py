@@ -24,13 +24,16 @@ def train_prior(
     num_threads: int | None = None,
     progress: bool = True,
     val_limit: int | None = None,
+    init_weights: str | os.PathLike | None = None,
+    init_step: int = 0,
 ) -> Trainer:
     """Train (or resume) the DDPM prior on the ``train`` split of a ChestX-ray14 cache.
 
     Validation is the EMA model's ε-MSE on the ``val`` split at fixed timesteps and noise; the best
     EMA weights go to ``out_dir/model.pt``. ``network`` defaults to :func:`build_prior_unet` (the shipped
     architecture). ``data`` may be any cache in the ``cxr14_64.npz`` layout, e.g. one built from the full
-    ChestX-ray14 release.
+    ChestX-ray14 release. ``init_weights`` (with ``init_step``, the step count that made them) warm-starts a new
+    run from saved weights, e.g. the bundle's ``models/model.pt``, when ``out_dir`` has no checkpoint yet.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -50,8 +53,9 @@ def train_prior(
         config,
         val_fn=lambda ema: fixed_epsilon_loss(ema, scheduler, val, autocast=config.autocast),
     )
-    if resume:
-        trainer.maybe_resume(reset_ema=reset_ema)
+    resumed = trainer.maybe_resume(reset_ema=reset_ema) if resume else False
+    if not resumed and init_weights is not None:
+        trainer.warm_start(init_weights, step=init_step)
     trainer.fit(progress=progress)
     return trainer
 

@@ -164,6 +164,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.warm_step = 0  # step at which this run's learning-rate warm-up began (non-zero after warm_start)
         self.best_val = math.inf
 
     # ----------------------------------------------------------------------------------------- state
@@ -178,6 +179,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "best_val": self.best_val,
+            "warm_step": self.warm_step,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": dataclasses.asdict(self.config),
@@ -189,6 +191,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
+        self.warm_step = int(state.get("warm_step", 0))
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
 
@@ -209,10 +212,25 @@ class Trainer:
             self.best_val = math.inf
         return True
 
+    def warm_start(self, weights: str | os.PathLike, step: int = 0) -> None:
+        """Start a new run from saved weights (e.g. a shipped EMA ``model.pt``): model and EMA both take them.
+
+        The optimizer starts fresh (with warm-up); ``step`` continues the step count of the run that made them.
+        Only for a run with no checkpoint yet: resuming a checkpoint restores far more state.
+        """
+        if self.checkpoint_path.is_file():
+            raise RuntimeError(f"{self.checkpoint_path} exists: resume it instead of warm-starting.")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state)
+        self.ema = make_ema(self.model, self.config.ema_decay)
+        self.step = int(step)
+        self.warm_step = int(step)
+
     # ------------------------------------------------------------------------------------------ loop
     def _lr(self, step: int) -> float:
         warm = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / warm) if warm > 0 else self.config.lr
+        since = step - self.warm_step
+        return self.config.lr * min(1.0, (since + 1) / warm) if warm > 0 else self.config.lr
 
     def _log(self, row: dict) -> None:
         path = self.out_dir / "log.csv"
