@@ -72,3 +72,43 @@ def test_condition_is_blurred_quantised_and_in_range():
 def test_unknown_variant():
     with pytest.raises(ValueError, match="variant"):
         build_conditional("gan")
+
+
+def test_residual_is_diffused_at_unit_scale_and_restored_by_the_sampler(cxr14_cache):
+    """With an oracle ε for the residual (x − g(y)) / residual_std, DDIM must return x exactly: checks both scalings."""
+    from xray_restore.conditional import PredictAndRefine, TikhonovFrontEnd
+    from xray_restore.networks import build_scheduler
+
+    net = tiny("predict_refine")
+    x = torch.from_numpy(load_cxr14_cache(cxr14_cache, "val")["images"][:2, 16:48, 16:48]).float()[:, None] / 255
+    y = GaussianBlur(size=32).H(x)
+    abar = build_scheduler().alphas_cumprod
+
+    class OracleResidual(torch.nn.Module):
+        def forward(self, inputs, timesteps, context=None):
+            a = abar[timesteps].view(-1, 1, 1, 1)
+            return (inputs[:, :1] - a.sqrt() * self.r0) / (1 - a).sqrt()
+
+    oracle = OracleResidual()
+    model = PredictAndRefine(net.predictor, oracle, TikhonovFrontEnd(GaussianBlur(size=32)), residual_std=0.05)
+    assert model.state_dict()["residual_std"] == pytest.approx(0.05)
+    with torch.inference_mode():
+        oracle.r0 = ((2 * x - 1) - model.predict(2 * y - 1)) / 0.05
+    mean, _ = ConditionalSampler(model, num_steps=10, eta=0.0).sample(y, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(mean, x, atol=1e-3)
+    with pytest.raises(ValueError, match="residual_std"):
+        PredictAndRefine(net.predictor, net.denoiser, residual_std=0.0)
+
+
+def test_tikhonov_front_end_is_float32_under_autocast():
+    from xray_restore.conditional import TikhonovFrontEnd
+
+    op = GaussianBlur(size=32)
+    front = TikhonovFrontEnd(op, lam=1e-2)
+    y = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        w = front(y)
+    assert w.dtype == torch.float32
+    s = op.full_singulars().double()
+    expected = 2 * op.V((s / (s**2 + 1e-2)) * op.Ut((y.double() + 1) / 2)) - 1
+    assert torch.allclose(w.double(), expected, atol=1e-5)

@@ -51,3 +51,23 @@ def test_resume_reproduces_uninterrupted_run(cxr14_cache, tmp_path):
         assert torch.allclose(p, q, atol=1e-6)
     for p, q in zip(straight.ema.parameters(), resumed.ema.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_warm_start_from_saved_weights_continues_the_step_count(cxr14_cache, tmp_path):
+    images = to_model_space(load_cxr14_cache(cxr14_cache, "train")["images"][:32, 16:48, 16:48])
+    source = make_trainer(images, tmp_path / "a", max_steps=6, val_every=6, checkpoint_every=6)
+    source.fit(progress=False)
+    warm = make_trainer(images, tmp_path / "b", max_steps=10, val_every=2, checkpoint_every=2, warmup_steps=4)
+    warm.warm_start(tmp_path / "a" / "model.pt", step=6)
+    assert warm.step == 6 and warm._lr(6) == warm.config.lr / 4  # the warm-up restarts at the new run's start
+    for p, q in zip(source.ema.module.parameters(), warm.model.parameters()):
+        assert torch.equal(p, q)
+    warm.fit(progress=False)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 10 and state["warm_step"] == 6
+    try:
+        warm.warm_start(tmp_path / "a" / "model.pt")
+    except RuntimeError as e:
+        assert "checkpoint.pt" in str(e)
+    else:
+        raise AssertionError("warm_start over an existing checkpoint must refuse")

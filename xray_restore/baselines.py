@@ -5,11 +5,12 @@ All images are ``(B, 1, N, N)`` in [0, 1] intensity units; σ_y is in the same u
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .operators import SeparableSVDOperator
+from .operators import GaussianBlur, SeparableSVDOperator
 
-__all__ = ["tikhonov", "GaussianLMMSE"]
+__all__ = ["tikhonov", "GaussianLMMSE", "richardson_lucy", "richardson_lucy_skimage"]
 
 
 def tikhonov(operator: SeparableSVDOperator, y: torch.Tensor, lam: float, exact: bool = True) -> torch.Tensor:
@@ -65,3 +66,39 @@ class GaussianLMMSE:
         solved = torch.cholesky_solve(residual.reshape(b, -1).T, self.cholesky)
         z = (self.cov_s @ solved).T.reshape(residual.shape)
         return (self.mean + self.operator.V(z)).to(y.dtype)
+
+
+def richardson_lucy(operator: SeparableSVDOperator, y: torch.Tensor, num_iter: int, eps: float = 1e-12
+                    ) -> torch.Tensor:
+    """Richardson-Lucy for the operator itself: ``x ← x · Hᵀ(y / Hx) / Hᵀ1``, from a flat start, batched.
+
+    The ``Hᵀ1`` normalisation is what a zero-padded blur needs at the borders (scikit-image's version assumes
+    ``Hᵀ1 = 1`` and diverges there, see :func:`richardson_lucy_skimage`). ``y`` ``(B, 1, N, N)`` in [0, 1].
+    """
+    if num_iter < 1:
+        raise ValueError(f"num_iter must be >= 1, got {num_iter}.")
+    y64 = y.to(torch.float64).clamp(min=0)
+    norm = operator.Ht(torch.ones_like(y64[:1])).clamp(min=eps)
+    x = torch.full_like(y64, 0.5)
+    for _ in range(num_iter):
+        x = x * operator.Ht(y64 / operator.H(x).clamp(min=eps)) / norm
+    return x.clamp(0, 1).to(y.dtype)
+
+
+def richardson_lucy_skimage(operator: GaussianBlur, y: torch.Tensor, num_iter: int) -> torch.Tensor:
+    """scikit-image's Richardson-Lucy with the operator's 2-D kernel, per image (its own boundary handling).
+
+    ``y`` ``(B, 1, N, N)`` in [0, 1] (negative values are clipped: RL assumes non-negative data).
+    Needs scikit-image (``pip install 'xray_restore[bench]'``).
+    """
+    if num_iter < 1:
+        raise ValueError(f"num_iter must be >= 1, got {num_iter}.")
+    try:
+        from skimage.restoration import richardson_lucy as skimage_rl
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError("richardson_lucy needs scikit-image: pip install 'xray_restore[bench]'") from e
+    kernel = operator.kernel.to(torch.float64)
+    psf = torch.outer(kernel, kernel).numpy()
+    images = y.detach().to(torch.float64).clamp(0, 1).cpu().numpy()
+    out = [skimage_rl(image[0], psf, num_iter=num_iter, clip=True) for image in images]
+    return torch.from_numpy(np.stack(out))[:, None].to(y.dtype)

@@ -79,7 +79,7 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
 
     config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
     train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
-                      num_threads=args.threads)
+                      num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step)
     return 0
 
 
@@ -110,6 +110,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. a bundle's model.pt)")
+    parser.add_argument("--init-step", type=int, default=0, help="step count of the run that made --init-weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,8 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     _add_training_arguments(train, "runs/prior")
-    train.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. the bundle's model.pt)")
-    train.add_argument("--init-step", type=int, default=0, help="step count of the run that made --init-weights")
     train.set_defaults(func=_cmd_train_prior)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from monai.inferers import DiffusionInferer
+from monai.data import MetaTensor
+from monai.inferers import DiffusionInferer, Inferer
+from monai.utils import convert_to_dst_type
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, Scheduler
 from torch import nn
@@ -30,6 +32,7 @@ __all__ = [
     "PredictAndRefine",
     "predict_and_refine_loss",
     "ConditionalSampler",
+    "ConditionalInferer",
     "build_conditional",
     "train_conditional",
 ]
@@ -81,14 +84,20 @@ class PredictAndRefine(nn.Module):
         predictor: 1-channel UNet of the initial predictor, used as a residual ``w + predictor(w)``.
         denoiser: 2-channel ε-UNet of the residual ``x − g(y)``, conditioned on ``g(y)``.
         front_end: optional fixed map ``y → w`` (e.g. :class:`TikhonovFrontEnd`); identity if None.
+        residual_std: scale of the residual in [-1, 1] units (≈ the predictor's RMSE); the diffusion runs on
+            ``(x − g(y)) / residual_std`` so a standard unit-variance schedule fits it.
     """
 
     def __init__(self, predictor: DiffusionModelUNet, denoiser: DiffusionModelUNet,
-                 front_end: nn.Module | None = None) -> None:
+                 front_end: nn.Module | None = None, residual_std: float = 1.0) -> None:
         super().__init__()
+        if not residual_std > 0:
+            raise ValueError(f"residual_std must be > 0, got {residual_std}.")
         self.predictor = predictor
         self.denoiser = denoiser
         self.front_end = front_end
+        # the residual x − g(y) is divided by this before diffusion, so the ε-model sees roughly unit variance
+        self.register_buffer("residual_std", torch.tensor(float(residual_std)))
 
     def predict(self, y: torch.Tensor) -> torch.Tensor:
         """Deterministic estimate ``g(y)`` in [-1, 1] space: ``w + predictor(w)``, ``w = front_end(y)``."""
@@ -110,7 +119,7 @@ def predict_and_refine_loss(
     def loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         y = condition_fn(x, generator)
         prediction = model.predict(y)
-        residual = (x - prediction).detach()
+        residual = (x - prediction).detach() / model.residual_std
         noise = torch.randn(x.shape, generator=generator)
         t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator)
         eps = inferer(inputs=residual, diffusion_model=model, noise=noise, timesteps=t,
@@ -156,18 +165,45 @@ class ConditionalSampler:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
                 eps = self.network(torch.cat([x, condition], dim=1), timesteps).float()
             x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=generator)
-        images = ((base + x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
+        scale = self.network.residual_std if refine else 1.0
+        images = ((base + scale * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if num_samples > 1 else torch.zeros_like(mean)
         return mean, std
 
 
+class ConditionalInferer(Inferer):
+    """MONAI ``Inferer`` over a conditional baseline: ``inferer(inputs=y, network=model)`` → mean of K samples.
+
+    ``y`` ``(B, 1, N, N)`` in [0, 1] → ``(B, 1, N, N)`` in [0, 1]; a ``MetaTensor`` in gives a ``MetaTensor`` out (so
+    ``Invertd`` / ``SaveImaged`` work in a bundle). ``seed`` makes runs reproducible.
+    """
+
+    def __init__(self, num_steps: int = 20, eta: float = 1.0, num_samples: int = 8, autocast: bool = False,
+                 seed: int | None = None) -> None:
+        super().__init__()
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
+        self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]
+        sampler = ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast)
+        y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        mean, _ = sampler.sample(y, num_samples=self.num_samples, generator=self._generator)
+        if isinstance(inputs, MetaTensor):
+            mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]
+        return mean
+
+
 def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64, 64),
-                      operator: SVDOperator | None = None, front_end_lam: float | None = 1e-2) -> nn.Module:
+                      operator: SVDOperator | None = None, front_end_lam: float | None = 1e-2,
+                      residual_std: float = 0.05) -> nn.Module:
     """The baseline networks: ``"sr3"`` (one 2-channel ε-UNet) or ``"predict_refine"`` (predictor + denoiser).
 
     ``predict_refine`` puts a :class:`TikhonovFrontEnd` of ``operator`` (default :class:`GaussianBlur`) with
-    ``front_end_lam`` before the predictor (``None``: the predictor sees y itself).
+    ``front_end_lam`` before the predictor (``None``: the predictor sees y itself); ``residual_std`` (in [-1, 1]
+    units, ≈ the predictor's RMSE at σ_y = 0.01) normalises the diffused residual.
     """
     common = {"spatial_dims": 2, "out_channels": 1, "channels": channels,
               "attention_levels": (False,) * (len(channels) - 1) + (True,), "num_res_blocks": 1,
@@ -181,7 +217,7 @@ def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64,
 
             front_end = TikhonovFrontEnd(operator if operator is not None else GaussianBlur(), front_end_lam)
         return PredictAndRefine(DiffusionModelUNet(in_channels=1, **common), DiffusionModelUNet(in_channels=2, **common),
-                                front_end)
+                                front_end, residual_std)
     raise ValueError(f"variant must be 'sr3' or 'predict_refine', got {variant!r}.")
 
 
@@ -197,8 +233,12 @@ def train_conditional(
     num_threads: int | None = None,
     progress: bool = True,
     val_limit: int | None = None,
+    init_weights: str | None = None,
+    init_step: int = 0,
 ):
     """Train (or resume) a conditional baseline on the ``train`` split only; validate on ``val`` pairs.
+
+    ``init_weights`` warm-starts a new run (no checkpoint in ``out_dir`` yet), as for the prior.
 
     Returns the :class:`~xray_restore.training.Trainer` (``trainer.splits_used`` records the splits read).
     """
@@ -226,7 +266,8 @@ def train_conditional(
 
     trainer = Trainer(model, loss_fn, train, out_dir, config, val_fn=val_fn)
     trainer.splits_used = {"train": "train", "validation": "val"}
-    if resume:
-        trainer.maybe_resume()
+    resumed = trainer.maybe_resume() if resume else False
+    if not resumed and init_weights is not None:
+        trainer.warm_start(init_weights, step=init_step)
     trainer.fit(progress=progress)
     return trainer
