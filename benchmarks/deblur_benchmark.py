@@ -153,11 +153,11 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
 
     cond = models["conditional"]
     for k in (1, args.samples):
-        sampler = ConditionalSampler(cond, num_steps=args.cond_steps, eta=args.cond_eta, autocast=not args.fp32)
+        sampler = ConditionalSampler(cond, autocast=not args.fp32, **models["conditional_settings"])
         g = torch.Generator().manual_seed(args.seed + 3)
         record("conditional_1sample" if k == 1 else f"conditional_mean{k}",
                lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y, args.batch_size),
-               num_samples=k, num_steps=args.cond_steps, note="predict-and-refine, trained on the realistic blur")
+               num_samples=k, **models["conditional_settings"], note="predict-and-refine, trained on the realistic blur")
 
     floor = unet_floor(unet, args.batch_size, args.steps, autocast=not args.fp32)
     ddrm = rows["ddrm_1sample"]["seconds"] / x.shape[0]
@@ -289,8 +289,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=8, help="K of the mean-of-K rows")
     parser.add_argument("--steps", type=int, default=20, help="DDRM steps (NFE per sample)")
     parser.add_argument("--eta", type=float, help="DDRM η (default: the bundle's per-protocol value)")
-    parser.add_argument("--cond-steps", type=int, default=20, help="conditional sampler steps")
-    parser.add_argument("--cond-eta", type=float, default=1.0)
+    parser.add_argument("--cond-steps", type=int, default=None, help="conditional sampler steps (default: bundle's)")
+    parser.add_argument("--cond-eta", type=float, default=None, help="default: the conditional bundle's")
+    parser.add_argument("--cond-temperature", type=float, default=None, help="default: the conditional bundle's")
     parser.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP_SIGMAS), help="σ_y values (none: skip)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -311,8 +312,13 @@ def main(argv: list[str] | None = None) -> dict:
     data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("train", "val", "test")}
     data["test"], data["val"] = data["test"][: args.limit], data["val"][: args.limit]
     scheduler = build_scheduler()
+    bundle = json.loads((ROOT / "bundles/xray_conditional/configs/inference.json").read_text())
+    settings = {"num_steps": args.cond_steps or bundle["num_steps"],
+                "eta": bundle["eta"] if args.cond_eta is None else args.cond_eta,
+                "temperature": bundle["temperature"] if args.cond_temperature is None else args.cond_temperature}
     models = {"prior": load_weights(build_prior_unet(), args.prior_weights), "scheduler": scheduler,
-              "conditional": load_weights(build_conditional("predict_refine"), args.conditional_weights)}
+              "conditional": load_weights(build_conditional("predict_refine"), args.conditional_weights),
+              "conditional_settings": settings}
     protocols = ("case_study", "realistic")
     bar = tqdm(total=11 * len(protocols) + len(args.sweep), desc="benchmark", dynamic_ncols=True)
     results: dict = {"n_test": int(data["test"].shape[0]), "n_val_for_tuning": int(data["val"].shape[0]),

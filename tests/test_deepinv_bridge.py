@@ -11,8 +11,6 @@ from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.networks import build_scheduler
 from xray_restore.operators import GaussianBlur
 
-pytest.importorskip("deepinv", reason="deepinv is the optional 'bench' extra (installed by the test extra)")
-
 
 class OracleEpsilon(torch.nn.Module):
     """The exact ε of x_t for a known clean batch x0 in [-1, 1]: a perfect denoiser, to check the conventions."""

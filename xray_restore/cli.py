@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import InputError
 
 DEFAULT_BUNDLE = "bundles/xray_ddrm"
+CONDITIONAL_BUNDLE = "bundles/xray_conditional"
 DEFAULT_DATA = "../shared/data/cxr14_64.npz"
 
 
@@ -84,10 +85,15 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_prior, format_results
+    from .evaluation import evaluate_conditional, evaluate_prior, format_results
 
-    results = evaluate_prior(args.data, args.weights, split=args.split, limit=args.limit,
-                             samples=tuple(args.samples), out_file=args.out)
+    if args.model == "conditional":
+        results = evaluate_conditional(args.data, args.weights or f"{CONDITIONAL_BUNDLE}/models/model.pt",
+                                       split=args.split, limit=args.limit, samples=tuple(args.samples),
+                                       out_file=args.out)
+    else:
+        results = evaluate_prior(args.data, args.weights or f"{DEFAULT_BUNDLE}/models/model.pt", split=args.split,
+                                 limit=args.limit, samples=tuple(args.samples), out_file=args.out)
     print(format_results(results))
     return 0
 
@@ -165,9 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 
-    ev = sub.add_parser("evaluate", help="DDRM vs linear baselines on a split of the cache")
+    ev = sub.add_parser("evaluate", help="DDRM (or the conditional baseline) vs linear baselines on a split")
+    ev.add_argument("--model", choices=["prior", "conditional"], default="prior",
+                    help="prior: DDRM with the xray_ddrm bundle; conditional: the xray_conditional bundle")
     ev.add_argument("--data", default=DEFAULT_DATA)
-    ev.add_argument("--weights", default=f"{DEFAULT_BUNDLE}/models/model.pt")
+    ev.add_argument("--weights", help="default: the chosen bundle's models/model.pt")
     ev.add_argument("--split", default="val", choices=["val", "test"])
     ev.add_argument("--limit", type=int)
     ev.add_argument("--samples", type=int, nargs="+", default=[1, 8])

@@ -189,6 +189,7 @@ def evaluate_conditional(
     limit: int | None = None,
     num_steps: int = 20,
     eta: float = 1.0,
+    temperature: float = 1.0,
     batch_size: int = 16,
     seed: int = 0,
     autocast: bool = True,
@@ -210,7 +211,8 @@ def evaluate_conditional(
         if isinstance(model, PredictAndRefine):
             methods["predictor"] = lambda y, g: ((model.predict(2 * y - 1) + 1) / 2).clamp(0, 1)
         for k in samples:
-            sampler = ConditionalSampler(model, num_steps=num_steps, eta=eta, autocast=autocast)
+            sampler = ConditionalSampler(model, num_steps=num_steps, eta=eta, autocast=autocast,
+                                         temperature=temperature)
             methods["conditional_1sample" if k == 1 else f"conditional_mean{k}"] = (
                 lambda y, g, sampler=sampler, k=k: sampler.sample(y, num_samples=k, generator=g)[0])
         return methods
@@ -218,7 +220,8 @@ def evaluate_conditional(
     with torch.inference_mode():
         results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                    batch_size=batch_size, seed=seed, baselines=baselines, out_file=None,
-                                   settings={"num_steps": num_steps, "eta": eta, "bf16": autocast})
+                                   settings={"num_steps": num_steps, "eta": eta, "temperature": temperature,
+                                             "bf16": autocast})
     results["weights"] = str(weights)
     return _write(results, out_file)
 

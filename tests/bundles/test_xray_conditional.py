@@ -1,0 +1,96 @@
+"""The conditional-baseline bundle: metadata, shipped weights, and real runs of its three configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow, verify_metadata
+from PIL import Image
+
+from xray_restore.conditional import PredictAndRefine, build_conditional
+from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.evaluation import degrade, psnr
+from xray_restore.networks import load_weights
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "xray_conditional"
+
+
+def run_config(name: str, **overrides) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), meta_file=str(BUNDLE / "configs" /
+                              "metadata.json"), workflow_type="infer", bundle_root=str(BUNDLE), **overrides)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def test_metadata_and_layout():
+    verify_metadata(meta_file=str(BUNDLE / "configs" / "metadata.json"), filepath=str(BUNDLE / "eval" / "schema.json"))
+    for rel in ("configs/inference.json", "configs/train.json", "configs/evaluate.json", "models/model.pt",
+                "docs/README.md", "LICENSE"):
+        assert (BUNDLE / rel).is_file(), rel
+
+
+def test_shipped_weights_load_with_weights_only_into_the_config_network():
+    state = torch.load(BUNDLE / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    config = json.loads((BUNDLE / "configs" / "inference.json").read_text())["network_def"]
+    net = load_weights(build_conditional(config["variant"], channels=tuple(config["channels"]),
+                                         front_end_lam=config["front_end_lam"], residual_std=config["residual_std"]),
+                       BUNDLE / "models" / "model.pt")
+    assert isinstance(net, PredictAndRefine) and float(net.residual_std) == config["residual_std"]
+
+
+@pytest.fixture(scope="module")
+def blurred_val_images(cxr14_cache, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("blurred")
+    x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"][:4])
+    y = degrade(x, "realistic", torch.Generator().manual_seed(0))
+    for i in range(x.shape[0]):
+        Image.fromarray((y[i, 0].numpy() * 255).round().astype(np.uint8)).save(folder / f"val_{i}.png")
+    return folder, x, y
+
+
+def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path):
+    folder, x, y = blurred_val_images
+    run_config("inference.json", input_dir=str(folder), output_dir=str(tmp_path))
+    outputs = sorted(tmp_path.glob("*_conditional.png"))
+    assert [p.name for p in outputs] == [f"val_{i}_conditional.png" for i in range(4)]
+    restored = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255)[None] for p in outputs])
+    assert restored.shape == x.shape
+    assert psnr(restored, x).mean() > psnr(y, x).mean() + 4.0
+
+
+def test_inference_runs_as_a_monai_bundle_command(tmp_path):
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLE / "configs" / "inference.json"),
+           "--bundle_root", str(BUNDLE), "--output_dir", str(tmp_path), "--num_samples", "2"]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
+    assert len(list(tmp_path.glob("*_conditional.png"))) == len(list((BUNDLE / "samples" / "blurred").glob("*.png")))
+
+
+def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
+    overrides = {"dataset_dir": str(cxr14_cache), "run_dir": str(tmp_path), "train_config#max_steps": 2,
+                 "train_config#val_every": 2, "train_config#checkpoint_every": 2, "train_config#warmup_steps": 0,
+                 "train_config#batch_size": 4}
+    run_config("train.json", **overrides)
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.pt").is_file()
+    run_config("train.json", **{**overrides, "train_config#max_steps": 3})
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_evaluate_config_runs(cxr14_cache, tmp_path):
+    out = tmp_path / "val.json"
+    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1, 2], num_steps=5,
+               output_file=str(out))
+    result = json.loads(out.read_text())
+    methods = result["protocols"]["realistic"]["methods"]
+    assert {"blurred", "lmmse", "predictor", "conditional_1sample", "conditional_mean2"} <= set(methods)
+    assert result["split"] == "val" and result["n_images"] == 4
+    assert methods["predictor"]["psnr"] > methods["blurred"]["psnr"] + 4

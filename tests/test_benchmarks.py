@@ -1,0 +1,38 @@
+"""The evaluation benchmark's ``--limit 50`` smoke run, end to end on the real test split (a few minutes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_deblur_benchmark_smoke_run(tmp_path):
+    cmd = [sys.executable, str(REPO / "benchmarks" / "deblur_benchmark.py"), "--limit", "50", "--out-dir",
+           str(tmp_path)]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "deblur_benchmark_limit50.json").read_text())
+    assert data["n_test"] == 50 and data["command"].endswith("--limit 50")
+    expected = {"blurred", "pinv", "tikhonov", "lmmse", "richardson_lucy", "richardson_lucy_skimage", "ddrm_1sample",
+                "ddrm_mean8", "deepinv_ddrm_1sample", "conditional_1sample", "conditional_mean8"}
+    for protocol in ("case_study", "realistic"):
+        rows = data["protocols"][protocol]
+        assert set(rows) == expected
+        for row in rows.values():
+            assert {"psnr", "ssim", "lpips", "kid", "seconds"} <= set(row)
+        # the anchors every method must respect on real images
+        assert rows["lmmse"]["psnr"] > rows["tikhonov"]["psnr"] > rows["blurred"]["psnr"]
+        assert rows["ddrm_mean8"]["psnr"] > rows["lmmse"]["psnr"]
+        assert rows["ddrm_1sample"]["floor_ratio"] > 0.5
+    # the protocol anchors of the issue (test split, float64): pinv ≈ 30.6 dB case study, ≈ 9.5 dB realistic
+    assert abs(data["protocols"]["case_study"]["pinv"]["psnr"] - 30.6) < 1.0
+    assert abs(data["protocols"]["realistic"]["pinv"]["psnr"] - 9.5) < 1.0
+    assert len(data["sigma_sweep"]) == 8
+    table = (tmp_path / "deblur_benchmark_limit50.md").read_text()
+    assert data["commit"] in table and "| ddrm_mean8 |" in table
+    for suffix in ("_sigma_sweep.png", "_panel.png"):
+        assert (tmp_path / f"deblur_benchmark_limit50{suffix}").stat().st_size > 10_000
