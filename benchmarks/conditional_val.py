@@ -27,9 +27,10 @@ def main() -> None:
     parser.add_argument("--weights", default="bundles/xray_conditional/models/model.pt")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--etas", type=float, nargs="+", default=[0.0, 1.0])
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.75, 1.0])
-    parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--tune-limit", type=int, default=48)
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 1.0])
+    parser.add_argument("--samples", type=int, default=8, help="K of the mean-of-K row in the val table")
+    parser.add_argument("--tune-samples", type=int, default=4, help="K used while tuning")
+    parser.add_argument("--tune-limit", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/conditional_val.json")
     args = parser.parse_args()
@@ -37,15 +38,15 @@ def main() -> None:
     start = time.time()
     grid = []
     for steps, eta, tau in itertools.product(args.steps, args.etas, args.temperatures):
-        res = evaluate_conditional(args.data, args.weights, split="val", samples=(1, args.samples),
+        res = evaluate_conditional(args.data, args.weights, split="val", samples=(1, args.tune_samples),
                                    limit=args.tune_limit, num_steps=steps, eta=eta, temperature=tau, baselines=False)
         m = res["protocols"]["realistic"]["methods"]
         row = {"steps": steps, "eta": eta, "temperature": tau, "one_sample": m["conditional_1sample"]["psnr"],
-               f"mean{args.samples}": m[f"conditional_mean{args.samples}"]["psnr"], "predictor": m["predictor"]["psnr"]}
+               f"mean{args.tune_samples}": m[f"conditional_mean{args.tune_samples}"]["psnr"], "predictor": m["predictor"]["psnr"]}
         grid.append(row)
         print(json.dumps(row))
     # the setting with the best sum of single-sample and mean-of-K PSNR; ties go to fewer steps
-    best = max(grid, key=lambda r: (round(r["one_sample"] + r[f"mean{args.samples}"], 2), -r["steps"]))
+    best = max(grid, key=lambda r: (round(r["one_sample"] + r[f"mean{args.tune_samples}"], 2), -r["steps"]))
     table = evaluate_conditional(args.data, args.weights, split="val", samples=(1, args.samples),
                                  num_steps=best["steps"], eta=best["eta"], temperature=best["temperature"])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)

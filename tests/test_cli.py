@@ -34,3 +34,15 @@ def test_build_cache_from_real_pngs(tmp_path):
     assert result.returncode == 0, result.stderr
     with np.load(out) as data:
         assert sum(data[f"{s}_images"].shape[0] for s in ("train", "val", "test")) == 3
+
+
+def test_evaluate_conditional_bundle_on_val(tmp_path):
+    out = tmp_path / "val.json"
+    result = run("evaluate", "--model", "conditional", "--data", str(SHARED / "cxr14_64.npz"), "--limit", "4",
+                 "--samples", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "conditional_1sample" in result.stdout and "predictor" in result.stdout
+    import json
+
+    methods = json.loads(out.read_text())["protocols"]["realistic"]["methods"]
+    assert methods["predictor"]["psnr"] > methods["blurred"]["psnr"]
