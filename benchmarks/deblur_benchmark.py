@@ -90,7 +90,8 @@ def unet_floor(unet: torch.nn.Module, batch_size: int, nfe: int, autocast: bool,
 def summarise(estimate: torch.Tensor, x: torch.Tensor, seconds: float, with_kid: bool = True, **extra) -> dict:
     p, s, lp = psnr(estimate, x), ssim(estimate, x), lpips(estimate, x)
     row = {"psnr": p.mean().item(), "psnr_std": p.std().item(), "ssim": s.mean().item(), "lpips": lp.mean().item(),
-           "seconds": round(seconds, 3), "images_per_second": round(x.shape[0] / seconds, 2) if seconds > 0 else None,
+           "seconds": round(seconds, 3),
+           "images_per_second": round(x.shape[0] / seconds, 2) if seconds >= 1e-3 else None,  # None: nothing to time
            **extra}
     if with_kid:
         k = kid(x, estimate, subset_size=50)
@@ -139,7 +140,7 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
                               autocast=not args.fp32)
         g = torch.Generator().manual_seed(args.seed + 1)
         record("ddrm_1sample" if k == 1 else f"ddrm_mean{k}",
-               lambda: batched(lambda b: inferer(inputs=b, network=unet, generator=g), y, args.batch_size),
+               lambda: batched(lambda b: inferer(inputs=b, network=unet, generator=g), y, max(1, args.batch_size // k)),
                num_samples=k, eta=eta, nfe_per_image=args.steps * k)
     physics = as_decomposable_physics(op, sigma_y)
     peer = deepinv_ddrm(unet, scheduler.alphas_cumprod, num_steps=args.steps, eta=eta, autocast=not args.fp32)
@@ -156,7 +157,8 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
         sampler = ConditionalSampler(cond, autocast=not args.fp32, **models["conditional_settings"])
         g = torch.Generator().manual_seed(args.seed + 3)
         record("conditional_1sample" if k == 1 else f"conditional_mean{k}",
-               lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y, args.batch_size),
+               lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y,
+                               max(1, args.batch_size // k)),
                num_samples=k, **models["conditional_settings"], note="predict-and-refine, trained on the realistic blur")
 
     floor = unet_floor(unet, args.batch_size, args.steps, autocast=not args.fp32)
@@ -250,7 +252,7 @@ def markdown(results: dict) -> str:
                   "| method | PSNR | SSIM | LPIPS | KID | Δ LMMSE (dB) | img/s |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, r in rows.items():
-            ips = "" if r["images_per_second"] is None else f"{r['images_per_second']:.2f}"
+            ips = "—" if r["images_per_second"] is None or r["seconds"] < 1e-3 else f"{r['images_per_second']:.2f}"
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} | {r['kid']:.4f} | "
                          f"{r['gain_over_lmmse_db']:+.2f} | {ips} |")
         if protocol == "case_study":
@@ -293,17 +295,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cond-eta", type=float, default=None, help="default: the conditional bundle's")
     parser.add_argument("--cond-temperature", type=float, default=None, help="default: the conditional bundle's")
     parser.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP_SIGMAS), help="σ_y values (none: skip)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="network batch (images × samples per call)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fp32", action="store_true", help="UNets in fp32 (default bf16 autocast)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks/results"))
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--render", metavar="JSON", help="only re-render the Markdown (and README) from a results JSON")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        table = markdown(results)
+        Path(args.render).with_suffix(".md").write_text(table)
+        if args.update_readme:
+            update_readme(table, ROOT / "README.md")
+        print(table)
+        return results
     torch.set_num_threads(args.threads)
     shared_weights = ROOT.parent / "shared/weights/torch_home"  # LPIPS / KID backbones, never downloaded
     if shared_weights.is_dir():
