@@ -14,8 +14,7 @@ from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image
 
 from xray_restore.conditional import PredictAndRefine, build_conditional
-from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.evaluation import degrade, psnr
+from xray_restore.evaluation import psnr
 from xray_restore.networks import load_weights
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,16 +46,6 @@ def test_shipped_weights_load_with_weights_only_into_the_config_network():
                        BUNDLE / "models" / "model.pt")
     assert isinstance(net, PredictAndRefine)
     assert float(net.residual_std) == pytest.approx(config["residual_std"], rel=1e-5)  # EMA-averaged fp32 buffer
-
-
-@pytest.fixture(scope="module")
-def blurred_val_images(cxr14_cache, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("blurred")
-    x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"][:4])
-    y = degrade(x, "realistic", torch.Generator().manual_seed(0))
-    for i in range(x.shape[0]):
-        Image.fromarray((y[i, 0].numpy() * 255).round().astype(np.uint8)).save(folder / f"val_{i}.png")
-    return folder, x, y
 
 
 def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path):

@@ -15,9 +15,8 @@ import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image
 
-from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
-from xray_restore.evaluation import degrade, psnr
+from xray_restore.evaluation import psnr
 from xray_restore.networks import PRIOR_UNET_CONFIG, build_prior_unet, load_weights
 from xray_restore.operators import GaussianBlur
 
@@ -64,17 +63,6 @@ def test_configs_match_python_defaults():
     for key in ("eta", "eta_b"):
         assert inference["inferer"][key] == ddrm_defaults[key].default
     assert inference["num_steps"] == ddrm_defaults["num_steps"].default
-
-
-@pytest.fixture(scope="module")
-def blurred_val_images(cxr14_cache, tmp_path_factory):
-    """Four real val radiographs, blurred by the realistic protocol and stored as 8-bit PNG."""
-    folder = tmp_path_factory.mktemp("blurred")
-    x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"][:4])
-    y = degrade(x, "realistic", torch.Generator().manual_seed(0))
-    for i in range(x.shape[0]):
-        Image.fromarray((y[i, 0].numpy() * 255).round().astype(np.uint8)).save(folder / f"val_{i}.png")
-    return folder, x, y
 
 
 def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path):
