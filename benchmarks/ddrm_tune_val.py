@@ -25,14 +25,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=48)
     parser.add_argument("--etas", type=float, nargs="+", default=[0.5, 0.7, 0.85, 1.0])
     parser.add_argument("--eta-bs", type=float, nargs="+", default=[0.8, 1.0])
-    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=1, help="K: tune the mean of K samples (1: one sample)")
+    parser.add_argument("--protocols", nargs="+", default=["case_study", "realistic"],
+                        choices=["case_study", "realistic"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/ddrm_tune_val.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for eta, eta_b in itertools.product(args.etas, args.eta_bs):
-        res = evaluate_prior(args.data, args.weights, split="val", samples=(args.samples,), limit=args.limit,
+        res = evaluate_prior(args.data, args.weights, split="val", protocols=tuple(args.protocols),
+                             samples=(args.samples,), limit=args.limit,
                              eta=eta, eta_b=eta_b, baselines=False)
         for protocol, block in res["protocols"].items():
             ddrm = next(v for k, v in block["methods"].items() if k.startswith("ddrm"))
@@ -40,7 +43,7 @@ def main() -> None:
             print(f"{protocol:<11} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "split": "val", "limit": args.limit,
-                                          "samples": args.samples, "weights": args.weights, "rows": rows}, indent=2))
+                                          "samples": args.samples, "protocols": args.protocols, "weights": args.weights, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 import xray_restore  # noqa: F401  (torchvision shim before torchmetrics / deepinv)
-from xray_restore.baselines import GaussianLMMSE, richardson_lucy, richardson_lucy_skimage, tikhonov
+from xray_restore.baselines import GaussianLMMSE, SpectralGaussian, richardson_lucy, richardson_lucy_skimage, tikhonov
 from xray_restore.conditional import ConditionalSampler, build_conditional
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
@@ -122,7 +122,8 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
     lam = tune("tikhonov", lambda v: lambda yy: tikhonov(op, yy, v), y_val, x_val)
     record("tikhonov", lambda: tikhonov(op, y, lam), lam=lam)
     fit_start = time.perf_counter()
-    estimators = {v: GaussianLMMSE(op, train, v, sigma_y, exact=exact) for v in GRIDS["lmmse"]}
+    moments = models["moments"][protocol] = SpectralGaussian(op, train)  # the sweep reuses the case-study fit
+    estimators = {v: GaussianLMMSE(op, moments, v, sigma_y, exact=exact) for v in GRIDS["lmmse"]}
     fit_seconds = (time.perf_counter() - fit_start) / len(estimators)
     shrink = tune("lmmse", lambda v: estimators[v], y_val, x_val)
     record("lmmse", lambda: estimators[shrink](y), shrinkage=shrink, fit_seconds=round(fit_seconds, 2),
@@ -174,21 +175,23 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
 def sigma_sweep(data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -> dict:
     """PSNR / LPIPS vs σ_y under the case-study operator (float y): DDRM 1 sample, pinv, Tikhonov, LMMSE."""
     x, x_val, train = data["test"], data["val"], data["train"]
-    op = make_operator("case_study")
+    moments = models["moments"].get("case_study") or SpectralGaussian(make_operator("case_study"), train)
+    op = moments.operator
     eta = BUNDLE_ETA["case_study"] if args.eta is None else args.eta
     out: dict[str, dict] = {}
     for sigma in args.sweep:
         y = degrade(x, "case_study", torch.Generator().manual_seed(args.seed), sigma_y=sigma)
         y_val = degrade(x_val, "case_study", torch.Generator().manual_seed(args.seed + 100), sigma_y=sigma)
         lam = tune("tikhonov", lambda v: lambda yy: tikhonov(op, yy, v, exact=False), y_val, x_val)
-        shrink = tune("lmmse", lambda v: GaussianLMMSE(op, train, v, sigma, exact=False), y_val, x_val)
+        estimators = {v: GaussianLMMSE(op, moments, v, sigma, exact=False) for v in GRIDS["lmmse"]}
+        shrink = tune("lmmse", lambda v: estimators[v], y_val, x_val)
         inferer = DDRMInferer(op, models["scheduler"], num_steps=args.steps, eta=eta, sigma_y=sigma,
                               autocast=not args.fp32)
         g = torch.Generator().manual_seed(args.seed + 1)
         methods = {
             "pinv": op.pinv(y),
             "tikhonov": tikhonov(op, y, lam, exact=False),
-            "lmmse": GaussianLMMSE(op, train, shrink, sigma, exact=False)(y),
+            "lmmse": estimators[shrink](y),
             "ddrm_1sample": batched(lambda b: inferer(inputs=b, network=models["prior"], generator=g), y,
                                     args.batch_size),
         }
@@ -329,22 +332,27 @@ def main(argv: list[str] | None = None) -> dict:
                 "temperature": bundle["temperature"] if args.cond_temperature is None else args.cond_temperature}
     models = {"prior": load_weights(build_prior_unet(), args.prior_weights), "scheduler": scheduler,
               "conditional": load_weights(build_conditional("predict_refine"), args.conditional_weights),
-              "conditional_settings": settings}
+              "conditional_settings": settings, "moments": {}}
     protocols = ("case_study", "realistic")
     bar = tqdm(total=11 * len(protocols) + len(args.sweep), desc="benchmark", dynamic_ncols=True)
     results: dict = {"n_test": int(data["test"].shape[0]), "n_val_for_tuning": int(data["val"].shape[0]),
                      "protocols": {}}
-    estimates = {}
+    estimates, stage_seconds = {}, {}
     with torch.inference_mode():
         for protocol in protocols:
+            stage_start = time.time()
             results["protocols"][protocol], estimates[protocol] = run_protocol(protocol, data, models, args, bar)
+            stage_seconds[protocol] = round(time.time() - stage_start, 1)
+        stage_start = time.time()
         results["sigma_sweep"] = sigma_sweep(data, models, args, bar) if args.sweep else {}
+        stage_seconds["sigma_sweep"] = round(time.time() - stage_start, 1)
     bar.close()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
                             check=False).stdout.strip()
     command = "python benchmarks/deblur_benchmark.py" + (f" --limit {args.limit}" if args.limit else "")
     results.update(date=time.strftime("%Y-%m-%d"), commit=commit, machine=platform.processor() or platform.machine(),
-                   threads=torch.get_num_threads(), wall_seconds=round(time.time() - start, 1), command=command,
+                   threads=torch.get_num_threads(), wall_seconds=round(time.time() - start, 1), stage_seconds=stage_seconds,
+                   command=command,
                    settings={k: v for k, v in vars(args).items() if k not in ("update_readme",)})
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xray_restore.baselines import GaussianLMMSE, richardson_lucy, richardson_lucy_skimage, tikhonov
+from xray_restore.baselines import GaussianLMMSE, SpectralGaussian, richardson_lucy, richardson_lucy_skimage, tikhonov
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.evaluation import degrade, psnr
 from xray_restore.operators import GaussianBlur
@@ -37,6 +37,21 @@ def test_lmmse_matches_the_dense_pixel_space_formula(images, exact):
     gain = C @ H.T @ torch.linalg.inv(H @ C @ H.T + (sigma_y**2 + 1e-12) * torch.eye(n, dtype=torch.float64))
     dense = (mu + (y.reshape(-1, n) - mu @ H.T) @ gain.T).reshape(x.shape)
     assert torch.allclose(ours, dense, atol=1e-8)
+
+
+def test_lmmse_from_shared_moments_equals_a_fresh_fit(images):
+    train, x = images
+    op = GaussianBlur(size=16, sigma=2.0, threshold=3e-3)
+    y = op.H(x) + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    moments = SpectralGaussian(op, train)
+    for shrink, sigma_y in ((1e-3, 0.01), (3e-2, 0.05)):
+        shared = GaussianLMMSE(op, moments, shrink, sigma_y)(y)
+        fresh = GaussianLMMSE(op, train, shrink, sigma_y)(y)
+        assert torch.equal(shared, fresh)
+    with pytest.raises(ValueError, match="another operator"):
+        GaussianLMMSE(GaussianBlur(size=16, sigma=1.0), moments, 1e-3, 0.01)
+    with pytest.raises(ValueError, match="train must be"):
+        SpectralGaussian(op, train[:1])
 
 
 def test_tikhonov_is_the_regularised_least_squares_solution(images):

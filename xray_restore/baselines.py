@@ -10,7 +10,7 @@ import torch
 
 from .operators import GaussianBlur, SeparableSVDOperator
 
-__all__ = ["tikhonov", "GaussianLMMSE", "richardson_lucy", "richardson_lucy_skimage"]
+__all__ = ["tikhonov", "SpectralGaussian", "GaussianLMMSE", "richardson_lucy", "richardson_lucy_skimage"]
 
 
 def tikhonov(operator: SeparableSVDOperator, y: torch.Tensor, lam: float, exact: bool = True) -> torch.Tensor:
@@ -21,6 +21,28 @@ def tikhonov(operator: SeparableSVDOperator, y: torch.Tensor, lam: float, exact:
     return operator.V(s / (s**2 + lam) * operator.Ut(y.to(torch.float64))).to(y.dtype)
 
 
+class SpectralGaussian:
+    """Mean and covariance of training images, the covariance in an operator's right singular basis.
+
+    ``cov = Vᵀ C V`` is ``(n, n)`` float64 (n = N²) and depends only on the operator's ``V``, not on the noise
+    level or the shrinkage: fit it once per operator and share it between :class:`GaussianLMMSE` instances.
+
+    Args:
+        operator: the separable SVD operator whose ``V`` is the basis.
+        train: ``(M, 1, N, N)`` training images in [0, 1], M >= 2.
+    """
+
+    def __init__(self, operator: SeparableSVDOperator, train: torch.Tensor) -> None:
+        if train.ndim != 4 or train.shape[1] != 1 or train.shape[0] < 2:
+            raise ValueError(f"train must be (M >= 2, 1, N, N), got {tuple(train.shape)}.")
+        self.operator = operator
+        x = train.to(torch.float64)
+        n = x.shape[-1] ** 2
+        self.mean = x.mean(dim=0, keepdim=True)
+        centred = operator.Vt(x - self.mean).reshape(x.shape[0], n)
+        self.cov = centred.T @ centred / (x.shape[0] - 1)
+
+
 class GaussianLMMSE:
     """The best linear estimator for a Gaussian prior N(μ, C + λI) fitted on training images.
 
@@ -29,7 +51,8 @@ class GaussianLMMSE:
 
     Args:
         operator: the separable SVD operator the measurements came from.
-        train: ``(M, 1, N, N)`` training images in [0, 1].
+        train: ``(M, 1, N, N)`` training images in [0, 1], or their :class:`SpectralGaussian` for this operator
+            (fitted once, reused across shrinkages and noise levels).
         shrinkage: λ >= 0 added to the covariance diagonal (in [0, 1]² units).
         sigma_y: measurement noise std in [0, 1] units (> 0 unless every singular value is used).
         exact: use every singular value (``H``) rather than the thresholded ones.
@@ -38,25 +61,27 @@ class GaussianLMMSE:
     def __init__(
         self,
         operator: SeparableSVDOperator,
-        train: torch.Tensor,
+        train: torch.Tensor | SpectralGaussian,
         shrinkage: float,
         sigma_y: float,
         exact: bool = True,
     ) -> None:
         if shrinkage < 0 or sigma_y < 0:
             raise ValueError(f"shrinkage and sigma_y must be >= 0, got {shrinkage}, {sigma_y}.")
+        moments = train if isinstance(train, SpectralGaussian) else SpectralGaussian(operator, train)
+        if moments.operator is not operator:
+            raise ValueError("the SpectralGaussian was fitted for another operator (its covariance is in that V).")
         self.operator = operator
-        x = train.to(torch.float64)
-        n = x.shape[-1] ** 2
-        self.mean = x.mean(dim=0, keepdim=True)
-        centred = operator.Vt(x - self.mean).reshape(x.shape[0], n)
-        cov = centred.T @ centred / (x.shape[0] - 1) + shrinkage * torch.eye(n, dtype=torch.float64)
+        self.mean = moments.mean
+        n = moments.cov.shape[0]
+        eye = torch.eye(n, dtype=torch.float64)
+        cov = moments.cov + shrinkage * eye
         s = (operator.full_singulars() if exact else operator.singulars()).to(torch.float64).reshape(n)
-        system = s[:, None] * cov * s[None, :] + (sigma_y**2 + 1e-12) * torch.eye(n, dtype=torch.float64)
+        system = s[:, None] * cov * s[None, :] + (sigma_y**2 + 1e-12) * eye
         # x̂' = C̃ S (S C̃ S + σ²I)⁻¹ y': one Cholesky factorisation here, cheap triangular solves per call
         self.cholesky = torch.linalg.cholesky(system)
         self.cov_s = cov * s[None, :]
-        self.s = s.reshape(1, 1, *x.shape[-2:])
+        self.s = s.reshape(1, 1, *self.mean.shape[-2:])
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
         """LMMSE estimate for ``y`` ``(B, 1, N, N)`` in [0, 1]."""

@@ -98,7 +98,7 @@ def evaluate_methods(
     """
     import time
 
-    from .baselines import GaussianLMMSE, tikhonov
+    from .baselines import GaussianLMMSE, SpectralGaussian, tikhonov
     from .datasets import load_cxr14_cache, to_unit_range
 
     train = to_unit_range(load_cxr14_cache(data, "train")["images"])
@@ -121,7 +121,8 @@ def evaluate_methods(
             lam = max(tikhonov_grid, key=lambda v: psnr(tikhonov(op, y, v), x).mean().item())
             record("tikhonov", tikhonov(op, y, lam), 0.0, lam=lam)
             exact = protocol == "realistic"
-            estimators = {v: GaussianLMMSE(op, train, v, sigma_y, exact=exact) for v in lmmse_grid}
+            moments = SpectralGaussian(op, train)
+            estimators = {v: GaussianLMMSE(op, moments, v, sigma_y, exact=exact) for v in lmmse_grid}
             shrink = max(estimators, key=lambda v: psnr(estimators[v](y), x).mean().item())
             record("lmmse", estimators[shrink](y), 0.0, shrinkage=shrink)
         for name, restorer in make_methods(protocol, op, sigma_y).items():
