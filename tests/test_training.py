@@ -71,3 +71,24 @@ def test_warm_start_from_saved_weights_continues_the_step_count(cxr14_cache, tmp
         assert "checkpoint.pt" in str(e)
     else:
         raise AssertionError("warm_start over an existing checkpoint must refuse")
+
+
+def test_learning_rate_warms_up_holds_then_cools_down(cxr14_cache, tmp_path):
+    images = to_model_space(load_cxr14_cache(cxr14_cache, "train")["images"][:16, 16:48, 16:48])
+    trainer = make_trainer(images, tmp_path, max_steps=100, warmup_steps=10, decay_steps=40, min_lr_ratio=0.1)
+    lr = trainer.config.lr
+    assert trainer._lr(0) == lr / 10 and trainer._lr(9) == lr
+    assert trainer._lr(30) == trainer._lr(60) == lr  # constant until the cooldown starts at 100 - 40
+    assert abs(trainer._lr(80) - 0.55 * lr) < 1e-12 and abs(trainer._lr(100) - 0.1 * lr) < 1e-12
+    cooldown = [trainer._lr(step) for step in range(60, 101)]
+    assert all(a >= b for a, b in zip(cooldown, cooldown[1:]))
+    # a resumed run may add the cooldown: the optimizer follows the new schedule from its current step
+    trainer.step = 90
+    trainer.train_step()
+    assert trainer.optimizer.param_groups[0]["lr"] == trainer._lr(90) < lr
+    try:
+        TrainConfig(max_steps=10, decay_steps=20)
+    except ValueError as e:
+        assert "decay_steps" in str(e)
+    else:
+        raise AssertionError("a cooldown longer than the run must be refused")

@@ -68,7 +68,8 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .prior import train_prior
     from .training import TrainConfig
 
-    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
+    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
+                         decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
     train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads,
                 init_weights=args.init_weights, init_step=args.init_step)
     return 0
@@ -78,7 +79,8 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
     from .conditional import train_conditional
     from .training import TrainConfig
 
-    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32)
+    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
+                         decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
     train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
                       num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step)
     return 0
@@ -113,6 +115,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--decay-steps", type=int, default=0,
+                        help="cosine cooldown of the lr over the last N steps before --steps (0: constant lr)")
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="lr at --steps as a fraction of --lr")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")

@@ -42,6 +42,8 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 200
+    decay_steps: int = 0  # cooldown: cosine decay of the lr over the last decay_steps before max_steps (0: constant)
+    min_lr_ratio: float = 0.1  # lr at max_steps, as a fraction of lr (with decay_steps > 0)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     autocast: bool = True  # bf16 autocast (CPU with AVX512-BF16, or CUDA)
@@ -55,6 +57,9 @@ class TrainConfig:
             raise ValueError(f"max_steps and batch_size must be >= 1, got {self.max_steps}, {self.batch_size}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not 0 <= self.decay_steps <= self.max_steps or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"need 0 <= decay_steps <= max_steps and 0 <= min_lr_ratio <= 1, got {self.decay_steps}, "
+                             f"{self.min_lr_ratio}.")
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
@@ -228,9 +233,15 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loop
     def _lr(self, step: int) -> float:
-        warm = self.config.warmup_steps
+        """Linear warm-up from the run's (warm-)start, constant, then an optional cosine cooldown to max_steps."""
+        cfg = self.config
         since = step - self.warm_step
-        return self.config.lr * min(1.0, (since + 1) / warm) if warm > 0 else self.config.lr
+        lr = cfg.lr * min(1.0, (since + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+        decay_start = cfg.max_steps - cfg.decay_steps
+        if cfg.decay_steps > 0 and step >= decay_start:
+            progress = min(1.0, (step - decay_start) / cfg.decay_steps)
+            lr *= cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return lr
 
     def _log(self, row: dict) -> None:
         path = self.out_dir / "log.csv"
