@@ -2,8 +2,8 @@
 
     python benchmarks/conditional_val.py --weights bundles/xray_conditional/models/model.pt
 
-First a grid over (steps, η, temperature) of the DDIM sampler on the first ``--tune-limit`` val images (1 sample and mean of
-K); then the chosen setting on all val images with the linear baselines, realistic protocol. Writes
+First a grid over (steps, η, temperature) of the DDIM sampler on the first ``--tune-limit`` val images (1 sample and
+mean of K); then the chosen setting on all val images with the linear baselines, realistic protocol. Writes
 ``benchmarks/results/conditional_val.json`` (grid, choice, table, date, commit) and prints the table.
 """
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
 import time
-from pathlib import Path
 
 import torch
 
 from xray_restore.evaluation import evaluate_conditional, format_results
+from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
@@ -42,20 +41,19 @@ def main() -> None:
                                    limit=args.tune_limit, num_steps=steps, eta=eta, temperature=tau, baselines=False)
         m = res["protocols"]["realistic"]["methods"]
         row = {"steps": steps, "eta": eta, "temperature": tau, "one_sample": m["conditional_1sample"]["psnr"],
-               f"mean{args.tune_samples}": m[f"conditional_mean{args.tune_samples}"]["psnr"], "predictor": m["predictor"]["psnr"]}
+               f"mean{args.tune_samples}": m[f"conditional_mean{args.tune_samples}"]["psnr"],
+               "predictor": m["predictor"]["psnr"]}
         grid.append(row)
         print(json.dumps(row))
     # the setting with the best sum of single-sample and mean-of-K PSNR; ties go to fewer steps
     best = max(grid, key=lambda r: (round(r["one_sample"] + r[f"mean{args.tune_samples}"], 2), -r["steps"]))
     table = evaluate_conditional(args.data, args.weights, split="val", samples=(1, args.samples),
                                  num_steps=best["steps"], eta=best["eta"], temperature=best["temperature"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    out = {"date": time.strftime("%Y-%m-%d"), "commit": commit.stdout.strip(), "weights": args.weights,
+    out = {**run_info(), "weights": args.weights,
            "tune_limit": args.tune_limit, "grid": grid, "chosen": {k: best[k] for k in ("steps", "eta", "temperature")},
            "val": table, "wall_seconds": round(time.time() - start, 1)}
     print(format_results(table))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    write_json(args.out, out)
     print(f"chosen: {out['chosen']}  -> {args.out}")
 
 

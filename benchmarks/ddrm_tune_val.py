@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import time
-from pathlib import Path
 
 import torch
 
 from xray_restore.evaluation import evaluate_prior
+from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
@@ -35,15 +33,13 @@ def main() -> None:
     rows = []
     for eta, eta_b in itertools.product(args.etas, args.eta_bs):
         res = evaluate_prior(args.data, args.weights, split="val", protocols=tuple(args.protocols),
-                             samples=(args.samples,), limit=args.limit,
-                             eta=eta, eta_b=eta_b, baselines=False)
+                             samples=(args.samples,), limit=args.limit, eta=eta, eta_b=eta_b, baselines=False)
         for protocol, block in res["protocols"].items():
             ddrm = next(v for k, v in block["methods"].items() if k.startswith("ddrm"))
             rows.append({"protocol": protocol, "eta": eta, "eta_b": eta_b, "psnr": ddrm["psnr"], "ssim": ddrm["ssim"]})
             print(f"{protocol:<11} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "split": "val", "limit": args.limit,
-                                          "samples": args.samples, "protocols": args.protocols, "weights": args.weights, "rows": rows}, indent=2))
+    write_json(args.out, {**run_info(), "split": "val", "limit": args.limit, "samples": args.samples,
+                          "protocols": args.protocols, "weights": args.weights, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +40,7 @@ from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import PROTOCOLS, degrade, make_operator, psnr, ssim
 from xray_restore.metrics import kid, lpips
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
+from xray_restore.provenance import run_info, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTED = {  # the reference case study (../shared/seeds/000), its table: reported numbers, not ours
@@ -160,12 +159,14 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
         record("conditional_1sample" if k == 1 else f"conditional_mean{k}",
                lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y,
                                max(1, args.batch_size // k)),
-               num_samples=k, **models["conditional_settings"], note="predict-and-refine, trained on the realistic blur")
+               num_samples=k, **models["conditional_settings"],
+               note="predict-and-refine, trained on the realistic blur")
 
     floor = unet_floor(unet, args.batch_size, args.steps, autocast=not args.fp32)
     ddrm = rows["ddrm_1sample"]["seconds"] / x.shape[0]
+    peer_seconds = rows["deepinv_ddrm_1sample"]["seconds"]
     rows["ddrm_1sample"].update(unet_floor_seconds_per_image=floor, floor_ratio=ddrm / floor,
-                                ratio_to_deepinv=rows["ddrm_1sample"]["seconds"] / rows["deepinv_ddrm_1sample"]["seconds"])
+                                ratio_to_deepinv=rows["ddrm_1sample"]["seconds"] / peer_seconds)
     lmmse_psnr = rows["lmmse"]["psnr"]
     for row in rows.values():
         row["gain_over_lmmse_db"] = row["psnr"] - lmmse_psnr
@@ -347,18 +348,14 @@ def main(argv: list[str] | None = None) -> dict:
         results["sigma_sweep"] = sigma_sweep(data, models, args, bar) if args.sweep else {}
         stage_seconds["sigma_sweep"] = round(time.time() - stage_start, 1)
     bar.close()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False).stdout.strip()
     command = "python benchmarks/deblur_benchmark.py" + (f" --limit {args.limit}" if args.limit else "")
-    results.update(date=time.strftime("%Y-%m-%d"), commit=commit, machine=platform.processor() or platform.machine(),
-                   threads=torch.get_num_threads(), wall_seconds=round(time.time() - start, 1), stage_seconds=stage_seconds,
-                   command=command,
-                   settings={k: v for k, v in vars(args).items() if k not in ("update_readme",)})
+    results.update(**run_info(ROOT), wall_seconds=round(time.time() - start, 1), stage_seconds=stage_seconds,
+                   command=command, settings={k: v for k, v in vars(args).items() if k not in ("update_readme",)})
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / ("deblur_benchmark" + (f"_limit{args.limit}" if args.limit else ""))
     table = markdown(results)
-    Path(f"{stem}.json").write_text(json.dumps(results, indent=2))
+    write_json(f"{stem}.json", results)
     Path(f"{stem}.md").write_text(table)
     if results["sigma_sweep"]:
         plot_sweep(results["sigma_sweep"], Path(f"{stem}_sigma_sweep.png"))

@@ -8,15 +8,12 @@ Prints a table and writes ``benchmarks/results/prior_val.json`` (with date and c
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import torch
 
 from xray_restore.evaluation import evaluate_prior, format_results
+from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
@@ -40,13 +37,10 @@ def main() -> None:
     results = evaluate_prior(args.data, args.weights, split=args.split, protocols=tuple(args.protocols),
                              samples=tuple(args.samples), limit=args.limit, num_steps=args.steps, eta=args.eta,
                              eta_b=args.eta_b, seed=args.seed, autocast=not args.fp32)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    results.update(date=time.strftime("%Y-%m-%d"), commit=commit.stdout.strip(), machine=platform.machine(),
-                   wall_seconds=round(time.time() - start, 1),
+    results.update(**run_info(), wall_seconds=round(time.time() - start, 1),
                    command="python benchmarks/prior_val.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
     print(format_results(results))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    write_json(args.out, results)
     print(f"\nwrote {args.out}  ({results['wall_seconds']} s)")
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import pytest
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore.batch import Manifest, run_batch

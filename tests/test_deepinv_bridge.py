@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer, ddrm_timesteps
 from xray_restore.deepinv_bridge import as_decomposable_physics, as_deepinv_denoiser, deepinv_ddrm, deepinv_sigmas
-from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.networks import build_scheduler
 from xray_restore.operators import GaussianBlur
 

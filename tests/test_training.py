@@ -6,7 +6,7 @@ import torch
 
 from xray_restore.datasets import load_cxr14_cache, to_model_space
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
-from xray_restore.training import Trainer, TrainConfig, epsilon_loss, fixed_epsilon_loss
+from xray_restore.training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
 TINY = {"channels": (8, 16), "attention_levels": (False, False), "num_head_channels": 8, "norm_num_groups": 8}
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 import torch
 from monai.data import MetaTensor
 from monai.inferers import DiffusionInferer, Inferer
-from monai.utils import convert_to_dst_type
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, Scheduler
+from monai.utils import convert_to_dst_type
 from torch import nn
 
 from .operators import SVDOperator
@@ -253,7 +253,7 @@ def train_conditional(
     from .datasets import load_cxr14_cache, to_model_space
     from .networks import build_scheduler
     from .operators import GaussianBlur
-    from .training import Trainer, TrainConfig, epsilon_loss
+    from .training import TrainConfig, Trainer, epsilon_loss
 
     if num_threads:
         torch.set_num_threads(num_threads)

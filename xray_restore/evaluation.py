@@ -228,15 +228,10 @@ def evaluate_conditional(
 
 
 def _write(results: dict, out_file: str | None) -> dict:
-    import json
-    import os
+    from .provenance import write_json
 
     if out_file:
-        os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
-        tmp = f"{out_file}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, out_file)
+        write_json(out_file, results)
     return results
 
 

@@ -9,7 +9,7 @@ import torch
 
 from .datasets import load_cxr14_cache, to_model_space
 from .networks import build_prior_unet, build_scheduler
-from .training import Trainer, TrainConfig, epsilon_loss, fixed_epsilon_loss
+from .training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
 __all__ = ["train_prior", "sample_prior", "write_synthetic_samples"]
 

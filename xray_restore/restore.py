@@ -162,9 +162,9 @@ class Restorer:
             from .dicom_writer import write_derived
 
             return [str(o.path) for o in write_derived(source, restored, out, self.provenance, uncertainty=std)]
-        from PIL import Image
-
         import hashlib
+
+        from PIL import Image
 
         out.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]

@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image

@@ -1,0 +1,41 @@
+"""Where a result came from (date, commit, machine, threads), and writing it without half-written files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["git_commit", "run_info", "write_json"]
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """Short hash of ``HEAD`` of the git checkout at ``cwd`` (default: this package's), "" outside a checkout."""
+    cwd = Path(__file__).resolve().parent if cwd is None else Path(cwd)
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=cwd,
+                              check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def run_info(cwd: str | os.PathLike | None = None) -> dict:
+    """``{"date", "commit", "machine", "threads"}`` stamped on every benchmark result."""
+    return {"date": time.strftime("%Y-%m-%d"), "commit": git_commit(cwd),
+            "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def write_json(path: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as indented JSON to a temporary name beside ``path``, then rename (creates the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
