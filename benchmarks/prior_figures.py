@@ -25,6 +25,7 @@ from xray_restore.ddrm import DDRMInferer
 from xray_restore.evaluation import PROTOCOLS, degrade, make_operator, psnr
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
 from xray_restore.prior import sample_prior
+from xray_restore.provenance import run_info, write_json
 
 
 def grid(rows: list[torch.Tensor], scale: int = 2, pad: int = 2) -> Image.Image:
@@ -72,7 +73,7 @@ def main() -> None:
         "nn_rms_distance_samples_to_train": {"median": d_samples.median().item(), "min": d_samples.min().item()},
         "nn_rms_distance_val_to_train": {"median": d_val.median().item(), "min": d_val.min().item()},
         "fraction_samples_closer_than_closest_val": (d_samples < d_val.min()).double().mean().item(),
-        "date": time.strftime("%Y-%m-%d"),
+        **run_info(), "weights": args.weights,
     }
 
     x = val[: args.n_val]
@@ -85,9 +86,7 @@ def main() -> None:
     grid([y, pinv, restored, x]).save(docs / "val_deblurring_grid.png")
     memo["val_grid_psnr"] = {"blurred": psnr(y, x).mean().item(), "pinv": psnr(pinv, x).mean().item(),
                              "ddrm_mean8": psnr(restored, x).mean().item()}
-    out = Path("benchmarks/results/prior_memorisation.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(memo, indent=2))
+    write_json("benchmarks/results/prior_memorisation.json", memo)
     print(json.dumps(memo, indent=2))
 
 
