@@ -46,3 +46,14 @@ def test_evaluate_conditional_bundle_on_val(tmp_path):
 
     methods = json.loads(out.read_text())["protocols"]["realistic"]["methods"]
     assert methods["predictor"]["psnr"] > methods["blurred"]["psnr"]
+
+
+def test_training_options_build_the_train_config():
+    from xray_restore.cli import _train_config, build_parser
+
+    for command in ("train-prior", "train-conditional"):
+        args = build_parser().parse_args([command, "--steps", "500", "--decay-steps", "100", "--min-lr-ratio", "0.05",
+                                          "--lr", "1e-4", "--fp32"])
+        config = _train_config(args)
+        assert (config.max_steps, config.decay_steps, config.min_lr_ratio, config.lr, config.autocast) == (
+            500, 100, 0.05, 1e-4, False)

@@ -64,12 +64,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def _cmd_train_prior(args: argparse.Namespace) -> int:
-    from .prior import train_prior
+def _train_config(args: argparse.Namespace):
+    """The :class:`~xray_restore.training.TrainConfig` of the shared training options."""
     from .training import TrainConfig
 
-    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
-                         decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
+    return TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
+                       decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
+
+
+def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from .prior import train_prior
+
+    config = _train_config(args)
     train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads,
                 init_weights=args.init_weights, init_step=args.init_step)
     return 0
@@ -77,10 +83,8 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
 def _cmd_train_conditional(args: argparse.Namespace) -> int:
     from .conditional import train_conditional
-    from .training import TrainConfig
 
-    config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
-                         decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
+    config = _train_config(args)
     train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
                       num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step)
     return 0
