@@ -32,7 +32,13 @@ import torch
 from tqdm import tqdm
 
 import xray_restore  # noqa: F401  (torchvision shim before torchmetrics / deepinv)
-from xray_restore.baselines import GaussianLMMSE, SpectralGaussian, richardson_lucy, richardson_lucy_skimage, tikhonov
+from xray_restore.baselines import (
+    GaussianLMMSE,
+    SpectralGaussian,
+    richardson_lucy,
+    richardson_lucy_skimage,
+    tikhonov,
+)
 from xray_restore.conditional import ConditionalSampler, build_conditional
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
