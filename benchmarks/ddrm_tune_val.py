@@ -1,4 +1,4 @@
-"""Choose DDRM's η and η_b on val (never test): grid over both protocols, single sample, first N val images.
+"""Choose DDRM's timestep spacing, η and η_b on val (never test): grid over protocols, first N val images.
 
     python benchmarks/ddrm_tune_val.py --limit 48
 
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=48)
     parser.add_argument("--etas", type=float, nargs="+", default=[0.5, 0.7, 0.85, 1.0])
     parser.add_argument("--eta-bs", type=float, nargs="+", default=[0.8, 1.0])
+    parser.add_argument("--spacings", nargs="+", default=["quadratic"], choices=["quadratic", "uniform"])
     parser.add_argument("--samples", type=int, default=1, help="K: tune the mean of K samples (1: one sample)")
     parser.add_argument("--protocols", nargs="+", default=["case_study", "realistic"],
                         choices=["case_study", "realistic"])
@@ -31,13 +32,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    for eta, eta_b in itertools.product(args.etas, args.eta_bs):
+    for spacing, eta, eta_b in itertools.product(args.spacings, args.etas, args.eta_bs):
         res = evaluate_prior(args.data, args.weights, split="val", protocols=tuple(args.protocols),
-                             samples=(args.samples,), limit=args.limit, eta=eta, eta_b=eta_b, baselines=False)
+                             samples=(args.samples,), limit=args.limit, spacing=spacing, eta=eta, eta_b=eta_b,
+                             baselines=False)
         for protocol, block in res["protocols"].items():
             ddrm = next(v for k, v in block["methods"].items() if k.startswith("ddrm"))
-            rows.append({"protocol": protocol, "eta": eta, "eta_b": eta_b, "psnr": ddrm["psnr"], "ssim": ddrm["ssim"]})
-            print(f"{protocol:<11} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
+            rows.append({"protocol": protocol, "spacing": spacing, "eta": eta, "eta_b": eta_b, "psnr": ddrm["psnr"],
+                         "ssim": ddrm["ssim"]})
+            print(f"{protocol:<11} {spacing:<9} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
     write_json(args.out, {**run_info(), "split": "val", "limit": args.limit, "samples": args.samples,
                           "protocols": args.protocols, "weights": args.weights, "rows": rows})
 

@@ -147,7 +147,7 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
         g = torch.Generator().manual_seed(args.seed + 1)
         record("ddrm_1sample" if k == 1 else f"ddrm_mean{k}",
                lambda: batched(lambda b: inferer(inputs=b, network=unet, generator=g), y, max(1, args.batch_size // k)),
-               num_samples=k, eta=eta, nfe_per_image=args.steps * k)
+               num_samples=k, eta=eta, spacing=inferer.spacing, nfe_per_image=args.steps * k)
     physics = as_decomposable_physics(op, sigma_y)
     peer = deepinv_ddrm(unet, scheduler.alphas_cumprod, num_steps=args.steps, eta=eta, autocast=not args.fp32)
 
@@ -156,7 +156,7 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
         with torch.inference_mode():
             return batched(lambda b: peer(b, physics).clamp(0, 1), y, args.batch_size)
 
-    record("deepinv_ddrm_1sample", run_peer, eta=eta, nfe_per_image=args.steps)
+    record("deepinv_ddrm_1sample", run_peer, eta=eta, spacing=inferer.spacing, nfe_per_image=args.steps)
 
     cond = models["conditional"]
     for k in (1, args.samples):

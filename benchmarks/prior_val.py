@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=["case_study", "realistic"])
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--spacing", default="quadratic", choices=["quadratic", "uniform"])
     parser.add_argument("--eta", type=float, default=0.85)
     parser.add_argument("--eta-b", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -35,7 +36,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.time()
     results = evaluate_prior(args.data, args.weights, split=args.split, protocols=tuple(args.protocols),
-                             samples=tuple(args.samples), limit=args.limit, num_steps=args.steps, eta=args.eta,
+                             samples=tuple(args.samples), limit=args.limit, num_steps=args.steps, spacing=args.spacing,
+                             eta=args.eta,
                              eta_b=args.eta_b, seed=args.seed, autocast=not args.fp32)
     results.update(**run_info(), wall_seconds=round(time.time() - start, 1),
                    command="python benchmarks/prior_val.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()))

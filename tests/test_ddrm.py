@@ -127,8 +127,28 @@ def test_with_monai_unet_shapes_ranges_and_seed():
 
 
 def test_timestep_grid_is_the_official_one():
-    assert ddrm_timesteps(1000, 20) == list(range(0, 1000, 50))
-    assert ddrm_timesteps(1000, 1) == [0]
+    assert ddrm_timesteps(1000, 20, "uniform") == list(range(0, 1000, 50))
+    assert ddrm_timesteps(1000, 1, "uniform") == [0]
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 5, 20, 100, 500, 1000])
+def test_quadratic_grid_spans_the_official_range_denser_at_low_noise(num_steps):
+    grid = ddrm_timesteps(1000, num_steps, "quadratic")
+    assert len(grid) == num_steps and grid[0] == 0
+    assert grid[-1] == ddrm_timesteps(1000, num_steps, "uniform")[-1]
+    assert all(b > a for a, b in zip(grid, grid[1:]))
+    if 2 < num_steps < 1000:
+        assert grid[1] - grid[0] < grid[-1] - grid[-2]
+    assert ddrm_timesteps(1000, 20, "quadratic")[:4] == [0, 3, 11, 24]
+
+
+def test_inferer_uses_and_reports_its_spacing():
+    quad = DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), num_steps=20)
+    assert quad.timesteps == ddrm_timesteps(1000, 20, "quadratic") and quad.config["spacing"] == "quadratic"
+    uniform = DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), num_steps=20, spacing="uniform")
+    assert uniform.timesteps == list(range(0, 1000, 50)) and uniform.config["spacing"] == "uniform"
+    with pytest.raises(ValueError, match="spacing"):
+        DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), spacing="cosine")
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_denoiser_wrapper_maps_noise_levels_to_our_timesteps(x):
     sigmas = deepinv_sigmas(abar, 20)
     assert len(sigmas) == 20 and sigmas == sorted(sigmas, reverse=True)
     assert sigmas[-1] == pytest.approx(float(((1 - abar[0]) / abar[0]).sqrt() / 2))
-    assert ddrm_timesteps(1000, 20)[-1] == 950
+    assert ddrm_timesteps(1000, 20, "quadratic")[-1] == 950
 
 
 def test_deepinv_ddrm_and_ours_agree_with_an_oracle_network(x):

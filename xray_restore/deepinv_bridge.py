@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ddrm import ddrm_timesteps
+from .ddrm import TimestepSpacing, ddrm_timesteps
 from .operators import SVDOperator
 
 __all__ = ["import_deepinv", "as_decomposable_physics", "as_deepinv_denoiser", "deepinv_sigmas", "deepinv_ddrm"]
@@ -59,16 +59,16 @@ def as_deepinv_denoiser(network: nn.Module, alphas_cumprod: torch.Tensor, autoca
     )
 
 
-def deepinv_sigmas(alphas_cumprod: torch.Tensor, num_steps: int) -> list[float]:
-    """DeepInverse noise levels ([0, 1] units, decreasing) at our DDRM grid's timesteps (0, T/n, …)."""
+def deepinv_sigmas(alphas_cumprod: torch.Tensor, num_steps: int, spacing: TimestepSpacing = "quadratic") -> list[float]:
+    """DeepInverse noise levels ([0, 1] units, decreasing) at our DDRM grid's timesteps (:func:`ddrm_timesteps`)."""
     abar = alphas_cumprod.double()
-    steps = ddrm_timesteps(len(abar), num_steps)[::-1]
+    steps = ddrm_timesteps(len(abar), num_steps, spacing)[::-1]
     return [float(((1 - abar[t]) / abar[t]).sqrt() / 2) for t in steps]
 
 
 def deepinv_ddrm(network: nn.Module, alphas_cumprod: torch.Tensor, num_steps: int = 20, eta: float = 0.85,
-                 eta_b: float = 1.0, autocast: bool = False):
+                 eta_b: float = 1.0, autocast: bool = False, spacing: TimestepSpacing = "quadratic"):
     """``deepinv.sampling.DDRM`` over our network on our timestep grid; call it as ``ddrm(y, physics)``."""
     dinv = import_deepinv()
     denoiser = as_deepinv_denoiser(network, alphas_cumprod, autocast=autocast)
-    return dinv.sampling.DDRM(denoiser=denoiser, sigmas=deepinv_sigmas(alphas_cumprod, num_steps), eta=eta, etab=eta_b)
+    return dinv.sampling.DDRM(denoiser=denoiser, sigmas=deepinv_sigmas(alphas_cumprod, num_steps, spacing), eta=eta, etab=eta_b)

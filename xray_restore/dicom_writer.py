@@ -46,7 +46,7 @@ def derivation_description(provenance: dict) -> str:
     method = provenance.get("method", "DDRM")
     parts = [f"{method} deblurring"]
     inferer = provenance.get("inferer", {})
-    keys = ("num_steps", "eta", "eta_b", "sigma_y", "num_samples")
+    keys = ("num_steps", "spacing", "eta", "eta_b", "sigma_y", "num_samples")
     params = ", ".join(f"{k}={inferer[k]}" for k in keys if k in inferer)
     if params:
         parts.append(params)

@@ -148,6 +148,7 @@ def evaluate_prior(
     num_steps: int = 20,
     eta: float = 0.85,
     eta_b: float = 1.0,
+    spacing: str = "quadratic",
     batch_size: int = 16,
     seed: int = 0,
     autocast: bool = True,
@@ -167,7 +168,7 @@ def evaluate_prior(
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
         methods = {}
         for k in samples:
-            inferer = DDRMInferer(op, scheduler, num_steps=num_steps, eta=eta, eta_b=eta_b, sigma_y=sigma_y,
+            inferer = DDRMInferer(op, scheduler, num_steps=num_steps, spacing=spacing, eta=eta, eta_b=eta_b, sigma_y=sigma_y,
                                   num_samples=k, autocast=autocast)
             methods["ddrm_1sample" if k == 1 else f"ddrm_mean{k}"] = (
                 lambda y, g, inferer=inferer: inferer(inputs=y, network=unet, generator=g))
@@ -176,7 +177,8 @@ def evaluate_prior(
     results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                batch_size=batch_size, seed=seed, baselines=baselines, lmmse_grid=lmmse_grid,
                                tikhonov_grid=tikhonov_grid, out_file=None,
-                               settings={"num_steps": num_steps, "eta": eta, "eta_b": eta_b, "bf16": autocast})
+                               settings={"num_steps": num_steps, "spacing": spacing, "eta": eta, "eta_b": eta_b,
+                                         "bf16": autocast})
     results["weights"] = str(weights)
     return _write(results, out_file)
 
