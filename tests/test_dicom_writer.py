@@ -18,7 +18,7 @@ from xray_restore.readers import read_radiograph
 DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 PROVENANCE = {
     "method": "DDRM",
-    "inferer": {"num_steps": 20, "eta": 0.85, "eta_b": 1.0, "sigma_y": 0.01, "num_samples": 4},
+    "inferer": {"num_steps": 20, "spacing": "quadratic", "eta": 0.85, "eta_b": 1.0, "sigma_y": 0.01, "num_samples": 4},
     "operator": {"name": "GaussianBlur", "size": 64, "sigma": 2.0, "threshold": 0.003},
     "model_version": "xray_ddrm 0.1.0",
     "software_version": "0.1.0",
@@ -91,7 +91,7 @@ def test_sources_that_cannot_be_referenced(tmp_path):
 
 def test_derivation_description_mentions_parameters():
     text = derivation_description(PROVENANCE)
-    for part in ("DDRM", "num_steps=20", "eta_b=1.0", "sigma_y=0.01", "GaussianBlur", "xray_ddrm 0.1.0"):
+    for part in ("DDRM", "num_steps=20", "spacing=quadratic", "eta_b=1.0", "sigma_y=0.01", "GaussianBlur", "xray_ddrm 0.1.0"):
         assert part in text
 
 
