@@ -40,7 +40,8 @@ def main() -> None:
             ddrm = next(v for k, v in block["methods"].items() if k.startswith("ddrm"))
             rows.append({"protocol": protocol, "spacing": spacing, "eta": eta, "eta_b": eta_b, "psnr": ddrm["psnr"],
                          "ssim": ddrm["ssim"]})
-            print(f"{protocol:<11} {spacing:<9} eta={eta:<5} eta_b={eta_b:<4} PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
+            print(f"{protocol:<11} {spacing:<9} eta={eta:<5} eta_b={eta_b:<4} "
+                  f"PSNR {ddrm['psnr']:.2f}  SSIM {ddrm['ssim']:.4f}")
     write_json(args.out, {**run_info(), "split": "val", "limit": args.limit, "samples": args.samples,
                           "protocols": args.protocols, "weights": args.weights, "rows": rows})
 

@@ -149,7 +149,8 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
                lambda: batched(lambda b: inferer(inputs=b, network=unet, generator=g), y, max(1, args.batch_size // k)),
                num_samples=k, eta=eta, spacing=inferer.spacing, nfe_per_image=args.steps * k)
     physics = as_decomposable_physics(op, sigma_y)
-    peer = deepinv_ddrm(unet, scheduler.alphas_cumprod, num_steps=args.steps, eta=eta, autocast=not args.fp32)
+    peer = deepinv_ddrm(unet, scheduler.alphas_cumprod, num_steps=args.steps, eta=eta, autocast=not args.fp32,
+                        spacing=inferer.spacing)
 
     def run_peer() -> torch.Tensor:
         torch.manual_seed(args.seed + 2)

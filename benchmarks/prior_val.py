@@ -37,8 +37,7 @@ def main() -> None:
     start = time.time()
     results = evaluate_prior(args.data, args.weights, split=args.split, protocols=tuple(args.protocols),
                              samples=tuple(args.samples), limit=args.limit, num_steps=args.steps, spacing=args.spacing,
-                             eta=args.eta,
-                             eta_b=args.eta_b, seed=args.seed, autocast=not args.fp32)
+                             eta=args.eta, eta_b=args.eta_b, seed=args.seed, autocast=not args.fp32)
     results.update(**run_info(), wall_seconds=round(time.time() - start, 1),
                    command="python benchmarks/prior_val.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
     print(format_results(results))

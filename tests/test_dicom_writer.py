@@ -91,7 +91,8 @@ def test_sources_that_cannot_be_referenced(tmp_path):
 
 def test_derivation_description_mentions_parameters():
     text = derivation_description(PROVENANCE)
-    for part in ("DDRM", "num_steps=20", "spacing=quadratic", "eta_b=1.0", "sigma_y=0.01", "GaussianBlur", "xray_ddrm 0.1.0"):
+    for part in ("DDRM", "num_steps=20", "spacing=quadratic", "eta_b=1.0", "sigma_y=0.01", "GaussianBlur",
+                 "xray_ddrm 0.1.0"):
         assert part in text
 
 

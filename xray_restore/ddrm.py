@@ -141,7 +141,7 @@ class DDRMInferer(Inferer):
             "clip_denoised": self.clip_denoised,
             "seed": self.seed,
             "spacing": self.spacing,
-            "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]} {self.spacing}",
+            "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
         }
 
     def __call__(  # type: ignore[override]

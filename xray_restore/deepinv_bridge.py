@@ -59,7 +59,8 @@ def as_deepinv_denoiser(network: nn.Module, alphas_cumprod: torch.Tensor, autoca
     )
 
 
-def deepinv_sigmas(alphas_cumprod: torch.Tensor, num_steps: int, spacing: TimestepSpacing = "quadratic") -> list[float]:
+def deepinv_sigmas(alphas_cumprod: torch.Tensor, num_steps: int,
+                   spacing: TimestepSpacing = "quadratic") -> list[float]:
     """DeepInverse noise levels ([0, 1] units, decreasing) at our DDRM grid's timesteps (:func:`ddrm_timesteps`)."""
     abar = alphas_cumprod.double()
     steps = ddrm_timesteps(len(abar), num_steps, spacing)[::-1]
@@ -71,4 +72,5 @@ def deepinv_ddrm(network: nn.Module, alphas_cumprod: torch.Tensor, num_steps: in
     """``deepinv.sampling.DDRM`` over our network on our timestep grid; call it as ``ddrm(y, physics)``."""
     dinv = import_deepinv()
     denoiser = as_deepinv_denoiser(network, alphas_cumprod, autocast=autocast)
-    return dinv.sampling.DDRM(denoiser=denoiser, sigmas=deepinv_sigmas(alphas_cumprod, num_steps, spacing), eta=eta, etab=eta_b)
+    sigmas = deepinv_sigmas(alphas_cumprod, num_steps, spacing)
+    return dinv.sampling.DDRM(denoiser=denoiser, sigmas=sigmas, eta=eta, etab=eta_b)

@@ -168,8 +168,8 @@ def evaluate_prior(
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
         methods = {}
         for k in samples:
-            inferer = DDRMInferer(op, scheduler, num_steps=num_steps, spacing=spacing, eta=eta, eta_b=eta_b, sigma_y=sigma_y,
-                                  num_samples=k, autocast=autocast)
+            inferer = DDRMInferer(op, scheduler, num_steps=num_steps, spacing=spacing, eta=eta, eta_b=eta_b,
+                                  sigma_y=sigma_y, num_samples=k, autocast=autocast)
             methods["ddrm_1sample" if k == 1 else f"ddrm_mean{k}"] = (
                 lambda y, g, inferer=inferer: inferer(inputs=y, network=unet, generator=g))
         return methods
