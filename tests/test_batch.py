@@ -49,7 +49,7 @@ def outputs_by_source(out: Path) -> dict[str, list[Path]]:
 
 def batch_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
-            "--batch-size", "1", *extra]
+            "--batch-size", "1", "--force", *extra]
 
 
 def test_batch_records_failures_and_exits_nonzero(tmp_path):
@@ -90,8 +90,10 @@ def test_kill_at_random_points_then_resume(tmp_path):
 
 def test_two_dask_workers_match_single_process(tmp_path):
     make_inputs(tmp_path / "in", 6)
-    single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, batch_size=2, progress=False)
-    dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, batch_size=2, workers=2, progress=False)
+    single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, batch_size=2, progress=False,
+                       force=True)
+    dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, batch_size=2, workers=2, progress=False,
+                     force=True)
     assert single.ok and dask.ok and single.counts == dask.counts
     a = sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.dcm"))
     b = sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*.dcm"))
@@ -105,8 +107,8 @@ def test_two_dask_workers_match_single_process(tmp_path):
 
 def test_own_outputs_under_the_input_folder_are_skipped(tmp_path):
     make_inputs(tmp_path / "in", 2)
-    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False)
+    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, force=True)
     assert first.counts["done"] == 2
-    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False)
+    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, force=True)
     assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2}
     assert second.ok

@@ -120,7 +120,7 @@ def test_works_on_float32_batches():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": float("nan")}, "sigma"),
         ({"sigma": -1.0}, "sigma"),
         ({"threshold": 0.0}, "threshold"),
         ({"threshold": -1e-3}, "threshold"),
@@ -143,3 +143,19 @@ def test_check_input_errors():
         op.check_input(torch.full((1, 1, 16, 16), float("nan")))
     with pytest.raises(ValueError, match="one channel"):
         op.check_input(torch.zeros(1, 3, 16, 16))
+
+
+def test_zero_sigma_is_the_identity():
+    op = GaussianBlur(size=16, sigma=0.0)
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    assert torch.allclose(op.H(x), x) and torch.allclose(op.pinv(x), x)
+    assert op.num_kept() == 16 * 16 and op.radius == 0
+
+
+def test_blur_operator_cache_rounds_sigma():
+    from xray_restore.operators import blur_operator
+
+    a, b = blur_operator(16, 1.98), blur_operator(16, 2.01)
+    assert a is b and a.sigma == pytest.approx(2.0)
+    assert blur_operator(16, -0.01).sigma == 0.0
+    assert blur_operator(16, 1.0) is not a

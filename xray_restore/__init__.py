@@ -8,15 +8,18 @@ from ._compat import import_torchvision as _import_torchvision  # noqa: E402
 
 _import_torchvision()  # before anything imports torchmetrics
 
-from . import baselines, datasets, ddrm, errors, evaluation, networks, operators, training  # noqa: E402
+from . import baselines, datasets, ddrm, errors, estimation, evaluation, networks, operators, training  # noqa: E402
 from .ddrm import DDRMInferer  # noqa: E402
 from .errors import InputError, XrayRestoreError  # noqa: E402
+from .estimation import DegradationEstimate, SpectralDegradationEstimator  # noqa: E402
 from .operators import GaussianBlur, SVDOperator  # noqa: E402
 from .restore import Restoration, Restorer, restore  # noqa: E402
 
 __all__ = [
     "__version__",
     "DDRMInferer",
+    "DegradationEstimate",
+    "SpectralDegradationEstimator",
     "GaussianBlur",
     "SVDOperator",
     "Restoration",
@@ -28,6 +31,7 @@ __all__ = [
     "datasets",
     "ddrm",
     "errors",
+    "estimation",
     "evaluation",
     "networks",
     "operators",

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import InputError
+
 __all__ = ["Manifest", "BatchSummary", "discover_inputs", "run_batch"]
 
 STATES = ("pending", "done", "failed", "skipped")
@@ -42,6 +44,10 @@ class Manifest:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, source TEXT NOT NULL, "
                         "state TEXT NOT NULL, reason TEXT DEFAULT '', outputs TEXT DEFAULT '[]', updated REAL)")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+        for column in ("blur_sigma", "sigma_y"):  # the settings used (estimated per input by default)
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE items ADD COLUMN {column} REAL")
 
     def add(self, keys_and_sources: Iterable[tuple[str, str]]) -> None:
         with self.db:
@@ -53,16 +59,20 @@ class Manifest:
         marks = ",".join("?" * len(states))
         return list(self.db.execute(f"SELECT key, source FROM items WHERE state IN ({marks}) ORDER BY key", states))
 
-    def mark(self, key: str, state: str, reason: str = "", outputs: Sequence[str] = ()) -> None:
+    def mark(self, key: str, state: str, reason: str = "", outputs: Sequence[str] = (),
+             blur_sigma: float | None = None, sigma_y: float | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {state!r}.")
         with self.db:
-            self.db.execute("UPDATE items SET state = ?, reason = ?, outputs = ?, updated = ? WHERE key = ?",
-                            (state, reason, json.dumps(list(outputs)), time.time(), key))
+            self.db.execute("UPDATE items SET state = ?, reason = ?, outputs = ?, updated = ?, blur_sigma = ?, "
+                            "sigma_y = ? WHERE key = ?",
+                            (state, reason, json.dumps(list(outputs)), time.time(), blur_sigma, sigma_y, key))
 
     def rows(self) -> list[dict]:
-        cursor = self.db.execute("SELECT key, source, state, reason, outputs FROM items ORDER BY key")
-        return [{"key": k, "source": s, "state": st, "reason": r, "outputs": json.loads(o)} for k, s, st, r, o in cursor]
+        cursor = self.db.execute("SELECT key, source, state, reason, outputs, blur_sigma, sigma_y FROM items "
+                                 "ORDER BY key")
+        return [{"key": k, "source": s, "state": st, "reason": r, "outputs": json.loads(o), "blur_sigma": b,
+                 "sigma_y": n} for k, s, st, r, o, b, n in cursor]
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
@@ -117,19 +127,10 @@ _RESTORERS: dict[tuple, object] = {}
 
 
 def _is_own_output(source: str) -> bool:
-    """A DICOM written by xray_restore (its Manufacturer), e.g. when the output folder lies under the input."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    """A file written by xray_restore (DICOM or PNG), e.g. when the output folder lies under the input."""
+    from .readers import is_own_output
 
-    from .dicom_writer import MANUFACTURER
-
-    if not source.lower().endswith((".dcm", ".dicom")):
-        return False
-    try:
-        header = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["Manufacturer"])
-    except (InvalidDicomError, OSError, ValueError):
-        return False
-    return str(header.get("Manufacturer", "")) == MANUFACTURER
+    return is_own_output(source)
 
 
 def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int, seed: int,
@@ -152,14 +153,14 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
     results = restorer.restore(sources, num_samples=num_samples, seed=seed, output_dir=output_dir,
                                on_error="skip", batch_size=len(sources))
     by_source = {str(Path(r.source).resolve()): r for r in results}
-    failures = {}
-    for message in restorer.failures:
-        path, _, reason = message.partition(": ")
-        failures[str(Path(path).resolve())] = reason
+    failures = {str(Path(f.source).resolve()): f"{f.stage}: {f.reason}" for f in restorer.failures}
     for source in sources:
         resolved = str(Path(source).resolve())
-        if resolved in by_source:
-            out.append({"source": source, "state": "done", "reason": "", "outputs": by_source[resolved].outputs})
+        r = by_source.get(resolved)
+        if r is not None:
+            state = "done" if r.status == "restored" else "skipped"
+            out.append({"source": source, "state": state, "reason": r.reason, "outputs": r.outputs,
+                        "blur_sigma": r.blur_sigma, "sigma_y": r.sigma_y})
         else:
             out.append({"source": source, "state": "failed", "reason": failures.get(resolved, "not restored"),
                         "outputs": []})
@@ -181,10 +182,17 @@ def run_batch(
     **overrides,
 ) -> BatchSummary:
     """Restore every input not yet ``done`` in the manifest (default ``<output_dir>/manifest.sqlite``)."""
+    from .restore import check_writable
+
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir)
     _remove_stale_temporaries(output_dir)
-    book = Manifest(manifest or output_dir / "manifest.sqlite")
+    manifest_path = Path(manifest or output_dir / "manifest.sqlite")
+    check_writable(manifest_path.parent)
+    try:
+        book = Manifest(manifest_path)
+    except sqlite3.Error as e:
+        raise InputError(manifest_path, f"cannot open the batch manifest ({e})") from None
     sources = discover_inputs(inputs)
     book.add((s, s) for s in sources)
     todo = book.todo(retry_failed)
@@ -209,7 +217,7 @@ def run_batch(
             results_iter = (restore_chunk(chunk, *args) for chunk in chunks)
         for results in results_iter:
             for r in results:
-                book.mark(r["source"], r["state"], r["reason"], r["outputs"])
+                book.mark(r["source"], r["state"], r["reason"], r["outputs"], r.get("blur_sigma"), r.get("sigma_y"))
             bar.update(len(results))
     finally:
         bar.close()

@@ -21,27 +21,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .jobs import run_inference_bundle
 
     bundle = Path(args.bundle)
-    run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
-                         reference_dir=args.reference or (None if args.input else bundle / "samples" / "sharp"),
-                         sigma_y=args.sigma_y, num_samples=args.samples, seed=args.seed)
-    return 0
+    summary = run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
+                                   reference_dir=args.reference or (None if args.input else bundle / "samples" / "sharp"),
+                                   num_samples=args.samples, seed=args.seed, **_overrides(args))
+    return 0 if summary["n_failed"] == 0 else 1
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
     from .restore import restore
 
     results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
-                      seed=args.seed, include_identifiers=args.include_identifiers)
+                      seed=args.seed, include_identifiers=args.include_identifiers, **_overrides(args))
     summary = json.loads((Path(args.output) / "summary.json").read_text())
-    print(f"restored {summary['n_done']} image(s), {summary['n_failed']} failed -> {args.output}")
-    return 0 if summary["n_failed"] == 0 and results else 1
+    for failure in restore.failures:
+        print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)
+    for r in results:
+        if r.status == "no_blur":
+            print(f"{r.source}: {r.reason}")
+    print(f"restored {summary['n_done']} image(s), {summary['n_no_blur']} with no blur at the model scale, "
+          f"{summary['n_failed']} failed; report: {Path(args.output) / 'report.html'}")
+    return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
     common = {"bundle": args.bundle, "batch_size": args.batch_size, "num_samples": args.samples, "seed": args.seed,
-              "workers": args.workers, "scheduler": args.scheduler, "retry_failed": args.retry_failed}
+              "workers": args.workers, "scheduler": args.scheduler, "retry_failed": args.retry_failed,
+              **_overrides(args)}
     urls = [i for i in args.inputs if i.startswith(("http://", "https://"))]
     stored = None
     if urls:
@@ -64,6 +71,48 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _setting(text: str):
+    """A command-line value for a bundle id: JSON (numbers, true/false, lists) or else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Bundle-id overrides from the restoration options; only what was given (the rest: the bundle's values)."""
+    out = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"xray-restore: error: --set expects id=value, got {item!r}")
+        out[key] = _setting(value)
+    for name in ("blur_sigma", "sigma_y", "output_mode"):
+        value = getattr(args, name)
+        if value is not None:
+            out[name] = _setting(value)
+    if args.force:
+        out["force"] = True
+    return out
+
+
+def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that override the bundle's restoration settings (each defaults to the bundle's value)."""
+    parser.add_argument("--blur-sigma", dest="blur_sigma", metavar="PX|auto",
+                        help="Gaussian blur std at the 64x64 model scale, in pixels (bundle default: auto, estimated "
+                             "per image)")
+    parser.add_argument("--sigma-y", dest="sigma_y", metavar="STD|auto",
+                        help="noise std in [0, 1] intensity units at the model scale (bundle default: auto)")
+    parser.add_argument("--force", action="store_true",
+                        help="restore and write images with no blur at the model scale too (default: report them "
+                             "and write nothing)")
+    parser.add_argument("--output-mode", dest="output_mode", choices=["detail", "upsample"],
+                        help="detail: keep the source's detail finer than 64x64 (bundle default); upsample: write "
+                             "the 64x64 result resampled to the source grid")
+    parser.add_argument("--set", action="append", metavar="ID=VALUE",
+                        help="override any id of the bundle's inference.json, e.g. --set num_steps=50")
+
+
 def _train_config(args: argparse.Namespace):
     """The :class:`~xray_restore.training.TrainConfig` of the shared training options."""
     from .training import TrainConfig
@@ -77,7 +126,18 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads,
-                init_weights=args.init_weights, init_step=args.init_step)
+                init_weights=args.init_weights, init_step=args.init_step, extra_data=args.extra_data)
+    return 0
+
+
+def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
+    from .datasets import load_training_pool, to_unit_range
+    from .estimation import fit_spectrum, save_spectrum
+
+    images = to_unit_range(load_training_pool(args.data, args.extra_data))
+    spectrum = fit_spectrum(images)
+    save_spectrum(spectrum, args.output)
+    print(f"fitted the degradation spectrum on {spectrum['num_images']} training images -> {args.output}")
     return 0
 
 
@@ -86,7 +146,8 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
-                      num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step)
+                      num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step,
+                      extra_data=args.extra_data)
     return 0
 
 
@@ -116,6 +177,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     """Options shared by the training commands (resumable runs on the ChestX-ray14 cache)."""
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--out", default=out_default)
+    parser.add_argument("--extra-data", nargs="*", default=[],
+                        help="training-only .npz archives (an 'images' array) added to the train split")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -138,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", help="folder of sharp PNGs with the same names (adds PSNR/SSIM)")
     run.add_argument("-o", "--output", default="outputs/main")
     run.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    run.add_argument("--sigma-y", type=float, default=0.01)
     run.add_argument("--samples", type=int, default=1)
     run.add_argument("--seed", type=int, default=0)
+    _add_restoration_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     rest = sub.add_parser("restore", help="restore DICOM/PNG files or folders; write derived DICOMs and a report")
@@ -151,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     rest.add_argument("--seed", type=int, default=0)
     rest.add_argument("--include-identifiers", action="store_true",
                       help="put file names and error texts in the report (may contain patient data)")
+    _add_restoration_arguments(rest)
     rest.set_defaults(func=_cmd_restore)
 
     batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)")
@@ -169,11 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--date", help="DICOMweb: study date range YYYYMMDD-YYYYMMDD")
     batch.add_argument("--modality", help="DICOMweb: modality filter, e.g. CR or DX")
     batch.add_argument("--store-back", action="store_true", help="DICOMweb: STOW the derived series to the node")
+    _add_restoration_arguments(batch)
     batch.set_defaults(func=_cmd_batch)
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     _add_training_arguments(train, "runs/prior")
     train.set_defaults(func=_cmd_train_prior)
+
+    spec = sub.add_parser("fit-spectrum", help="fit the blur/noise estimator's image spectrum on training images")
+    spec.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")
+    spec.add_argument("--extra-data", nargs="*", default=[], help="training-only .npz archives added to it")
+    spec.add_argument("-o", "--output", default=f"{DEFAULT_BUNDLE}/models/degradation_spectrum.pt")
+    spec.set_defaults(func=_cmd_fit_spectrum)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
     cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine")

@@ -243,6 +243,7 @@ def train_conditional(
     val_limit: int | None = None,
     init_weights: str | None = None,
     init_step: int = 0,
+    extra_data: tuple[str, ...] | list[str] = (),
 ):
     """Train (or resume) a conditional baseline on the ``train`` split only; validate on ``val`` pairs.
 
@@ -250,7 +251,7 @@ def train_conditional(
 
     Returns the :class:`~xray_restore.training.Trainer` (``trainer.splits_used`` records the splits read).
     """
-    from .datasets import load_cxr14_cache, to_model_space
+    from .datasets import load_cxr14_cache, load_training_pool, to_model_space
     from .networks import build_scheduler
     from .operators import GaussianBlur
     from .training import TrainConfig, Trainer, epsilon_loss
@@ -258,7 +259,7 @@ def train_conditional(
     if num_threads:
         torch.set_num_threads(num_threads)
     config = config or TrainConfig()
-    train = to_model_space(load_cxr14_cache(data, "train")["images"])
+    train = to_model_space(load_training_pool(data, extra_data))
     val = to_model_space(load_cxr14_cache(data, "val")["images"])[:val_limit]
     scheduler = build_scheduler()
     operator = operator or GaussianBlur()

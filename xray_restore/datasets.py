@@ -60,6 +60,39 @@ def load_cxr14_cache(path: str | os.PathLike, split: str) -> dict[str, np.ndarra
     return out
 
 
+def load_training_pool(
+    path: str | os.PathLike, extra: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = ()
+) -> np.ndarray:
+    """The training images: the ``train`` split of a cache plus every image of each ``extra`` archive.
+
+    ``extra`` archives hold an ``images`` array ``(N, H, W)`` uint8 of the cache's size and no split (e.g.
+    ``cxr14_extra_64.npz``: training-only ChestX-ray14 images of patients in no val/test split).
+
+    Returns:
+        ``(N_train + Σ N_extra, H, W)`` uint8.
+
+    Raises:
+        InputError: an archive is missing, unreadable, or its images do not match the cache's.
+    """
+    pool = [load_cxr14_cache(path, "train")["images"]]
+    for extra_path in extra:
+        extra_path = Path(extra_path)
+        if not extra_path.is_file():
+            raise InputError(extra_path, "extra training archive not found")
+        try:
+            with np.load(extra_path, allow_pickle=False) as data:
+                if "images" not in data.files:
+                    raise InputError(extra_path, f"has no array 'images' (arrays: {', '.join(sorted(data.files))})")
+                images = data["images"]
+        except (OSError, ValueError) as e:
+            raise InputError(extra_path, f"not a readable .npz archive ({e})") from e
+        if images.dtype != np.uint8 or images.shape[1:] != pool[0].shape[1:]:
+            raise InputError(extra_path, f"images must be (N, {pool[0].shape[1]}, {pool[0].shape[2]}) uint8, "
+                                         f"got {images.shape} {images.dtype}")
+        pool.append(images)
+    return np.concatenate(pool)
+
+
 def to_unit_range(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(N, H, W)`` → float32 ``(N, 1, H, W)`` in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0).unsqueeze(1)

@@ -18,7 +18,7 @@ a zeroed singular value ever happens and σ_y = 0 works.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -29,10 +29,11 @@ from torch import nn
 
 from .operators import SVDOperator
 
-__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps"]
+__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "AUTO"]
 
 
 TimestepSpacing = Literal["uniform", "quadratic"]
+AUTO = "auto"
 
 
 def ddrm_timesteps(num_train_timesteps: int, num_steps: int, spacing: TimestepSpacing = "uniform") -> list[int]:
@@ -74,6 +75,12 @@ class DDRMInferer(Inferer):
         num_samples: posterior samples per input; ``__call__`` returns their mean.
         clip_denoised: clamp the network's x₀ estimate to [-1, 1] at every step.
         autocast: run the network under bf16 autocast (fast on CPUs with AVX512-BF16).
+        blur_sigma: ``None`` uses ``operator`` as given; ``"auto"`` estimates σ per input with ``estimator`` and
+            restores with a :class:`~xray_restore.operators.GaussianBlur` of that σ (``operator`` gives the size and
+            threshold); a number builds that blur.
+        estimator: a :class:`~xray_restore.estimation.SpectralDegradationEstimator`, needed for ``"auto"``.
+        no_blur_sigma: with an estimated blur below this (model-scale pixels), ``__call__`` hands the input back
+            unchanged (no blur at the model scale: nothing to restore); 0 disables it.
         seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
             whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
 
@@ -95,11 +102,14 @@ class DDRMInferer(Inferer):
         spacing: TimestepSpacing = "quadratic",
         eta: float = 0.85,
         eta_b: float = 1.0,
-        sigma_y: float = 0.0,
+        sigma_y: float | str = 0.0,
         num_samples: int = 1,
         clip_denoised: bool = True,
         autocast: bool = False,
         seed: int | None = None,
+        blur_sigma: float | str | None = None,
+        estimator=None,
+        no_blur_sigma: float = 0.0,
     ) -> None:
         super().__init__()
         if not isinstance(operator, SVDOperator):
@@ -109,8 +119,16 @@ class DDRMInferer(Inferer):
         for name, value in (("eta", eta), ("eta_b", eta_b)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}.")
-        if not (sigma_y >= 0.0 and math.isfinite(sigma_y)):
-            raise ValueError(f"sigma_y must be a finite number >= 0, got {sigma_y}.")
+        if sigma_y != AUTO and not (isinstance(sigma_y, (int, float)) and sigma_y >= 0.0 and math.isfinite(sigma_y)):
+            raise ValueError(f"sigma_y must be 'auto' or a finite number >= 0, got {sigma_y!r}.")
+        if blur_sigma not in (None, AUTO) and not (isinstance(blur_sigma, (int, float)) and blur_sigma >= 0):
+            raise ValueError(f"blur_sigma must be None, 'auto' or a number >= 0, got {blur_sigma!r}.")
+        if AUTO in (sigma_y, blur_sigma) and estimator is None:
+            raise ValueError("blur_sigma/sigma_y 'auto' needs an estimator (the bundle's degradation spectrum).")
+        if blur_sigma is not None and not hasattr(operator, "threshold"):
+            raise TypeError(f"blur_sigma needs a GaussianBlur operator (size, threshold), got {type(operator).__name__}.")
+        if not no_blur_sigma >= 0:
+            raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.operator = operator
@@ -121,7 +139,10 @@ class DDRMInferer(Inferer):
         self.num_steps = int(num_steps)
         self.eta = float(eta)
         self.eta_b = float(eta_b)
-        self.sigma_y = float(sigma_y)
+        self.sigma_y = sigma_y if sigma_y == AUTO else float(sigma_y)
+        self.blur_sigma = blur_sigma if blur_sigma in (None, AUTO) else float(blur_sigma)
+        self.estimator = estimator
+        self.no_blur_sigma = float(no_blur_sigma)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
@@ -142,7 +163,67 @@ class DDRMInferer(Inferer):
             "seed": self.seed,
             "spacing": self.spacing,
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
+            "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
+            "no_blur_sigma": self.no_blur_sigma,
         }
+
+    def operator_sigma(self) -> float | None:
+        """σ of the fixed operator (None for a non-Gaussian operator)."""
+        return getattr(self.operator, "sigma", None)
+
+    def settings_for(self, inputs: torch.Tensor, bits_stored=None) -> list[dict]:
+        """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
+
+        ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor.
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur"}`` per input.
+        """
+        needs = AUTO in (self.blur_sigma, self.sigma_y)
+        estimates = self.estimator(inputs.detach().float().cpu(), bits_stored) if needs else [None] * len(inputs)
+        out = []
+        for e in estimates:
+            blur = self.blur_sigma
+            blur = e.blur_sigma if blur == AUTO else (self.operator_sigma() if blur is None else blur)
+            noise = e.sigma_y if self.sigma_y == AUTO else self.sigma_y
+            if self.blur_sigma == AUTO:  # an estimated blur is not exact: its likely error counts as noise
+                noise = math.sqrt(noise**2 + e.operator_noise**2)
+            no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
+            out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur})
+        return out
+
+    def operator_for(self, blur_sigma: float | None) -> SVDOperator:
+        """The operator to restore with: the fixed one, or a cached blur of σ (same size and threshold)."""
+        from .operators import blur_operator
+
+        if self.blur_sigma is None:
+            return self.operator
+        return blur_operator(self.operator.size, blur_sigma, threshold=self.operator.threshold)
+
+    def restore(
+        self,
+        inputs: torch.Tensor,
+        network: nn.Module | Callable[..., torch.Tensor],
+        settings: list[dict],
+        num_samples: int | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`sample` with per-input settings (from :meth:`settings_for`), grouped by operator.
+
+        With one generator per input the result of an input does not depend on its batch neighbours.
+        """
+        if len(settings) != inputs.shape[0]:
+            raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
+        mean, std = torch.empty_like(inputs), torch.empty_like(inputs)
+        groups: dict[int, list[int]] = {}
+        for i, st in enumerate(settings):
+            groups.setdefault(id(self.operator_for(st["blur_sigma"])), []).append(i)
+        per_input = isinstance(generator, Sequence)
+        for index in groups.values():
+            op = self.operator_for(settings[index[0]]["blur_sigma"])
+            gen = [generator[i] for i in index] if per_input else generator
+            m, s = self.sample(inputs[index], network, num_samples=num_samples, generator=gen, operator=op,
+                               sigma_y=[settings[i]["sigma_y"] for i in index])
+            mean[index], std[index] = m, s
+        return mean, std
 
     def __call__(  # type: ignore[override]
         self,
@@ -157,12 +238,32 @@ class DDRMInferer(Inferer):
         A ``MetaTensor`` input gives a ``MetaTensor`` output with the same meta data (file names, affine), so
         MONAI post-processing (``SaveImaged``, ``Invertd``) works on the result.
         """
-        mean, _ = self.sample(inputs, network, generator=generator)
+        bits = None
+        if isinstance(inputs, MetaTensor) and "bits_stored" in inputs.meta:
+            bits = [int(b) for b in torch.as_tensor(inputs.meta["bits_stored"]).reshape(-1)]
+        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        settings = self.settings_for(plain, bits)
+        mean, _ = self.restore(plain, network, settings, generator=generator)
+        for i, st in enumerate(settings):
+            if st["no_blur"]:  # no blur at the model scale: the input comes back as it came
+                mean[i] = plain[i]
         if isinstance(inputs, MetaTensor):
             mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]
         return mean
 
     # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _noise_std(sigma_y: float | Sequence[float] | torch.Tensor, batch: int) -> torch.Tensor:
+        """σ_y as a ``(B, 1, 1, 1)`` float64 tensor (one value per input), checked."""
+        values = torch.as_tensor(sigma_y, dtype=torch.float64).reshape(-1)
+        if values.numel() == 1:
+            values = values.expand(batch)
+        if values.numel() != batch:
+            raise ValueError(f"got {values.numel()} sigma_y values for {batch} inputs.")
+        if not (torch.isfinite(values).all() and (values >= 0).all()):
+            raise ValueError(f"sigma_y must be finite and >= 0, got {values.tolist()}.")
+        return values.reshape(batch, 1, 1, 1).clone()
+
     def _alpha_bar(self, t: int) -> float:
         return 1.0 if t < 0 else float(self.scheduler.alphas_cumprod[t])
 
@@ -186,7 +287,9 @@ class DDRMInferer(Inferer):
         inputs: torch.Tensor,
         network: nn.Module | Callable[..., torch.Tensor],
         num_samples: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        operator: SVDOperator | None = None,
+        sigma_y: float | Sequence[float] | torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw DDRM posterior samples for each input.
 
@@ -194,44 +297,63 @@ class DDRMInferer(Inferer):
             inputs: y, ``(B, 1, N, N)`` degraded images in [0, 1] intensity units.
             network: ε-model ``network(x, t)`` trained on [-1, 1] data.
             num_samples: samples per input (default: the inferer's ``num_samples``).
-            generator: source of randomness (CPU ``torch.Generator``) for reproducible samples.
+            generator: source of randomness (CPU ``torch.Generator``) for reproducible samples, or one generator
+                per input, so that an input's samples never depend on the other inputs of its batch.
+            operator: the blur of this call (default: the inferer's), e.g. one built for an estimated σ.
+            sigma_y: noise std of this call in [0, 1] units, one value or one per input (default: the inferer's).
 
         Returns:
             ``(mean, std)``, each ``(B, 1, N, N)``: the sample mean in [0, 1] and the per-pixel standard
             deviation over samples (zeros for one sample), both in [0, 1] intensity units.
         """
-        self.operator.check_input(inputs, "inputs (y)")
+        op = self.operator if operator is None else operator
+        if not isinstance(op, SVDOperator):
+            raise TypeError(f"operator must be an SVDOperator, got {type(op).__name__}.")
+        op.check_input(inputs, "inputs (y)")
         k = self.num_samples if num_samples is None else int(num_samples)
         generator = self._generator if generator is None else generator
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {k}.")
         batch, dtype = inputs.shape[0], torch.float64
         device = inputs.device
+        if isinstance(generator, Sequence):
+            if len(generator) != batch:
+                raise ValueError(f"got {len(generator)} generators for {batch} inputs.")
+            generators = list(generator)
+        else:
+            generators = None
 
         def randn(shape: torch.Size) -> torch.Tensor:
-            return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+            if generators is None:
+                return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+            per_input = (k, *shape[1:])  # rows of input i are i·k … i·k + k − 1
+            return torch.cat([torch.randn(per_input, generator=g, dtype=dtype) for g in generators]).to(device)
+
+        if sigma_y is None and self.sigma_y == AUTO:
+            raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
+        noise_std = self._noise_std(self.sigma_y if sigma_y is None else sigma_y, batch)
 
         # 1. Measurement in model space: x' = 2x - 1 ⇒ H x' = 2 H x - H 1, noise std doubles.
         y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         y = y.to(dtype)
-        y_model = 2.0 * y - self.operator.H(torch.ones_like(y))
-        sigma0 = 2.0 * self.sigma_y
+        y_model = 2.0 * y - op.H(torch.ones_like(y))
+        sigma0 = (2.0 * noise_std).to(device).repeat_interleave(k, dim=0)  # (B·k, 1, 1, 1)
         y_model = y_model.repeat_interleave(k, dim=0)
 
         # 2. Spectral measurement (float64) and the static split informative / missing.
-        s = self.operator.singulars().to(device=device, dtype=dtype)
+        s = op.singulars().to(device=device, dtype=dtype)
         sigma_T = self._sigma(self.timesteps[-1])
         informative = (s > 0) & (s * sigma_T > sigma0)
         safe_s = torch.where(informative, s, torch.ones_like(s))
-        y_bar = torch.where(informative, self.operator.Ut(y_model) / safe_s, torch.zeros_like(y_model))
-        ratio = torch.where(informative, sigma0 / safe_s, torch.zeros_like(s))  # σ_y / s_i
+        y_bar = torch.where(informative, op.Ut(y_model) / safe_s, torch.zeros_like(y_model))
+        ratio = torch.where(informative, sigma0 / safe_s, torch.zeros_like(y_model))  # σ_y / s_i
         safe_ratio = torch.where(ratio > 0, ratio, torch.ones_like(ratio))
 
         # 3. Initialisation (paper eq. 5-6 at t = T): informative ~ N(ȳ, σ_T² - σ_y²/s²), missing ~ N(0, σ_T²).
         z = randn(y_model.shape)
         init_std = torch.sqrt((sigma_T**2 - ratio**2).clamp_min(0.0))
         x_bar = torch.where(informative, y_bar + init_std * z, sigma_T * z)
-        x_ve = self.operator.V(x_bar)
+        x_ve = op.V(x_bar)
 
         c = math.sqrt(1.0 - self.eta**2)
         steps = list(reversed(self.timesteps))
@@ -239,7 +361,7 @@ class DDRMInferer(Inferer):
             sigma_t, sigma_next = self._sigma(t), self._sigma(t_next)
             # 4. Network: clean estimate x̄_θ and the implied noise direction ε̄ = (x̄_t − x̄_θ)/σ_t.
             x0 = self._denoise(network, x_ve, t)
-            x0_bar = self.operator.Vt(x0)
+            x0_bar = op.Vt(x0)
             eps_bar = (x_bar - x0_bar) / sigma_t
             z = randn(x0_bar.shape)
             # 5. Missing components (eq. 7): DDIM-like step with η-weighted fresh noise.
@@ -251,7 +373,7 @@ class DDRMInferer(Inferer):
             before = (1.0 - self.eta_b) * x0_bar + self.eta_b * y_bar + before_std * z
             less_noisy = informative & (ratio > sigma_next)
             x_bar = torch.where(informative, torch.where(less_noisy, after, before), missing)
-            x_ve = self.operator.V(x_bar)
+            x_ve = op.V(x_bar)
 
         # 8. Back to [0, 1] intensities; mean and per-pixel std over the k samples of each input.
         images = ((x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *inputs.shape[1:])

@@ -50,13 +50,18 @@ def derivation_description(provenance: dict) -> str:
     params = ", ".join(f"{k}={inferer[k]}" for k in keys if k in inferer)
     if params:
         parts.append(params)
+    if provenance.get("estimated"):
+        parts.append(f"{' and '.join(provenance['estimated'])} estimated from this image")
     op = provenance.get("operator", {})
     if op:
         parts.append(f"operator {op.get('name', 'GaussianBlur')} sigma={op.get('sigma')} px threshold={op.get('threshold')}"
                      f" at {op.get('size')}x{op.get('size')}")
     if provenance.get("model_version"):
         parts.append(f"model {provenance['model_version']}")
-    parts.append("computed at 64x64, resampled to the source grid")
+    if provenance.get("output_mode") == "detail":
+        parts.append("computed at 64x64; source detail finer than 64x64 kept (src + up(restored - down(src)))")
+    else:
+        parts.append("computed at 64x64, resampled to the source grid")
     return "; ".join(parts)[:1024]
 
 
@@ -220,7 +225,9 @@ def write_derived(
         item.PurposeOfReferenceCodeSequence = [reference]
         sc.SourceImageSequence = [item]
         sc.BurnedInAnnotation = "NO"
-        sc.ImageComments = "Computed at 64x64 by xray_restore and resampled to the source grid; research use only."
+        sc.ImageComments = ("Computed at 64x64 by xray_restore; "
+                            + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
+                               else "resampled to the source grid") + "; research use only.")
         path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
         if path.resolve() == source.resolve():
             raise InputError(source, "output path equals the input; refusing to overwrite an input")

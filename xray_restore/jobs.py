@@ -1,28 +1,22 @@
-"""Top-level jobs: run the DDRM inference bundle on a folder and summarise the result."""
+"""The main job: restore a folder with a bundle through :class:`~xray_restore.restore.Restorer` and report it."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from monai.bundle import ConfigWorkflow
-from PIL import Image
 
+from .datasets import find_images
 from .errors import InputError
-from .report import ReportWriter
+from .transforms import apply_chain, load_chain
 
 __all__ = ["run_inference_bundle"]
 
 
-def _read_png(path: Path) -> torch.Tensor:
-    try:
-        with Image.open(path) as im:
-            return torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)[None, None]
-    except OSError as e:
-        raise InputError(path, f"cannot read image ({e})") from e
+def _reference_at_model_scale(path: Path, chain) -> np.ndarray:
+    """A sharp reference image brought to the 64×64 model grid by the same forward chain as the inputs."""
+    return apply_chain(chain, {"image": str(path)})["image"][0].float().numpy()
 
 
 def run_inference_bundle(
@@ -30,50 +24,44 @@ def run_inference_bundle(
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     reference_dir: str | os.PathLike | None = None,
+    num_samples: int = 1,
+    seed: int = 0,
+    quiet: bool = False,
     **overrides,
 ) -> dict:
-    """Run ``<bundle_root>/configs/inference.json`` on ``input_dir``; write restored PNGs and the report
-    (``metrics.csv``, ``summary.json``, ``report.html``).
+    """Restore every image of ``input_dir`` with the bundle; write the outputs and the report
+    (``metrics.csv``, ``summary.json``, ``report.html``) to ``output_dir``.
 
     If ``reference_dir`` holds sharp images with the same names, PSNR/SSIM/LPIPS of the input and of the
-    restoration (and KID over the set) are reported. ``overrides`` replace bundle ids (e.g. ``num_samples=4``).
+    restoration (and KID over the set) are reported at the model scale. ``overrides`` replace bundle ids (e.g.
+    ``sigma_y=0.01``, ``force=True``); by default blur and noise are estimated per image.
     """
-    bundle_root = Path(bundle_root)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    workflow = ConfigWorkflow(
-        config_file=str(bundle_root / "configs" / "inference.json"),
-        meta_file=str(bundle_root / "configs" / "metadata.json"),
-        workflow_type="infer",
-        bundle_root=str(bundle_root),
-        input_dir=str(input_dir),
-        output_dir=str(output_dir),
-        **overrides,
-    )
-    start = time.time()
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
-    seconds = time.time() - start
+    from .restore import restore
 
-    inferer = workflow.parser.get_parsed_content("inferer")
-    operator = workflow.parser.get_parsed_content("operator")
-    report = ReportWriter(output_dir, settings={"bundle": str(bundle_root), "inferer": inferer.config,
-                                                "operator": operator.config})
-    report.started = start
-    items = workflow.parser.get_parsed_content("datalist")
-    for item in items:
-        source = Path(item["image"])
-        restored = output_dir / f"{source.stem}_ddrm.png"
-        reference = Path(reference_dir) / source.name if reference_dir else None
-        ref = _read_png(reference)[0, 0].numpy() if reference is not None and reference.is_file() else None
-        report.add(str(source), _read_png(source)[0, 0].numpy(), _read_png(restored)[0, 0].numpy(),
-                   reference=ref, seconds=seconds / max(1, len(items)), outputs=[str(restored)])
-    report.write()
-    summary = report.summary()
-    print(f"restored {len(items)} image(s) in {seconds:.1f} s -> {output_dir}")
-    metrics = summary["metrics"]
-    if "psnr_restored" in metrics:
-        print(f"PSNR input {metrics['psnr_input']['mean']:.2f} dB -> restored {metrics['psnr_restored']['mean']:.2f} dB;"
-              f" SSIM {metrics['ssim_input']['mean']:.3f} -> {metrics['ssim_restored']['mean']:.3f}")
+    sources = [d["image"] for d in find_images(input_dir)]
+    if not sources:
+        raise InputError(input_dir, "no DICOM or PNG images found")
+    references = {}
+    if reference_dir is not None:
+        chain = load_chain("dicom", id="unit_range")
+        for source in sources:
+            candidate = Path(reference_dir) / Path(source).name
+            if candidate.is_file():
+                references[str(source)] = _reference_at_model_scale(candidate, chain)
+    results = restore(sources, output_dir=output_dir, bundle=bundle_root, num_samples=num_samples, seed=seed,
+                      references=references, **overrides)
+    import json
+
+    summary = json.loads((Path(output_dir) / "summary.json").read_text())
+    if not quiet:
+        restored = [r for r in results if r.status == "restored"]
+        print(f"restored {len(restored)} of {len(sources)} image(s) with {summary['settings']['model_version']}"
+              f" ({summary['n_no_blur']} with no blur at the model scale, {summary['n_failed']} failed)")
+        for r in results:
+            print(f"  {Path(r.source).name}: blur {r.blur_sigma:.2f} px, noise {r.sigma_y:.4f}, {r.status}")
+        metrics = summary["metrics"]
+        if "psnr_restored" in metrics:
+            print(f"PSNR {metrics['psnr_input']['mean']:.2f} dB (input) -> {metrics['psnr_restored']['mean']:.2f} dB"
+                  f" (restored); SSIM {metrics['ssim_input']['mean']:.3f} -> {metrics['ssim_restored']['mean']:.3f}")
+        print(f"report: {Path(output_dir) / 'report.html'}")
     return summary

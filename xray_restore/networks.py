@@ -71,7 +71,8 @@ def load_weights(network: nn.Module, path: str | os.PathLike, strict: bool = Tru
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several unrelated types for a corrupt / non-torch file
-        raise ValueError(f"{path}: not a loadable weights file ({type(e).__name__}: {e}).") from e
+        raise ValueError(f"{path}: not a loadable weights file ({type(e).__name__}; expected a state dict saved "
+                         "with torch.save, loadable with weights_only=True).") from e
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}.")
     try:

@@ -10,13 +10,17 @@ The separable blur ``H x = A X Aᵀ`` has the Kronecker SVD ``H = (U₁⊗U₁)(
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "gaussian_kernel_1d", "convolution_matrix"]
+__all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "gaussian_kernel_1d", "convolution_matrix",
+           "blur_operator", "SIGMA_RESOLUTION"]
+
+SIGMA_RESOLUTION = 0.05  # px: operators for estimated blurs are built (and cached) on this grid
 
 
 def gaussian_kernel_1d(sigma: float, radius: int) -> torch.Tensor:
@@ -166,11 +170,12 @@ class GaussianBlur(SeparableSVDOperator):
 
     The 1-D kernel has ``2r+1`` taps with ``r = ceil(3σ)`` unless ``radius`` is given (13 taps at σ = 2),
     normalised to sum 1 and centred. Components with ``s_i·s_j <= threshold`` are dropped (set to 0 in
-    :meth:`singulars`); :meth:`H` still applies the exact blur.
+    :meth:`singulars`); :meth:`H` still applies the exact blur. ``sigma = 0`` is the identity (no blur: DDRM
+    then only denoises).
 
     Args:
         size: image side N (pixels), >= 2.
-        sigma: blur standard deviation in pixels, > 0.
+        sigma: blur standard deviation in pixels, >= 0.
         threshold: ε for the 2-D singular values ``s_i·s_j`` (or for the 1-D values if
             ``threshold_on="1d"``), > 0.
         radius: kernel radius in pixels; default ``ceil(3σ)``.
@@ -196,8 +201,8 @@ class GaussianBlur(SeparableSVDOperator):
     ) -> None:
         if not isinstance(size, int) or size < 2:
             raise ValueError(f"size must be an integer >= 2, got {size!r}.")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}.")
+        if not sigma >= 0 or not math.isfinite(sigma):
+            raise ValueError(f"sigma must be a finite number >= 0, got {sigma}.")
         if not threshold > 0:
             raise ValueError(f"threshold (epsilon) must be > 0, got {threshold}.")
         if threshold_on not in ("2d", "1d"):
@@ -205,7 +210,8 @@ class GaussianBlur(SeparableSVDOperator):
         radius = math.ceil(3 * sigma) if radius is None else int(radius)
         if radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}.")
-        kernel = gaussian_kernel_1d(sigma, radius)
+        kernel = gaussian_kernel_1d(sigma, radius) if sigma > 0 else torch.ones(1, dtype=torch.float64)
+        radius = radius if sigma > 0 else 0
         super().__init__(convolution_matrix(kernel, size))
         s = self.s1
         if threshold_on == "2d":
@@ -241,3 +247,20 @@ class GaussianBlur(SeparableSVDOperator):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k != "name")
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_blur(size: int, sigma: float, threshold: float) -> GaussianBlur:
+    return GaussianBlur(size=size, sigma=sigma, threshold=threshold)
+
+
+def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION
+                  ) -> GaussianBlur:
+    """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity).
+
+    Operators are shared between calls: do not move them to another device in place.
+    """
+    if not math.isfinite(sigma):
+        raise ValueError(f"sigma must be finite, got {sigma}.")
+    rounded = max(0.0, round(float(sigma) / resolution) * resolution)
+    return _cached_blur(int(size), round(rounded, 6), float(threshold))

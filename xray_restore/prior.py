@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .datasets import load_cxr14_cache, to_model_space
+from .datasets import load_cxr14_cache, load_training_pool, to_model_space
 from .networks import build_prior_unet, build_scheduler
 from .training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
@@ -26,6 +26,7 @@ def train_prior(
     val_limit: int | None = None,
     init_weights: str | os.PathLike | None = None,
     init_step: int = 0,
+    extra_data: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = (),
 ) -> Trainer:
     """Train (or resume) the DDPM prior on the ``train`` split of a ChestX-ray14 cache.
 
@@ -34,11 +35,12 @@ def train_prior(
     architecture). ``data`` may be any cache in the ``cxr14_64.npz`` layout, e.g. one built from the full
     ChestX-ray14 release. ``init_weights`` (with ``init_step``, the step count that made them) warm-starts a new
     run from saved weights, e.g. the bundle's ``models/model.pt``, when ``out_dir`` has no checkpoint yet.
+    ``extra_data`` are training-only archives (e.g. ``cxr14_extra_64.npz``) added to the train split.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
     config = config or TrainConfig()
-    train = to_model_space(load_cxr14_cache(data, "train")["images"])
+    train = to_model_space(load_training_pool(data, extra_data))
     val = to_model_space(load_cxr14_cache(data, "val")["images"])
     if val_limit:
         val = val[:val_limit]

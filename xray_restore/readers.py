@@ -27,7 +27,7 @@ from monai.utils import ensure_tuple
 
 from .errors import InputError
 
-__all__ = ["RadiographReader", "read_radiograph", "MAX_PIXELS", "NON_IMAGE_MODALITIES"]
+__all__ = ["RadiographReader", "read_radiograph", "is_own_output", "MAX_PIXELS", "NON_IMAGE_MODALITIES"]
 
 #: Refuse frames larger than this many pixels (a header can declare 65535², i.e. 8 GB at 16 bits).
 MAX_PIXELS = 10_000 * 10_000
@@ -219,20 +219,29 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
 
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_PIXELS:  # checked before decoding (PIL's own bomb check comes later)
+                raise InputError(path, f"image is {height}x{width}, over the {MAX_PIXELS} pixel limit")
             im.load()
             mode = im.mode
+            if mode in ("LA", "RGBA") and im.getchannel("A").getextrema()[1] == 0:
+                raise InputError(path, "fully transparent PNG (alpha is 0 everywhere): no image to restore")
             if mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
+                arr = np.asarray(im, dtype=np.float32)
                 scale = 65535.0 if mode != "I" or arr.max() > 255 else 255.0
             elif mode in ("L", "P", "LA"):
-                arr, scale = np.asarray(im.convert("L"), dtype=np.float64), 255.0
+                arr, scale = np.asarray(im.convert("L"), dtype=np.float32), 255.0
             elif mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
                 if np.abs(rgb - rgb[..., :1]).max() > 2:
                     raise InputError(path, "colour PNG (RGB channels differ); radiographs must be greyscale")
-                arr, scale = np.asarray(im.convert("L"), dtype=np.float64), 255.0
+                arr, scale = np.asarray(im.convert("L"), dtype=np.float32), 255.0
             else:
                 raise InputError(path, f"unsupported PNG mode {mode!r}")
+    except InputError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise InputError(path, f"image is too large to decode safely ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(path, f"not a readable PNG image ({type(e).__name__}: {e})") from e
     if arr.ndim != 2 or min(arr.shape) < 2:
@@ -248,7 +257,36 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
         "voi": "none",
         "inverted": False,
     }
-    return (arr / scale).astype(np.float32), meta
+    return np.divide(arr, np.float32(scale), dtype=np.float32), meta
+
+
+OWN_SOFTWARE = "xray_restore"  # written into every PNG output (tEXt "Software") so it is never taken as an input
+
+
+def is_own_output(source: str | os.PathLike) -> bool:
+    """Whether a file was written by xray_restore (a DICOM with our Manufacturer, a PNG with our Software tag)."""
+    source = str(source)
+    lower = source.lower()
+    if lower.endswith(".png"):
+        from PIL import Image
+
+        try:
+            with Image.open(source) as im:
+                return str(im.info.get("Software", "")).startswith(OWN_SOFTWARE)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return False
+    if not lower.endswith((".dcm", ".dicom")):
+        return False
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from .dicom_writer import MANUFACTURER
+
+    try:
+        header = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["Manufacturer"])
+    except (InvalidDicomError, OSError, ValueError):
+        return False
+    return str(header.get("Manufacturer", "")) == MANUFACTURER
 
 
 def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:

@@ -88,12 +88,20 @@ class ReportWriter:
 
     def add(self, source: str, model_input: np.ndarray, restored: np.ndarray, std: np.ndarray | None = None,
             reference: np.ndarray | None = None, seconds: float = float("nan"), outputs: list[str] | None = None,
-            status: str = "done", error: str = "") -> dict:
-        """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given."""
+            status: str = "done", error: str = "", blur_sigma: float | None = None, sigma_y: float | None = None,
+            estimate: dict | None = None) -> dict:
+        """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given.
+
+        ``status``: ``done`` (restored) or ``no_blur`` (no blur at the model scale, nothing written);
+        ``blur_sigma`` (model-scale px) and ``sigma_y`` ([0, 1] units) are the settings used for this image.
+        """
         from .metrics import MissingWeightsError, image_metrics
 
-        row: dict = {"image": self.image_id(source), "status": status, "seconds": round(seconds, 3),
-                     "outputs": len(outputs or []), "error": error}
+        row: dict = {"image": self.image_id(source), "status": status,
+                     "blur_sigma": "" if blur_sigma is None else round(float(blur_sigma), 3),
+                     "sigma_y": "" if sigma_y is None else round(float(sigma_y), 6),
+                     "blur_sigma_std": "" if not estimate else round(float(estimate["blur_sigma_std"]), 3),
+                     "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
             for name, image in (("input", model_input), ("restored", restored)):
@@ -113,15 +121,21 @@ class ReportWriter:
                             "reference": reference})
         return row
 
-    def add_failure(self, source: str, error: str) -> None:
-        """Record an input that could not be processed (the message is kept only with identifiers allowed)."""
-        reason = error if self.include_identifiers else error.split(": ", 1)[-1]
-        self.rows.append({"image": self.image_id(source), "status": "failed", "error": reason})
+    def add_failure(self, source: str, reason: str, stage: str = "") -> None:
+        """Record an input that could not be processed: the reason (never the file name unless identifiers are
+        allowed) and the stage (load, restore, write)."""
+        error = f"{Path(source).name}: {reason}" if self.include_identifiers else reason
+        self.rows.append({"image": self.image_id(source), "status": "failed", "error": error, "stage": stage})
 
     def summary(self) -> dict:
         import xray_restore
 
         done = [r for r in self.rows if r.get("status") == "done"]
+        estimated = [r for r in self.rows if r.get("blur_sigma", "") != ""]
+        degradation = {key: {"mean": float(np.mean([r[key] for r in estimated])),
+                             "min": float(np.min([r[key] for r in estimated])),
+                             "max": float(np.max([r[key] for r in estimated])), "n": len(estimated)}
+                       for key in ("blur_sigma", "sigma_y")} if estimated else {}
         means = {}
         for key in sorted({k for r in done for k in r if k.startswith(("psnr_", "ssim_", "lpips_", "mean_std"))}):
             values = [r[key] for r in done if key in r]
@@ -132,11 +146,16 @@ class ReportWriter:
             "n_images": len(self.rows),
             "n_done": len(done),
             "n_failed": sum(r.get("status") == "failed" for r in self.rows),
+            "n_no_blur": sum(r.get("status") == "no_blur" for r in self.rows),
+            "degradation": degradation,
+            "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
+                                                  "error")} for r in self.rows],
             "metrics": means,
             "settings": self.settings,
             "versions": {"xray_restore": xray_restore.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "timing": {"wall_seconds": round(time.time() - self.started, 2),
+                       "model_load_seconds": getattr(self, "load_seconds", None),
                        "seconds_per_image": float(np.nanmean([r["seconds"] for r in done])) if done else None},
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
@@ -172,7 +191,7 @@ class ReportWriter:
             figures = "".join(f'<figure><img src="{_png_data_uri(img)}" alt="{html.escape(cap)}">'
                               f"<figcaption>{html.escape(cap)}</figcaption></figure>" for cap, img in figs)
             cells.append(f'<section class="panel"><h3>{html.escape(p["id"])}</h3>{figures}</section>')
-        keys = [k for k in ("image", "status", "psnr_input", "psnr_restored", "ssim_input", "ssim_restored",
+        keys = [k for k in ("image", "status", "blur_sigma", "sigma_y", "psnr_input", "psnr_restored", "ssim_input", "ssim_restored",
                             "lpips_input", "lpips_restored", "mean_std", "seconds", "error")
                 if any(k in r for r in self.rows)]
         table = "<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>" + "".join(
@@ -198,7 +217,9 @@ font-size:12px}} .note{{color:#a00}}</style></head><body>
 <h1>xray_restore: DDRM restoration report</h1>
 <p class="note">Computer-restored images, research use only, not for diagnosis. Images are identified by
 anonymous ids.</p>
-<p>{summary['n_done']} restored, {summary['n_failed']} failed, {summary['timing']['wall_seconds']} s.</p>
+<p>{summary['n_done']} restored, {summary['n_no_blur']} with no blur at the model scale (reported, not written),
+{summary['n_failed']} failed, {summary['timing']['wall_seconds']} s. blur_sigma: estimated (or given) Gaussian blur
+std in 64×64 model-scale pixels; sigma_y: noise std in [0, 1] intensity units.</p>
 <h2>Images</h2>{''.join(cells)}
 <h2>Metrics</h2><table>{table}</table>
 <h2>Plots</h2>{plots or '<p>No reference images: no metrics to plot.</p>'}

@@ -1,14 +1,22 @@
-"""``Restorer``: the composition root for notebooks and the CLI (bundle → chain → DDRM → inverse → outputs).
+"""``Restorer``: the composition root (bundle → chain → degradation estimate → DDRM → source grid → outputs).
 
     >>> restorer = Restorer.from_bundle("bundles/xray_ddrm")            # doctest: +SKIP
     >>> results = restorer.restore(["chest.dcm"], num_samples=4, output_dir="out/")  # doctest: +SKIP
 
-Hyper-parameters come from the bundle's ``inference.json`` (the single source of truth); keyword arguments
-of :meth:`Restorer.from_bundle` override its ids, as ``monai.bundle run`` does.
+Every setting comes from the bundle's ``inference.json`` (their one home); keyword arguments of
+:meth:`Restorer.from_bundle` override its ids, as ``monai.bundle run --id value`` does (e.g. ``sigma_y=0.02``,
+``blur_sigma=2.0``, ``force=True``, ``output_mode="upsample"``).
+
+By default the blur σ and noise σ_y of each input are estimated from the input itself
+(:mod:`xray_restore.estimation`). An input whose blur is below the bundle's ``no_blur_sigma`` has "no blur at the
+model scale": it is reported and nothing is written for it unless ``force``. On the source grid the default
+output replaces only the band the model saw: ``out = src + up(restored − down(src))`` (``output_mode="detail"``),
+so no detail finer than the 64×64 grid is lost; ``"upsample"`` writes ``up(restored)`` instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -19,21 +27,73 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
+from monai.transforms import Compose
 
+from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
-from .readers import read_radiograph
+from .readers import is_own_output
 from .transforms import apply_chain, load_chain
 
-__all__ = ["Restoration", "Restorer", "restore"]
+__all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
+
+OUTPUT_MODES = ("detail", "upsample")
 
 
-@dataclass(frozen=True)
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove it writable before any compute; a clear error naming it otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".xray_restore-write-check-"):
+            pass
+    except OSError as e:
+        raise InputError(folder, f"output folder is not writable ({e.strerror or e})") from None
+    return folder
+
+
+def _parsed(parser: ConfigParser, config_file: Path, key: str):
+    """A bundle component; a failure inside it (e.g. a corrupt model.pt) becomes one InputError naming the file."""
+    try:
+        return parser.get_parsed_content(key)
+    except Exception as e:  # noqa: BLE001 - MONAI wraps the real cause in RuntimeError chains
+        cause: BaseException | None = e
+        while cause is not None:
+            if isinstance(cause, InputError):
+                raise cause from None
+            if isinstance(cause, (FileNotFoundError, ValueError)) and ": " in str(cause):
+                path, _, reason = str(cause).partition(": ")
+                raise InputError(path, reason.rstrip(".")) from None
+            cause = cause.__cause__ or cause.__context__
+        raise InputError(config_file, f"cannot build {key!r} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def _input_generator(seed: int, digest: str) -> torch.Generator:
+    """A generator of its own for each input: its samples depend on its content and the seed, not on its batch."""
+    value = int.from_bytes(hashlib.sha256(f"{int(seed)}:{digest}".encode()).digest()[:8], "big") & (2**63 - 1)
+    return torch.Generator().manual_seed(value)
+
+
+@dataclass(frozen=True, repr=False)
 class Restoration:
-    """One restored radiograph. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense)."""
+    """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
+
+    ``status`` is ``"restored"`` or ``"no_blur"`` (no blur at the model scale: ``restored`` is the input and nothing
+    was written). ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the settings used,
+    estimated from the input unless given; ``estimate`` holds the estimator's full record (or None).
+    """
 
     source: str
     image: np.ndarray  # the input on its own grid (after the reader's LUT pipeline)
-    restored: np.ndarray  # DDRM posterior mean, resampled to the source grid
+    restored: np.ndarray  # the output on the source grid (see output_mode)
     std: np.ndarray | None  # per-pixel posterior std on the source grid (num_samples > 1)
     model_input: np.ndarray  # the 64×64 measurement y the inferer saw
     model_output: np.ndarray  # the 64×64 posterior mean
@@ -41,17 +101,58 @@ class Restoration:
     meta: dict
     seconds: float
     outputs: list[str] = field(default_factory=list)
+    blur_sigma: float | None = None
+    sigma_y: float | None = None
+    estimate: dict | None = None
+    status: str = "restored"
+    reason: str = ""
+
+    def __repr__(self) -> str:
+        grid = "x".join(str(v) for v in self.image.shape)
+        blur = "?" if self.blur_sigma is None else f"{self.blur_sigma:.2f}"
+        noise = "?" if self.sigma_y is None else f"{self.sigma_y:.4f}"
+        return (f"Restoration({Path(self.source).name!r}, {self.status}, grid {grid}, blur_sigma={blur} px, "
+                f"sigma_y={noise}, outputs={len(self.outputs)}, {self.seconds:.2f} s)")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be processed, and why (the reason never carries PHI)."""
+
+    source: str
+    reason: str
+    stage: str  # load, restore or write
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 class Restorer:
-    """DDRM restoration of DICOM / PNG radiographs with a bundle's network, operator and inferer."""
+    """DDRM restoration of DICOM / PNG radiographs with a bundle's network, estimator, operator and inferer.
 
-    def __init__(self, network: torch.nn.Module, inferer, provenance: dict, chain: str = "dicom") -> None:
+    Args:
+        network: the ε-UNet.
+        inferer: a :class:`~xray_restore.ddrm.DDRMInferer` (its ``blur_sigma``/``sigma_y`` may be ``"auto"``).
+        provenance: what the derived objects and reports record (method, model version, software version).
+        chain: the forward chain (``transforms/<chain>.json``), DICOM and PNG alike.
+        output_mode: ``"detail"`` (default) or ``"upsample"``.
+        force: restore (and write) inputs with no blur at the model scale too.
+    """
+
+    def __init__(self, network: torch.nn.Module, inferer, provenance: dict, chain: str = "dicom",
+                 output_mode: str = "detail", force: bool = False) -> None:
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
         self.network = network.eval()
         self.inferer = inferer
         self.provenance = provenance
+        self.output_mode = output_mode
+        self.force = bool(force)
         self.forward = load_chain(chain, id="unit_range")
-        self.backward = load_chain("output", id="postprocessing", preprocessing=self.forward)
+        self._decode = self.forward.transforms[0]  # LoadImaged: the source grid, decoded once
+        self._to_model = Compose(self.forward.transforms[1:])
+        self.upsample = load_chain("output", id="upsample", preprocessing=self.forward)
+        self.failures: list[Failure] = []
 
     @classmethod
     def from_bundle(cls, bundle_root: str | os.PathLike = "bundles/xray_ddrm", **overrides) -> Restorer:
@@ -68,9 +169,12 @@ class Restorer:
         parser.read_config(str(config_file))
         parser["bundle_root"] = str(bundle_root)
         for key, value in overrides.items():
+            if key not in parser.config:
+                raise ValueError(f"{config_file} has no id {key!r}; ids: {', '.join(sorted(parser.config))}.")
             parser[key] = value
         meta = json.loads((bundle_root / "configs" / "metadata.json").read_text())
-        inferer = parser.get_parsed_content("inferer")
+        inferer = _parsed(parser, config_file, "inferer")
+        network = _parsed(parser, config_file, "network")
         provenance = {
             "method": "DDRM",
             "inferer": inferer.config,
@@ -78,11 +182,22 @@ class Restorer:
             "model_version": f"{meta.get('name', bundle_root.name)} {meta.get('version', '')}".strip(),
             "software_version": xray_restore.__version__,
         }
-        return cls(parser.get_parsed_content("network"), inferer, provenance)
+        output_mode = parser.get_parsed_content("output_mode") if "output_mode" in parser.config else "detail"
+        force = bool(parser.get_parsed_content("force")) if "force" in parser.config else False
+        return cls(network, inferer, provenance, chain=parser["input_chain"],
+                   output_mode=output_mode, force=force)
 
-    def _load(self, item: str | os.PathLike) -> dict:
-        return apply_chain(self.forward, {"image": str(item)})
+    # -------------------------------------------------------------------------------------------- load
+    def _load(self, path: Path) -> dict:
+        """Decode once; keep the source grid and the 64×64 model input (with its inverse record)."""
+        data = apply_chain(Compose([self._decode]), {"image": str(path)})
+        source = data["image"].clone()
+        data = apply_chain(self._to_model, data)
+        data["source_image"] = source
+        data["digest"] = file_digest(path)
+        return data
 
+    # ----------------------------------------------------------------------------------------- restore
     def restore(
         self,
         inputs: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -91,16 +206,23 @@ class Restorer:
         output_dir: str | os.PathLike | None = None,
         batch_size: int = 8,
         on_error: str = "raise",
+        force: bool | None = None,
     ) -> list[Restoration]:
         """Restore files (DICOM or PNG paths) or pydicom ``Dataset`` objects.
 
         With ``output_dir``, each DICOM source gets derived objects (restored, and uncertainty when
         ``num_samples > 1``) via :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
-        ``on_error="skip"`` logs a bad input and continues with the others; ``"raise"`` stops.
+        ``on_error="skip"`` records a bad input in :attr:`failures` (load, restore or write) and goes on with the
+        others; ``"raise"`` stops. An input's result never depends on the other inputs of its call.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+        force = self.force if force is None else bool(force)
+        if output_dir is not None:
+            check_writable(output_dir)
         items = [inputs] if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "SOPInstanceUID") else inputs
+        self.failures = []
+        results: list[Restoration] = []
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
             for i, item in enumerate(items):
@@ -110,67 +232,120 @@ class Restorer:
                     paths.append(path)
                 else:
                     paths.append(Path(item))
-            loaded, failures = [], []
-            for path in paths:
-                try:
-                    loaded.append(self._load(path))
-                except InputError as e:
-                    if on_error == "raise":
-                        raise
-                    failures.append(str(e))
-            self.failures = failures
-            results = []
-            generator = torch.Generator().manual_seed(seed)
-            for start in range(0, len(loaded), batch_size):
-                results.extend(self._restore_batch(loaded[start : start + batch_size], num_samples, generator,
-                                                   output_dir))
+            for start in range(0, len(paths), batch_size):
+                loaded = []
+                for path in paths[start : start + batch_size]:
+                    try:
+                        loaded.append(self._load(path))
+                    except (InputError, OSError) as e:
+                        self._fail(path, e, "load", on_error)
+                if loaded:
+                    results.extend(self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error))
         return results
 
-    def _restore_batch(self, batch: list[dict], num_samples, generator, output_dir) -> list[Restoration]:
+    def _fail(self, path, error: Exception, stage: str, on_error: str) -> None:
+        if on_error == "raise":
+            raise error
+        reason = error.reason if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+        self.failures.append(Failure(str(path), reason, stage))
+
+    def _restore_batch(self, batch: list[dict], num_samples, seed: int, output_dir, force: bool, on_error: str
+                       ) -> list[Restoration]:
+        k = self.inferer.num_samples if num_samples is None else int(num_samples)
+        y = torch.stack([d["image"].as_tensor() for d in batch]).float()
+        bits = [int(d["image"].meta.get("bits_stored", 8)) for d in batch]
+        start = time.time()
+        settings = self.inferer.settings_for(y, bits)
+        estimate_seconds = (time.time() - start) / len(batch)
+        todo = [i for i, st in enumerate(settings) if force or not st["no_blur"]]
+        mean, std = y.clone(), torch.zeros_like(y)
+        seconds = [estimate_seconds] * len(batch)
+        if todo:
+            start = time.time()
+            gens = [_input_generator(seed, batch[i]["digest"]) for i in todo]
+            m, s = self.inferer.restore(y[todo], self.network, [settings[i] for i in todo], num_samples=k,
+                                        generator=gens)
+            mean[todo], std[todo] = m, s
+            for i in todo:
+                seconds[i] += (time.time() - start) / len(todo)
+        results = []
+        for i, (d, st) in enumerate(zip(batch, settings)):
+            source = str(d["image"].meta["filename_or_obj"])
+            restored_here = i in todo
+            try:
+                results.append(self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
+                                            k, seconds[i], output_dir, restored_here))
+            except (InputError, OSError, ValueError) as e:
+                self._fail(source, e, "write", on_error)
+        return results
+
+    def _to_source_grid(self, d: dict, image_64: torch.Tensor) -> np.ndarray:
         from monai.data import MetaTensor
 
-        y = torch.stack([d["image"].as_tensor() for d in batch])
-        start = time.time()
-        mean, std = self.inferer.sample(y, self.network, num_samples=num_samples, generator=generator)
-        seconds = (time.time() - start) / len(batch)
-        k = self.inferer.num_samples if num_samples is None else num_samples
-        results = []
-        for d, m, s in zip(batch, mean, std):
-            image = d["image"]
-            grid = {"image": image, "pred": MetaTensor(m, meta=image.meta, applied_operations=image.applied_operations)}
-            back = self.backward(grid)
-            bits = back["pred_bits_stored"]
-            restored = back["pred"][0].float().numpy() / (2**bits - 1)
-            std_grid = None
-            if k > 1:
-                grid_s = {"image": image, "pred": MetaTensor(s, meta=image.meta,
-                                                             applied_operations=image.applied_operations)}
-                back_s = self.backward(grid_s)
-                std_grid = back_s["pred"][0].float().numpy() / (2 ** back_s["pred_bits_stored"] - 1)
-            source = image.meta["filename_or_obj"]
-            original, meta = read_radiograph(source)
-            outputs = self._write(source, meta, restored, std_grid, output_dir) if output_dir else []
-            results.append(Restoration(source, original, restored.astype(np.float32), std_grid,
-                                       y[len(results), 0].numpy(), m[0].numpy(), s[0].numpy() if k > 1 else None,
-                                       {k_: v for k_, v in meta.items() if k_ != "filename_or_obj"}, seconds,
-                                       outputs))
-        return results
+        image = d["image"]
+        grid = {"image": image, "pred": MetaTensor(image_64, meta=image.meta,
+                                                   applied_operations=image.applied_operations)}
+        return self.upsample(grid)["pred"][0].float().numpy()
 
-    def _write(self, source: str, meta: dict, restored: np.ndarray, std: np.ndarray | None, output_dir) -> list[str]:
+    def _finish(self, d: dict, st: dict, y: torch.Tensor, m: torch.Tensor, s: torch.Tensor | None, k: int,
+                seconds: float, output_dir, restored_here: bool) -> Restoration:
+        source = str(d["image"].meta["filename_or_obj"])
+        src = d["source_image"][0].float().numpy()
+        estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
+        meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
+                                                                         "photometric_interpretation")}
+        if not restored_here:
+            reason = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
+                      f"{self.inferer.no_blur_sigma:g} px); nothing written (force to restore anyway)")
+            return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, [],
+                               st["blur_sigma"], st["sigma_y"], estimate, "no_blur", reason)
+        if self.output_mode == "detail":
+            restored = np.clip(src + self._to_source_grid(d, m - y), 0.0, 1.0).astype(np.float32)
+        else:
+            restored = np.clip(self._to_source_grid(d, m), 0.0, 1.0).astype(np.float32)
+        std_grid = None if s is None else np.clip(self._to_source_grid(d, s), 0.0, None).astype(np.float32)
+        outputs = []
+        if output_dir is not None:
+            provenance = self.provenance_for(st, k, d["digest"])
+            outputs = self._write(source, meta, restored, std_grid, output_dir, provenance)
+        return Restoration(source, src, restored, std_grid, y[0].numpy(), m[0].numpy(),
+                           None if s is None else s[0].numpy(), meta, seconds, outputs, st["blur_sigma"],
+                           st["sigma_y"], estimate)
+
+    def provenance_for(self, settings: dict, num_samples: int, digest: str = "") -> dict:
+        """What a derived object records for one input: the settings actually used and how they were found."""
+        inferer = {**self.provenance["inferer"], "num_samples": num_samples, "sigma_y": round(settings["sigma_y"], 6),
+                   "blur_sigma": round(settings["blur_sigma"], 3)}
+        operator = {**self.provenance["operator"], "sigma": round(settings["blur_sigma"], 3)}
+        estimated = [name for name in ("blur_sigma", "sigma_y") if getattr(self.inferer, name) == "auto"]
+        return {**self.provenance, "inferer": inferer, "operator": operator, "estimated": estimated,
+                "output_mode": self.output_mode, "source_sha256": digest}
+
+    def _write(self, source: str, meta: dict, restored: np.ndarray, std: np.ndarray | None, output_dir,  # noqa: PLR0913
+               provenance: dict) -> list[str]:
         out = Path(output_dir)
         if meta.get("format") == "dicom":
             from .dicom_writer import write_derived
 
-            return [str(o.path) for o in write_derived(source, restored, out, self.provenance, uncertainty=std)]
-        import hashlib
-
+            return [str(o.path) for o in write_derived(source, restored, out, provenance, uncertainty=std)]
         from PIL import Image
 
         out.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
         target = out / f"{Path(source).stem}_{digest}_restored.png"  # unique per source path
         tmp = target.with_name(f".{target.name}.tmp.png")
-        Image.fromarray(np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)).save(tmp)
+        from PIL.PngImagePlugin import PngInfo
+
+        from .readers import OWN_SOFTWARE
+
+        info = PngInfo()
+        info.add_text("Software", f"{OWN_SOFTWARE} {self.provenance.get('software_version', '')}".strip())
+        info.add_text("Description", derivation_text(provenance))
+        bits = int(meta.get("bits_stored", 8))
+        if bits > 8:  # a 16-bit source keeps its depth
+            Image.fromarray(np.round(np.clip(restored, 0, 1) * 65535).astype(np.uint16)).save(tmp, pnginfo=info)
+        else:
+            Image.fromarray(np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)).save(tmp, pnginfo=info)
         os.replace(tmp, target)
         return [str(target)]
 
@@ -182,11 +357,17 @@ def restore(
     num_samples: int = 1,
     seed: int = 0,
     include_identifiers: bool = False,
+    references: dict[str, np.ndarray] | None = None,
     **overrides,
 ) -> list[Restoration]:
     """Restore DICOM/PNG files, folders or pydicom Datasets; with ``output_dir``, also write derived DICOMs (PNG
     for PNG inputs) and the report (``metrics.csv``, ``summary.json``, ``report.html``). A bad input is recorded
-    as failed in the report and does not stop the others; inspect ``len(results)`` against the inputs."""
+    as failed in the report and does not stop the others; inspect ``len(results)`` against the inputs.
+
+    ``overrides`` replace bundle ids: ``blur_sigma`` / ``sigma_y`` (numbers, or ``"auto"``: the default),
+    ``force``, ``output_mode``, ``num_steps``, ``eta``, … ``references`` maps a source path to its sharp 64×64
+    image in [0, 1] (adds PSNR/SSIM/LPIPS/KID to the report).
+    """
     from .datasets import find_images
     from .report import ReportWriter
 
@@ -194,18 +375,30 @@ def restore(
     expanded: list = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-            expanded.extend(d["image"] for d in find_images(item))
+            expanded.extend(d["image"] for d in find_images(item) if not is_own_output(d["image"]))
+        elif isinstance(item, (str, os.PathLike)) and is_own_output(item):
+            continue  # an xray_restore output is never restored again
         else:
             expanded.append(item)
+    if output_dir is not None:
+        check_writable(output_dir)
+    start = time.time()
     restorer = Restorer.from_bundle(bundle, **overrides)
+    load_seconds = time.time() - start
     report = ReportWriter(Path(output_dir or "."), settings={**restorer.provenance, "num_samples": num_samples,
-                                                             "seed": seed}, include_identifiers=include_identifiers)
+                                                             "seed": seed, "output_mode": restorer.output_mode,
+                                                             "force": restorer.force},
+                          include_identifiers=include_identifiers)
+    report.load_seconds = round(load_seconds, 2)
     results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip")
     if output_dir is not None:
         for r in results:
-            report.add(r.source, r.model_input, r.model_output, r.model_std, seconds=r.seconds, outputs=r.outputs)
+            reference = (references or {}).get(str(r.source))
+            report.add(r.source, r.model_input, r.model_output, r.model_std, reference=reference, seconds=r.seconds,
+                       outputs=r.outputs, status="done" if r.status == "restored" else r.status, error=r.reason,
+                       blur_sigma=r.blur_sigma, sigma_y=r.sigma_y, estimate=r.estimate)
         for failure in restorer.failures:
-            source, _, _ = failure.partition(": ")
-            report.add_failure(source, failure)
+            report.add_failure(failure.source, failure.reason, stage=failure.stage)
         report.write()
+    restore.failures = restorer.failures  # type: ignore[attr-defined]
     return results

@@ -1,0 +1,91 @@
+"""The blur / noise estimator on real val radiographs with a known synthetic degradation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xray_restore.datasets import load_cxr14_cache, load_training_pool, to_unit_range
+from xray_restore.errors import InputError
+from xray_restore.estimation import (
+    SpectralDegradationEstimator,
+    fit_spectrum,
+    load_spectrum,
+    quantisation_floor,
+)
+from xray_restore.evaluation import degrade
+from xray_restore.operators import GaussianBlur
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+BUNDLE = REPO / "bundles" / "xray_ddrm"
+SPECTRUM = BUNDLE / "models" / "degradation_spectrum.pt"
+
+
+@pytest.fixture(scope="module")
+def estimator() -> SpectralDegradationEstimator:
+    return SpectralDegradationEstimator(SPECTRUM)
+
+
+@pytest.fixture(scope="module")
+def val_images(cxr14_cache) -> torch.Tensor:
+    return to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:32]
+
+
+def _degraded(x: torch.Tensor, sigma: float, sigma_y: float) -> torch.Tensor:
+    return degrade(x, "realistic", torch.Generator().manual_seed(0), sigma_y=sigma_y, operator=GaussianBlur(64, sigma))
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("sigma_y", [0.002, 0.01])
+def test_recovers_a_known_blur_and_noise(estimator, val_images, sigma, sigma_y):
+    estimates = estimator(_degraded(val_images, sigma, sigma_y), 8)
+    sigma_hat = np.array([e.blur_sigma for e in estimates])
+    ratio = np.array([e.sigma_y for e in estimates]) / sigma_y
+    assert abs(sigma_hat.mean() - sigma) < 0.25 and np.abs(sigma_hat - sigma).mean() < 0.35
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.3)
+    assert all(np.isfinite(e.blur_sigma_std) and e.blur_sigma_std > 0 for e in estimates)
+
+
+def test_unblurred_images_come_out_below_the_bundle_threshold(estimator, val_images):
+    from xray_restore.restore import Restorer
+
+    threshold = Restorer.from_bundle(BUNDLE).inferer.no_blur_sigma
+    sharp = np.array([e.blur_sigma for e in estimator(_degraded(val_images, 0.0, 0.01), 8)])
+    blurred = np.array([e.blur_sigma for e in estimator(_degraded(val_images, 1.5, 0.01), 8)])
+    assert (sharp < threshold).mean() >= 0.95 and (blurred >= threshold).all()
+
+
+def test_noise_never_below_the_quantisation_floor(estimator, val_images):
+    y = GaussianBlur(64, 2.0).H(val_images[:4].double()).float()  # float, noiseless
+    for bits in (8, 12):
+        assert all(e.sigma_y >= quantisation_floor(bits) for e in estimator(y, bits))
+    assert quantisation_floor(8) == pytest.approx(1 / (256 * 12**0.5))
+
+
+def test_an_image_estimate_does_not_depend_on_its_batch(estimator, val_images):
+    y = _degraded(val_images[:6], 2.0, 0.01)
+    alone = estimator(y[2:3], 8)[0]
+    batched = estimator(y, 8)[2]
+    assert alone.blur_sigma == pytest.approx(batched.blur_sigma, abs=1e-4)
+    assert alone.sigma_y == pytest.approx(batched.sigma_y, rel=1e-3)
+
+
+def test_shipped_spectrum_is_what_our_code_fits_on_the_training_pool(cxr14_cache):
+    pool = load_training_pool(cxr14_cache, [SHARED / "data" / "cxr14_extra_64.npz"])
+    assert len(pool) == 2039
+    fitted = fit_spectrum(to_unit_range(pool))
+    shipped = load_spectrum(SPECTRUM)
+    assert shipped["num_images"] == 2039 and torch.allclose(fitted["power"], shipped["power"], rtol=1e-9)
+
+
+def test_unusable_spectrum_file_is_named(tmp_path):
+    bad = tmp_path / "spectrum.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="spectrum.pt"):
+        SpectralDegradationEstimator(bad)
+    with pytest.raises(InputError, match="not found"):
+        SpectralDegradationEstimator(tmp_path / "missing.pt")
