@@ -49,7 +49,9 @@ def main() -> None:
     for sigma_y in NOISES:
         for sigma in SIGMAS:
             g = torch.Generator().manual_seed(args.seed)
-            y = degrade(x, "realistic", g, sigma_y=sigma_y, operator=GaussianBlur(64, sigma))
+            # the physics the bundle's operator assumes (reflect: no dark border, as in real radiographs)
+            op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
+            y = degrade(x, "realistic", g, sigma_y=sigma_y, operator=op)
             start = time.time()
             settings = inferer.settings_for(y, 8)
             per_image = (time.time() - start) / len(y)

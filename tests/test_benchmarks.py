@@ -1,8 +1,5 @@
-"""The evaluation benchmark's ``--limit 50`` smoke run, end to end on the real test split.
-
-Measured on 2 idle cores (2026-11-23, clean clone): 9.3 min from a shell, 19.5 min as this test under pytest (the
-child then spends about half its CPU time in the kernel; cause not found), hence the generous timeout.
-"""
+"""The evaluation benchmark's code path, end to end on a handful of real test images (the test tests; the
+``--limit 50`` smoke run and the full run are documented commands that measure, see the README)."""
 
 from __future__ import annotations
 
@@ -16,14 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_deblur_benchmark_smoke_run(tmp_path):
-    cmd = [sys.executable, str(REPO / "benchmarks" / "deblur_benchmark.py"), "--limit", "50", "--out-dir",
-           str(tmp_path)]
+    cmd = [sys.executable, str(REPO / "benchmarks" / "deblur_benchmark.py"), "--limit", "8", "--sweep", "5e-06",
+           "0.01", "--out-dir", str(tmp_path)]
     # the README's command as a user runs it: no thread caps inherited from the test process (2 threads, --threads)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=2700, env=env)
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    data = json.loads((tmp_path / "deblur_benchmark_limit50.json").read_text())
-    assert data["n_test"] == 50 and data["command"].endswith("--limit 50")
+    data = json.loads((tmp_path / "deblur_benchmark_limit8.json").read_text())
+    assert data["n_test"] == 8 and data["command"].endswith("--limit 8")
     expected = {"blurred", "pinv", "tikhonov", "lmmse", "richardson_lucy", "richardson_lucy_skimage", "ddrm_1sample",
                 "ddrm_mean8", "deepinv_ddrm_1sample", "conditional_1sample", "conditional_mean8"}
     for protocol in ("case_study", "realistic"):
@@ -38,8 +35,8 @@ def test_deblur_benchmark_smoke_run(tmp_path):
     # the protocol anchors of the issue (test split, float64): pinv ≈ 30.6 dB case study, ≈ 9.5 dB realistic
     assert abs(data["protocols"]["case_study"]["pinv"]["psnr"] - 30.6) < 1.0
     assert abs(data["protocols"]["realistic"]["pinv"]["psnr"] - 9.5) < 1.0
-    assert len(data["sigma_sweep"]) == 8
-    table = (tmp_path / "deblur_benchmark_limit50.md").read_text()
+    assert len(data["sigma_sweep"]) == 2
+    table = (tmp_path / "deblur_benchmark_limit8.md").read_text()
     assert data["commit"] in table and "| ddrm_mean8 |" in table
     for suffix in ("_sigma_sweep.png", "_panel.png"):
-        assert (tmp_path / f"deblur_benchmark_limit50{suffix}").stat().st_size > 10_000
+        assert (tmp_path / f"deblur_benchmark_limit8{suffix}").stat().st_size > 10_000

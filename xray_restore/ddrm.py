@@ -175,7 +175,8 @@ class DDRMInferer(Inferer):
         """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
 
         ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur"}`` per input.
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma"}`` per input
+        (``operator_sigma``: the blur DDRM restores with; 0 for an input with no blur at the model scale).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         estimates = self.estimator(inputs.detach().float().cpu(), bits_stored) if needs else [None] * len(inputs)
@@ -187,7 +188,9 @@ class DDRMInferer(Inferer):
             if self.blur_sigma == AUTO:  # an estimated blur is not exact: its likely error counts as noise
                 noise = math.sqrt(noise**2 + e.operator_noise**2)
             no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
-            out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur})
+            # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image
+            out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
+                        "operator_sigma": 0.0 if no_blur else blur})
         return out
 
     def operator_for(self, blur_sigma: float | None) -> SVDOperator:
@@ -196,7 +199,8 @@ class DDRMInferer(Inferer):
 
         if self.blur_sigma is None:
             return self.operator
-        return blur_operator(self.operator.size, blur_sigma, threshold=self.operator.threshold)
+        return blur_operator(self.operator.size, blur_sigma, threshold=self.operator.threshold,
+                             padding=getattr(self.operator, "padding", "zeros"))
 
     def restore(
         self,
@@ -214,11 +218,14 @@ class DDRMInferer(Inferer):
             raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
         mean, std = torch.empty_like(inputs), torch.empty_like(inputs)
         groups: dict[int, list[int]] = {}
+        def sigma_of(st: dict) -> float | None:
+            return st.get("operator_sigma", st["blur_sigma"])
+
         for i, st in enumerate(settings):
-            groups.setdefault(id(self.operator_for(st["blur_sigma"])), []).append(i)
+            groups.setdefault(id(self.operator_for(sigma_of(st))), []).append(i)
         per_input = isinstance(generator, Sequence)
         for index in groups.values():
-            op = self.operator_for(settings[index[0]]["blur_sigma"])
+            op = self.operator_for(sigma_of(settings[index[0]]))
             gen = [generator[i] for i in index] if per_input else generator
             m, s = self.sample(inputs[index], network, num_samples=num_samples, generator=gen, operator=op,
                                sigma_y=[settings[i]["sigma_y"] for i in index])

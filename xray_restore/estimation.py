@@ -94,19 +94,12 @@ def _dct2(window: torch.Tensor) -> torch.Tensor:
 def blur_reflect(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """The operator's Gaussian (same sampled kernel) with mirrored borders, as a blur of a larger scene looks
     inside an image; ``(B, 1, N, N)`` float64. σ = 0: unchanged."""
+    from .operators import convolution_matrix
+
     x = images.to(torch.float64)
     if sigma <= 0:
         return x
-    n = x.shape[-1]
-    kernel = gaussian_kernel_1d(sigma, math.ceil(3 * sigma))
-    r = kernel.numel() // 2
-    if r >= n:
-        raise ValueError(f"a blur of sigma {sigma} is too wide for {n}x{n} images.")
-    index = torch.arange(-r, n + r).abs()
-    index = torch.where(index >= n, 2 * (n - 1) - index, index)  # reflect (no edge repeat), as numpy "reflect"
-    matrix = torch.zeros(n, n, dtype=torch.float64)
-    for i in range(n):
-        matrix[i].index_add_(0, index[i : i + 2 * r + 1], kernel)
+    matrix = convolution_matrix(gaussian_kernel_1d(sigma, math.ceil(3 * sigma)), x.shape[-1], "reflect")
     return matrix @ x @ matrix.T
 
 

@@ -20,6 +20,7 @@ from torch import nn
 __all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "gaussian_kernel_1d", "convolution_matrix",
            "blur_operator", "SIGMA_RESOLUTION"]
 
+Padding = Literal["zeros", "reflect"]
 SIGMA_RESOLUTION = 0.05  # px: operators for estimated blurs are built (and cached) on this grid
 
 
@@ -34,19 +35,32 @@ def gaussian_kernel_1d(sigma: float, radius: int) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def convolution_matrix(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """The ``size × size`` matrix of a centred "same" convolution with zero padding.
+def convolution_matrix(kernel: torch.Tensor, size: int, padding: Padding = "zeros") -> torch.Tensor:
+    """The ``size × size`` matrix of a centred "same" convolution.
 
-    ``A[i, j] = kernel[j - i + r]`` for ``|j - i| <= r`` (``r = len(kernel) // 2``), so row ``i`` is the
-    kernel centred on pixel ``i``; taps that fall outside the image are dropped (zero padding).
+    ``padding="zeros"``: ``A[i, j] = kernel[j - i + r]`` for ``|j - i| <= r`` (``r = len(kernel) // 2``); taps that
+    fall outside the image are dropped, so the borders darken (the benchmark protocols' operator).
+    ``padding="reflect"``: taps outside are mirrored back in (numpy's ``reflect``, no edge repeat), so a flat image
+    stays flat — how a blur of a larger scene looks inside the image of a real radiograph.
     """
     if kernel.ndim != 1 or kernel.numel() % 2 == 0:
         raise ValueError(f"kernel must be 1-D with an odd number of taps, got shape {tuple(kernel.shape)}.")
     radius = kernel.numel() // 2
-    idx = torch.arange(size)
-    offset = idx[None, :] - idx[:, None] + radius  # j - i + r
-    inside = (offset >= 0) & (offset < kernel.numel())
-    return torch.where(inside, kernel[offset.clamp(0, kernel.numel() - 1)], torch.zeros((), dtype=kernel.dtype))
+    if padding == "zeros":
+        idx = torch.arange(size)
+        offset = idx[None, :] - idx[:, None] + radius  # j - i + r
+        inside = (offset >= 0) & (offset < kernel.numel())
+        return torch.where(inside, kernel[offset.clamp(0, kernel.numel() - 1)], torch.zeros((), dtype=kernel.dtype))
+    if padding != "reflect":
+        raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}.")
+    if radius >= size:
+        raise ValueError(f"a kernel of {kernel.numel()} taps is too wide to reflect in {size} pixels.")
+    index = torch.arange(-radius, size + radius).abs()
+    index = torch.where(index >= size, 2 * (size - 1) - index, index)
+    matrix = torch.zeros(size, size, dtype=kernel.dtype)
+    for i in range(size):
+        matrix[i].index_add_(0, index[i : i + kernel.numel()], kernel)
+    return matrix
 
 
 class SVDOperator(nn.Module):
@@ -181,6 +195,8 @@ class GaussianBlur(SeparableSVDOperator):
         radius: kernel radius in pixels; default ``ceil(3σ)``.
         threshold_on: ``"2d"`` (drop ``s_i·s_j <= ε``) or ``"1d"`` (zero 1-D values ``s_i < ε`` before the
             Kronecker product, as the reference case study did).
+        padding: ``"zeros"`` (the benchmark protocols) or ``"reflect"`` (real radiographs: no dark border), see
+            :func:`convolution_matrix`.
 
     Example:
         >>> op = GaussianBlur(size=32, sigma=2.0)
@@ -198,6 +214,7 @@ class GaussianBlur(SeparableSVDOperator):
         threshold: float = 3e-3,
         radius: int | None = None,
         threshold_on: Literal["2d", "1d"] = "2d",
+        padding: Padding = "zeros",
     ) -> None:
         if not isinstance(size, int) or size < 2:
             raise ValueError(f"size must be an integer >= 2, got {size!r}.")
@@ -212,7 +229,7 @@ class GaussianBlur(SeparableSVDOperator):
             raise ValueError(f"radius must be >= 0, got {radius}.")
         kernel = gaussian_kernel_1d(sigma, radius) if sigma > 0 else torch.ones(1, dtype=torch.float64)
         radius = radius if sigma > 0 else 0
-        super().__init__(convolution_matrix(kernel, size))
+        super().__init__(convolution_matrix(kernel, size, padding))
         s = self.s1
         if threshold_on == "2d":
             products = torch.outer(s, s)
@@ -225,6 +242,7 @@ class GaussianBlur(SeparableSVDOperator):
         self.threshold = float(threshold)
         self.radius = radius
         self.threshold_on = threshold_on
+        self.padding = padding
         self.register_buffer("kernel", kernel)
 
     @classmethod
@@ -242,7 +260,7 @@ class GaussianBlur(SeparableSVDOperator):
             "threshold": self.threshold,
             "radius": self.radius,
             "threshold_on": self.threshold_on,
-            "padding": "zeros",
+            "padding": self.padding,
         }
 
     def extra_repr(self) -> str:
@@ -250,12 +268,12 @@ class GaussianBlur(SeparableSVDOperator):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_blur(size: int, sigma: float, threshold: float) -> GaussianBlur:
-    return GaussianBlur(size=size, sigma=sigma, threshold=threshold)
+def _cached_blur(size: int, sigma: float, threshold: float, padding: str) -> GaussianBlur:
+    return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding)
 
 
-def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION
-                  ) -> GaussianBlur:
+def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION,
+                  padding: Padding = "zeros") -> GaussianBlur:
     """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity).
 
     Operators are shared between calls: do not move them to another device in place.
@@ -263,4 +281,4 @@ def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: 
     if not math.isfinite(sigma):
         raise ValueError(f"sigma must be finite, got {sigma}.")
     rounded = max(0.0, round(float(sigma) / resolution) * resolution)
-    return _cached_blur(int(size), round(rounded, 6), float(threshold))
+    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding)

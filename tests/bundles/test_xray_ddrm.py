@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image
@@ -59,13 +60,27 @@ def test_configs_match_python_defaults():
     for key in ("size", "sigma", "threshold"):
         assert inference["operator"][key] == op_defaults[key].default
     ddrm_defaults = inspect.signature(DDRMInferer).parameters
-    for key in ("eta", "eta_b"):
-        assert inference["inferer"][key] == ddrm_defaults[key].default
-    assert inference["num_steps"] == ddrm_defaults["num_steps"].default
+    for key in ("eta", "eta_b", "num_steps", "spacing"):
+        assert inference[key] == ddrm_defaults[key].default
+        assert inference["inferer"][key] == f"@{key}"  # every tunable is an id that overrides reach
+    for key in ("blur_sigma", "sigma_y", "no_blur_sigma", "num_samples", "seed", "force", "output_mode"):
+        assert key in inference, key
+        if key in ddrm_defaults:
+            assert inference["inferer"][key] == f"@{key}"
 
 
-def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path):
-    folder, x, y = blurred_val_images
+def test_every_bundle_id_is_reachable_from_the_restorer():
+    from xray_restore.restore import Restorer
+
+    restorer = Restorer.from_bundle(BUNDLE, eta=0.5, num_steps=7, blur_sigma=1.5, sigma_y=0.02, force=True)
+    assert (restorer.inferer.eta, restorer.inferer.num_steps, restorer.inferer.blur_sigma) == (0.5, 7, 1.5)
+    assert restorer.inferer.sigma_y == 0.02 and restorer.force
+    with pytest.raises(ValueError, match="no id 'etaa'"):
+        Restorer.from_bundle(BUNDLE, etaa=0.5)
+
+
+def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, tmp_path):
+    folder, x, y = real_blurred_val_images
     workflow = ConfigWorkflow(
         config_file=str(BUNDLE / "configs" / "inference.json"),
         meta_file=str(BUNDLE / "configs" / "metadata.json"),
