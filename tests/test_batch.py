@@ -49,7 +49,7 @@ def outputs_by_source(out: Path) -> dict[str, list[Path]]:
 
 def batch_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
-            "--batch-size", "1", "--force", *extra]
+            "--batch-size", "1", "--blur-sigma", "2", *extra]
 
 
 def test_batch_records_failures_and_exits_nonzero(tmp_path):
@@ -91,9 +91,9 @@ def test_kill_at_random_points_then_resume(tmp_path):
 def test_two_dask_workers_match_single_process(tmp_path):
     make_inputs(tmp_path / "in", 6)
     single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, batch_size=2, progress=False,
-                       force=True)
+                       blur_sigma=2.0)
     dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, batch_size=2, workers=2, progress=False,
-                     force=True)
+                     blur_sigma=2.0)
     assert single.ok and dask.ok and single.counts == dask.counts
     a = sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.dcm"))
     b = sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*.dcm"))
@@ -107,8 +107,22 @@ def test_two_dask_workers_match_single_process(tmp_path):
 
 def test_own_outputs_under_the_input_folder_are_skipped(tmp_path):
     make_inputs(tmp_path / "in", 2)
-    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, force=True)
+    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
     assert first.counts["done"] == 2
-    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, force=True)
+    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
     assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2}
     assert second.ok
+
+
+def test_sharp_studies_are_skipped_with_their_estimates_and_not_redone(tmp_path):
+    make_inputs(tmp_path / "in", 2)
+    first = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
+    assert first.ok and first.counts == {"pending": 0, "done": 0, "failed": 0, "skipped": 2}
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    rows = book.rows()
+    book.close()
+    assert all("no blur at the model scale" in r["reason"] and 0 <= r["blur_sigma"] < 0.7 and r["sigma_y"] > 0
+               for r in rows)
+    assert not list((tmp_path / "out").rglob("*.dcm"))  # a PACS does not fill up with copies of sharp studies
+    second = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
+    assert second.processed == 0

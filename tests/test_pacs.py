@@ -78,7 +78,7 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
-           "--store-back", "--force"]
+           "--store-back", "--blur-sigma", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -28,7 +28,7 @@ def restored_run(tmp_path_factory):
     shutil.copy(SHARED / "dicom" / "CR-MONO1-10-chest.dcm", named)
     inputs = [named, pydicom.dcmread(SHARED / "dicom" / "DX-NIH-chest-8bit.dcm"),
               SHARED / "dicom" / "CR-HeaderOnly-CR000000.dcm"]
-    results = restore(inputs, output_dir=out, bundle=BUNDLE, num_samples=2, seed=0, force=True)
+    results = restore(inputs, output_dir=out, bundle=BUNDLE, num_samples=2, seed=0, blur_sigma=2.0)
     return out, results
 
 

@@ -41,8 +41,23 @@ def test_a_sharp_real_radiograph_is_reported_and_nothing_is_written(tmp_path):
 
 def test_forced_restoration_of_a_sharp_radiograph_does_no_harm(restorer, tmp_path):
     (r,) = restorer.restore([DICOM / "DX-NIH-chest-8bit.dcm"], output_dir=tmp_path, force=True)
-    assert r.status == "restored" and len(r.outputs) == 1 and r.restored.shape == r.image.shape == (1024, 1024)
-    assert _psnr(r.restored, r.image) > 35.0  # the source's own detail is kept; only the 64×64 band is touched
+    assert r.status == "no_blur" and len(r.outputs) == 1 and "written unchanged" in r.reason
+    import pydicom
+
+    ds = pydicom.dcmread(r.outputs[0])
+    assert "pixels unchanged" in ds.DerivationDescription
+    written = ds.pixel_array.astype(np.float64) / (2**ds.BitsStored - 1)
+    assert written.shape == r.image.shape == (1024, 1024) and _psnr(written, r.image) > 45.0
+
+
+def test_explicit_settings_override_the_estimates(tmp_path):
+    import pydicom
+
+    (r,) = restore(DICOM / "DX-NIH-chest-8bit.dcm", output_dir=tmp_path, bundle=BUNDLE, blur_sigma=1.0,
+                   sigma_y=0.002, **FAST)
+    assert r.status == "restored" and len(r.outputs) == 1 and (r.blur_sigma, r.sigma_y) == (1.0, 0.002)
+    description = pydicom.dcmread(r.outputs[0]).DerivationDescription
+    assert "sigma_y=0.002" in description and "sigma=1.0 px" in description and "estimated" not in description
 
 
 def _textured_blurred_png(path: Path, seed: int = 0) -> np.ndarray:

@@ -158,7 +158,7 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
         resolved = str(Path(source).resolve())
         r = by_source.get(resolved)
         if r is not None:
-            state = "done" if r.status == "restored" else "skipped"
+            state = "done" if r.status == "restored" or r.outputs else "skipped"
             out.append({"source": source, "state": state, "reason": r.reason, "outputs": r.outputs,
                         "blur_sigma": r.blur_sigma, "sigma_y": r.sigma_y})
         else:

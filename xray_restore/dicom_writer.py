@@ -44,6 +44,9 @@ class DerivedObject:
 def derivation_description(provenance: dict) -> str:
     """Short (≤ 1024 chars) text naming method, parameters, operator and model version."""
     method = provenance.get("method", "DDRM")
+    if provenance.get("unchanged"):
+        model = f"; model {provenance['model_version']}" if provenance.get("model_version") else ""
+        return f"{provenance['unchanged']}: pixels unchanged from the source, no {method} restoration{model}"[:1024]
     parts = [f"{method} deblurring"]
     inferer = provenance.get("inferer", {})
     keys = ("num_steps", "spacing", "eta", "eta_b", "sigma_y", "num_samples")

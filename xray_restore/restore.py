@@ -257,7 +257,7 @@ class Restorer:
         start = time.time()
         settings = self.inferer.settings_for(y, bits)
         estimate_seconds = (time.time() - start) / len(batch)
-        todo = [i for i, st in enumerate(settings) if force or not st["no_blur"]]
+        todo = [i for i, st in enumerate(settings) if not st["no_blur"]]  # nothing to restore in a sharp image
         mean, std = y.clone(), torch.zeros_like(y)
         seconds = [estimate_seconds] * len(batch)
         if todo:
@@ -274,7 +274,7 @@ class Restorer:
             restored_here = i in todo
             try:
                 results.append(self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
-                                            k, seconds[i], output_dir, restored_here))
+                                            k, seconds[i], output_dir, restored_here, force))
             except (InputError, OSError, ValueError) as e:
                 self._fail(source, e, "write", on_error)
         return results
@@ -288,16 +288,23 @@ class Restorer:
         return self.upsample(grid)["pred"][0].float().numpy()
 
     def _finish(self, d: dict, st: dict, y: torch.Tensor, m: torch.Tensor, s: torch.Tensor | None, k: int,
-                seconds: float, output_dir, restored_here: bool) -> Restoration:
+                seconds: float, output_dir, restored_here: bool, force: bool = False) -> Restoration:
         source = str(d["image"].meta["filename_or_obj"])
         src = d["source_image"][0].float().numpy()
         estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
         meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
                                                                          "photometric_interpretation")}
         if not restored_here:
-            reason = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
-                      f"{self.inferer.no_blur_sigma:g} px); nothing written (force to restore anyway)")
-            return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, [],
+            # No blur at the model scale: DDRM would only resample the noise of the 64×64 band, so the pixels stay
+            # the source's. Forced, a derived object is still written (unchanged pixels, and it says so).
+            finding = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
+                       f"{self.inferer.no_blur_sigma:g} px)")
+            outputs = []
+            if force and output_dir is not None:
+                provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
+                outputs = self._write(source, meta, src, None, output_dir, provenance)
+            reason = finding + ("; written unchanged (forced)" if outputs else "; nothing written (--force writes it)")
+            return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
                                st["blur_sigma"], st["sigma_y"], estimate, "no_blur", reason)
         if self.output_mode == "detail":
             restored = np.clip(src + self._to_source_grid(d, m - y), 0.0, 1.0).astype(np.float32)
