@@ -86,9 +86,10 @@ def _input_generator(seed: int, digest: str) -> torch.Generator:
 class Restoration:
     """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
 
-    ``status`` is ``"restored"`` or ``"no_blur"`` (no blur at the model scale: ``restored`` is the input and nothing
-    was written). ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the settings used,
-    estimated from the input unless given; ``estimate`` holds the estimator's full record (or None).
+    ``status`` is ``"restored"`` or ``"no_blur"`` (no blur at the model scale: ``restored`` is the input, written
+    only when forced). ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
+    the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None; its
+    ``operator_noise`` is added to σ_y inside DDRM).
     """
 
     source: str
@@ -292,6 +293,8 @@ class Restorer:
         source = str(d["image"].meta["filename_or_obj"])
         src = d["source_image"][0].float().numpy()
         estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
+        # the record names the noise found in the image (DDRM's σ_y also counts the blur estimate's uncertainty)
+        noise = estimate["sigma_y"] if estimate is not None and self.inferer.sigma_y == "auto" else st["sigma_y"]
         meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
                                                                          "photometric_interpretation")}
         if not restored_here:
@@ -305,7 +308,7 @@ class Restorer:
                 outputs = self._write(source, meta, src, None, output_dir, provenance)
             reason = finding + ("; written unchanged (forced)" if outputs else "; nothing written (--force writes it)")
             return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
-                               st["blur_sigma"], st["sigma_y"], estimate, "no_blur", reason)
+                               st["blur_sigma"], noise, estimate, "no_blur", reason)
         if self.output_mode == "detail":
             restored = np.clip(src + self._to_source_grid(d, m - y), 0.0, 1.0).astype(np.float32)
         else:
@@ -317,7 +320,7 @@ class Restorer:
             outputs = self._write(source, meta, restored, std_grid, output_dir, provenance)
         return Restoration(source, src, restored, std_grid, y[0].numpy(), m[0].numpy(),
                            None if s is None else s[0].numpy(), meta, seconds, outputs, st["blur_sigma"],
-                           st["sigma_y"], estimate)
+                           noise, estimate)
 
     def provenance_for(self, settings: dict, num_samples: int, digest: str = "") -> dict:
         """What a derived object records for one input: the settings actually used and how they were found."""
