@@ -69,7 +69,8 @@ def write_dicom(path: Path, unit: np.ndarray, photometric: str, bits: int, j2k: 
     ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[uid_seed, "series"])
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Anonymous", "E2E", "", "O"
-    ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "20260101", "000000", "", "", ""
+    ds.StudyDate, ds.StudyTime, ds.AccessionNumber = "20260101", "000000", ""
+    ds.ReferringPhysicianName, ds.StudyID = "", ""
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CR", 1, 1
     ds.BodyPartExamined, ds.ViewPosition, ds.PatientOrientation, ds.Laterality = "CHEST", "PA", ["L", "F"], ""
     ds.ImagerPixelSpacing = [0.168, 0.168]
@@ -245,12 +246,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         print(f"| {c['sigma_64']:g} | {c['sigma_y_1024']:g} | {c['abs_sigma_error']:.3f} | "
               f"{c['sigma_y_ratio_median']:.2f} | {c['batch_counts']['done']}/{c['batch_counts']['skipped']} | "
               + " | ".join(f"{v:.2f}" for v in cells) + " |")
-    print("\n| file | grid | blur σ̂ (px) | σ_y | default | forced: PSNR vs input (dB) |\n| --- | --- | ---: | ---: | --- | ---: |")
+    print("\n| file | grid | blur σ̂ (px) | σ_y | default | forced: PSNR vs input (dB) |")
+    print("| --- | --- | ---: | ---: | --- | ---: |")
     for r in real:
         if "error" in r:
             print(f"| {r['file']} | — | — | — | failed: {r['error']} | — |")
         else:
-            print(f"| {r['file']} | {r['grid'][0]}x{r['grid'][1]} | {r['blur_sigma']} | {r['sigma_y']} | {r['default']} "
+            print(f"| {r['file']} | {r['grid'][0]}x{r['grid'][1]} | {r['blur_sigma']} | {r['sigma_y']} | "
+                  f"{r['default']} "
                   f"| {r['forced_psnr_vs_input']} |")
     write_json(args.out, result)
     print(f"\nwrote {args.out} ({result['wall_seconds']} s)")

@@ -67,7 +67,8 @@ def main() -> None:
                          "sigma_y_ratio_median": float(np.median(ratio)),
                          "sigma_y_ratio_within_1.5": float(np.mean((ratio <= 1.5) & (ratio >= 1 / 1.5))),
                          "no_blur_fraction": float(np.mean([s["no_blur"] for s in settings])),
-                         "estimator_ms_per_image": round(1000 * per_image, 2), "sigma_hats": est_sigma.round(3).tolist()})
+                         "estimator_ms_per_image": round(1000 * per_image, 2),
+                         "sigma_hats": est_sigma.round(3).tolist()})
             if args.ddrm_limit:
                 n = min(args.ddrm_limit, len(y))
                 xs, ys, est = x[:n], y[:n], settings[:n]
@@ -85,7 +86,8 @@ def main() -> None:
                                   "psnr_default_output": float(psnr(default, xs).mean())})
             print(f"sigma {sigma:.1f} sigma_y {sigma_y:.3f}: sigma_hat {rows[-1]['sigma_hat_mean']:.3f} "
                   f"|err| {rows[-1]['abs_sigma_error']:.3f}, sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
-                  + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / true {ddrm_rows[-1]['psnr_ddrm_true']:.2f}"
+                  + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / "
+                     f"true {ddrm_rows[-1]['psnr_ddrm_true']:.2f}"
                      f" dB" if ddrm_rows else ""), flush=True)
     sharp = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 0.0])
     one_px = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 1.0])

@@ -21,8 +21,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .jobs import run_inference_bundle
 
     bundle = Path(args.bundle)
+    reference = args.reference or (None if args.input else bundle / "samples" / "sharp")
     summary = run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
-                                   reference_dir=args.reference or (None if args.input else bundle / "samples" / "sharp"),
+                                   reference_dir=reference,
                                    num_samples=args.samples, seed=args.seed, **_overrides(args))
     return 0 if summary["n_failed"] == 0 else 1
 

@@ -126,7 +126,8 @@ class DDRMInferer(Inferer):
         if AUTO in (sigma_y, blur_sigma) and estimator is None:
             raise ValueError("blur_sigma/sigma_y 'auto' needs an estimator (the bundle's degradation spectrum).")
         if blur_sigma is not None and not hasattr(operator, "threshold"):
-            raise TypeError(f"blur_sigma needs a GaussianBlur operator (size, threshold), got {type(operator).__name__}.")
+            raise TypeError("blur_sigma needs a GaussianBlur operator (size, threshold), got "
+                            f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
         if int(num_samples) < 1:

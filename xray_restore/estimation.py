@@ -224,7 +224,7 @@ class SpectralDegradationEstimator:
         radius = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).reshape(-1)[self.keep]
         self.log_radius = (radius / radius.median()).log()
         w = taper(self.length, self.alpha)
-        self.noise_gain = float((w**2).mean() ** 2)  # white noise of variance v has variance v·mean(w²)² per coefficient
+        self.noise_gain = float((w**2).mean() ** 2)  # white noise of variance v: v·mean(w²)² per coefficient
         self.signal = power.reshape(len(self.sigmas), -1)[:, self.keep]  # (S, K): E[Y_k² | σ] of training images
 
     @property

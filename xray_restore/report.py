@@ -100,7 +100,8 @@ class ReportWriter:
         row: dict = {"image": self.image_id(source), "status": status,
                      "blur_sigma": "" if blur_sigma is None else round(float(blur_sigma), 3),
                      "sigma_y": "" if sigma_y is None else round(float(sigma_y), 6),
-                     "blur_sigma_std": "" if not estimate else round(float(estimate["blur_sigma_std"]), 3),
+                     "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
+                     else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]

@@ -326,8 +326,8 @@ class Restorer:
         """What a derived object records for one input: the settings actually used and how they were found."""
         inferer = {**self.provenance["inferer"], "num_samples": num_samples, "sigma_y": round(settings["sigma_y"], 6),
                    "blur_sigma": round(settings["blur_sigma"], 3)}
-        operator = {**self.provenance["operator"], "sigma": round(settings.get("operator_sigma", settings["blur_sigma"]),
-                                                                  3)}
+        operator_sigma = settings.get("operator_sigma", settings["blur_sigma"])
+        operator = {**self.provenance["operator"], "sigma": round(operator_sigma, 3)}
         estimated = [name for name in ("blur_sigma", "sigma_y") if getattr(self.inferer, name) == "auto"]
         return {**self.provenance, "inferer": inferer, "operator": operator, "estimated": estimated,
                 "output_mode": self.output_mode, "source_sha256": digest}
