@@ -101,9 +101,11 @@ def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, t
 
 
 def test_main_job_runs_on_embedded_default(tmp_path):
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "monai_bundle.json",
-           "--output_dir", str(tmp_path)]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "monai_bundle.json", "--meta_file",
+           "bundles/xray_ddrm/configs/metadata.json", "--output_dir", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
+    assert "ERROR" not in done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"report: {tmp_path / 'report.html'}"  # the file to open
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n_images"] == len(list((BUNDLE / "samples" / "blurred").glob("*.png"))) > 0
     metrics = summary["metrics"]
