@@ -126,21 +126,15 @@ def _remove_stale_temporaries(output_dir: Path) -> int:
 _RESTORERS: dict[tuple, object] = {}
 
 
-def _is_own_output(source: str) -> bool:
-    """A file written by xray_restore (DICOM or PNG), e.g. when the output folder lies under the input."""
-    from .readers import is_own_output
-
-    return is_own_output(source)
-
-
 def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int, seed: int,
                   overrides: dict) -> list[dict]:
     """Restore a chunk (one batched DDRM call); returns one ``{"source", "state", "reason", "outputs"}`` per input.
 
     Runs in the driver or on a Dask worker; the Restorer is built once per process and bundle."""
+    from .readers import is_own_output
     from .restore import Restorer
 
-    skipped = [s for s in sources if _is_own_output(s)]
+    skipped = [s for s in sources if is_own_output(s)]
     sources = [s for s in sources if s not in skipped]
     out = [{"source": s, "state": "skipped", "reason": "an xray_restore output, not an input", "outputs": []}
            for s in skipped]

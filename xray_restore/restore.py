@@ -150,7 +150,7 @@ class Restorer:
         self.output_mode = output_mode
         self.force = bool(force)
         self.forward = load_chain(chain, id="unit_range")
-        self._decode = self.forward.transforms[0]  # LoadImaged: the source grid, decoded once
+        self._decode = Compose([self.forward.transforms[0]])  # LoadImaged: the source grid, decoded once
         self._to_model = Compose(self.forward.transforms[1:])
         self.upsample = load_chain("output", id="upsample", preprocessing=self.forward)
         self.failures: list[Failure] = []
@@ -191,7 +191,7 @@ class Restorer:
     # -------------------------------------------------------------------------------------------- load
     def _load(self, path: Path) -> dict:
         """Decode once; keep the source grid and the 64×64 model input (with its inverse record)."""
-        data = apply_chain(Compose([self._decode]), {"image": str(path)})
+        data = apply_chain(self._decode, {"image": str(path)})
         source = data["image"].clone()
         data = apply_chain(self._to_model, data)
         data["source_image"] = source
