@@ -64,6 +64,38 @@ def test_noise_never_below_the_quantisation_floor(estimator, val_images):
     for bits in (8, 12):
         assert all(e.sigma_y >= quantisation_floor(bits) for e in estimator(y, bits))
     assert quantisation_floor(8) == pytest.approx(1 / (256 * 12**0.5))
+    # a 1024² source area-averaged to 64²: 256 source pixels per model pixel, the floor 16× lower
+    assert quantisation_floor(8, 256.0) == pytest.approx(quantisation_floor(8) / 16)
+    assert quantisation_floor(8, 0.25) == quantisation_floor(8)  # an upsampled source gains no floor
+    assert all(e.noise_floor == pytest.approx(quantisation_floor(8) / 16) for e in estimator(y, 8, 256.0))
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 3.0])
+def test_estimate_is_unbiased_on_a_low_noise_blur(estimator, cxr14_cache, sigma):
+    """DDRM loses 1-2 dB per 0.1 px of blur error at low noise, so the mean must sit on the truth (165 val)."""
+    val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])
+    y = GaussianBlur(64, sigma, padding="symmetric").H(val.double())
+    y = (y + 1e-4 * torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)).float()
+    sigma_hat = np.array([e.blur_sigma for e in estimator(y, 12)])
+    assert abs(sigma_hat.mean() - sigma) < 0.04, sigma_hat.mean()
+
+
+@pytest.mark.parametrize("sigma_64", [1.0, 2.0])
+def test_recovers_a_blur_made_at_the_source_resolution(estimator, sigma_64):
+    """Full-size NIH originals (evaluation only) blurred at 1024² by 16·σ px, 8-bit, area-resized to 64²."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    paths = sorted((SHARED / "data" / "cxr14_full").glob("*.png"))[:6]
+    ys = []
+    for p in paths:
+        x = np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0
+        y = np.round(np.clip(gaussian_filter(x, 16 * sigma_64, mode="reflect", truncate=3.0), 0, 1) * 255) / 255
+        ys.append(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(y)[None, None].float(), 64)[0])
+    estimates = estimator(torch.stack(ys), 8, 1024.0**2 / 64**2)
+    sigma_hat = np.array([e.blur_sigma for e in estimates])
+    assert abs(sigma_hat.mean() - sigma_64) < 0.1 and np.abs(sigma_hat - sigma_64).max() < 0.25, sigma_hat
+    assert all(e.sigma_y < 2 * quantisation_floor(8) / 16 for e in estimates)  # no noise was added
 
 
 def test_an_image_estimate_does_not_depend_on_its_batch(estimator, val_images):
@@ -80,6 +112,11 @@ def test_shipped_spectrum_is_what_our_code_fits_on_the_training_pool(cxr14_cache
     fitted = fit_spectrum(to_unit_range(pool))
     shipped = load_spectrum(SPECTRUM)
     assert shipped["num_images"] == 2039 and torch.allclose(fitted["power"], shipped["power"], rtol=1e-9)
+    from monai.bundle import ConfigParser
+
+    config = ConfigParser()
+    config.read_config(str(BUNDLE / "configs" / "inference.json"))
+    assert shipped["padding"] == config["operator"]["padding"] == fitted["padding"]
 
 
 def test_unusable_spectrum_file_is_named(tmp_path):

@@ -135,10 +135,17 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
     from .datasets import load_training_pool, to_unit_range
     from .estimation import fit_spectrum, save_spectrum
 
+    from monai.bundle import ConfigParser
+
+    config = ConfigParser()
+    config.read_config(str(Path(args.bundle) / "configs" / "inference.json"))
+    padding = config["operator"].get("padding", "zeros")  # the training blurs have the restoring operator's borders
+    output = args.output or str(Path(args.bundle) / "models" / "degradation_spectrum.pt")
     images = to_unit_range(load_training_pool(args.data, args.extra_data))
-    spectrum = fit_spectrum(images)
-    save_spectrum(spectrum, args.output)
-    print(f"fitted the degradation spectrum on {spectrum['num_images']} training images -> {args.output}")
+    spectrum = fit_spectrum(images, padding=padding)
+    save_spectrum(spectrum, output)
+    print(f"fitted the degradation spectrum on {spectrum['num_images']} training images ({padding} borders) "
+          f"-> {output}")
     return 0
 
 
@@ -244,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("fit-spectrum", help="fit the blur/noise estimator's image spectrum on training images")
     spec.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")
     spec.add_argument("--extra-data", nargs="*", default=[], help="training-only .npz archives added to it")
-    spec.add_argument("-o", "--output", default=f"{DEFAULT_BUNDLE}/models/degradation_spectrum.pt")
+    spec.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
+    spec.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_spectrum.pt")
     spec.set_defaults(func=_cmd_fit_spectrum)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")

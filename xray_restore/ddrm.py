@@ -172,15 +172,18 @@ class DDRMInferer(Inferer):
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
 
-    def settings_for(self, inputs: torch.Tensor, bits_stored=None) -> list[dict]:
+    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0
+                     ) -> list[dict]:
         """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
 
-        ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor.
+        ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor;
+        ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it.
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma"}`` per input
         (``operator_sigma``: the blur DDRM restores with; 0 for an input with no blur at the model scale).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
-        estimates = self.estimator(inputs.detach().float().cpu(), bits_stored) if needs else [None] * len(inputs)
+        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if needs
+                     else [None] * len(inputs))
         out = []
         for e in estimates:
             blur = self.blur_sigma
@@ -246,11 +249,14 @@ class DDRMInferer(Inferer):
         A ``MetaTensor`` input gives a ``MetaTensor`` output with the same meta data (file names, affine), so
         MONAI post-processing (``SaveImaged``, ``Invertd``) works on the result.
         """
-        bits = None
+        bits, averaged = None, 1.0
+        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         if isinstance(inputs, MetaTensor) and "bits_stored" in inputs.meta:
             bits = [int(b) for b in torch.as_tensor(inputs.meta["bits_stored"]).reshape(-1)]
-        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        settings = self.settings_for(plain, bits)
+        if isinstance(inputs, MetaTensor) and "spatial_shape" in inputs.meta:  # the source's grid, before resizing
+            shapes = torch.as_tensor(inputs.meta["spatial_shape"]).reshape(len(plain), -1)
+            averaged = [float(s.prod()) / float(plain[0, 0].numel()) for s in shapes]
+        settings = self.settings_for(plain, bits, averaged)
         mean, _ = self.restore(plain, network, settings, generator=generator)
         for i, st in enumerate(settings):
             if st["no_blur"]:  # no blur at the model scale: the input comes back as it came

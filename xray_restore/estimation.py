@@ -10,8 +10,11 @@ DCT-II nearly diagonalises both the blur and the image statistics, which gives a
 ``P_k`` is the second moment of the DCT coefficients of sharp training radiographs (:func:`fit_spectrum`, shipped in
 the bundle as ``models/degradation_spectrum.pt``, 40×40 float64 numbers) and ``a`` a free contrast gain (windowing
 differs between sources). For each σ on a grid the gain and the noise are fitted by Fisher scoring; σ̂ maximises
-the profile likelihood (parabolic refinement between grid points). σ_y is never reported below the quantisation
-floor ``1/(2^b·√12)`` of the source's bits stored ``b``.
+the profile likelihood: first on the spectrum's grid, then on a grid 8× finer around the best point (the moments
+between grid points interpolated log-linearly in σ², exact for a Gaussian transfer function), then by parabolic
+refinement. σ_y is never reported below the quantisation floor of the source's bits stored ``b`` as it reaches the
+model scale: ``1/(2^b·√12)`` divided by the square root of the number of source pixels area-averaged into one model
+pixel (white quantisation noise averages down like any other white noise).
 
 The DC coefficient is left out (it carries the mean, not the blur). The confidence of σ̂ is the curvature of the
 profile log-likelihood (an approximate standard error, in pixels).
@@ -42,13 +45,16 @@ __all__ = [
 ]
 
 
-def quantisation_floor(bits_stored: int | None) -> float:
-    """Std of uniform quantisation noise on ``bits_stored`` bits, in [0, 1] units: ``1/(2^b·√12)`` (0 if None)."""
+def quantisation_floor(bits_stored: int | None, averaged: float = 1.0) -> float:
+    """Std of uniform quantisation noise on ``bits_stored`` bits, in [0, 1] units: ``1/(2^b·√12)`` (0 if None),
+    after an area average of ``averaged`` source pixels per output pixel (``/√averaged``; ≤ 1: no average)."""
     if bits_stored is None:
         return 0.0
     if not 1 <= int(bits_stored) <= 32:
         raise ValueError(f"bits_stored must be in [1, 32], got {bits_stored}.")
-    return 1.0 / (2 ** int(bits_stored) * math.sqrt(12.0))
+    if not averaged > 0:
+        raise ValueError(f"averaged must be > 0, got {averaged}.")
+    return 1.0 / (2 ** int(bits_stored) * math.sqrt(12.0)) / math.sqrt(max(1.0, float(averaged)))
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -91,20 +97,21 @@ def _dct2(window: torch.Tensor) -> torch.Tensor:
     return d @ window @ d.T
 
 
-def blur_reflect(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The operator's Gaussian (same sampled kernel) with mirrored borders, as a blur of a larger scene looks
-    inside an image; ``(B, 1, N, N)`` float64. σ = 0: unchanged."""
+def mirrored_blur(images: torch.Tensor, sigma: float, padding: str = "symmetric") -> torch.Tensor:
+    """The operator's Gaussian (same sampled kernel) with mirrored borders (``"symmetric"`` or ``"reflect"``, see
+    :func:`~xray_restore.operators.convolution_matrix`), as a blur of a larger scene looks inside an image;
+    ``(B, 1, N, N)`` float64. σ = 0: unchanged."""
     from .operators import convolution_matrix
 
     x = images.to(torch.float64)
     if sigma <= 0:
         return x
-    matrix = convolution_matrix(gaussian_kernel_1d(sigma, math.ceil(3 * sigma)), x.shape[-1], "reflect")
+    matrix = convolution_matrix(gaussian_kernel_1d(sigma, math.ceil(3 * sigma)), x.shape[-1], padding)
     return matrix @ x @ matrix.T
 
 
 def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: float = TAPER_ALPHA,
-                 sigma_max: float = 4.0, sigma_step: float = 0.2) -> dict:
+                 sigma_max: float = 4.0, sigma_step: float = 0.2, padding: str = "symmetric") -> dict:
     """Second moments of the tapered interior-window DCT of training images, blurred by each σ of a grid.
 
     Learning ``E[Y_k² | σ]`` directly (rather than a sharp spectrum times a transfer function) keeps the window's
@@ -114,6 +121,7 @@ def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: f
         images: ``(M, 1, N, N)`` in [0, 1] (sharp, at the model scale ``N = size``).
         margin: pixels left out at every edge (≥ 3σ of the largest blur, so zero-padded blurs stay outside).
         sigma_max, sigma_step: the σ grid (model-scale pixels), from 0 (no blur).
+        padding: the borders of the training blurs (as the restoring operator's).
 
     Returns:
         ``{"power": (S, L, L) float64, "sigmas": (S,), "size", "margin", "alpha", "num_images"}``, ``L = N − 2·margin``.
@@ -125,10 +133,10 @@ def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: f
     sigmas = torch.arange(0.0, sigma_max + 1e-9, sigma_step, dtype=torch.float64)
     power = []
     for sigma in sigmas.tolist():
-        coeffs = _dct2(_window(blur_reflect(images, sigma), margin, alpha))
+        coeffs = _dct2(_window(mirrored_blur(images, sigma, padding), margin, alpha))
         power.append((coeffs**2).mean(dim=(0, 1)))
     return {"power": torch.stack(power), "sigmas": sigmas, "size": int(size), "margin": int(margin),
-            "alpha": float(alpha), "num_images": int(images.shape[0])}
+            "alpha": float(alpha), "num_images": int(images.shape[0]), "padding": padding}
 
 
 def save_spectrum(spectrum: dict, path: str | os.PathLike) -> None:
@@ -226,25 +234,42 @@ class SpectralDegradationEstimator:
         w = taper(self.length, self.alpha)
         self.noise_gain = float((w**2).mean() ** 2)  # white noise of variance v: v·mean(w²)² per coefficient
         self.signal = power.reshape(len(self.sigmas), -1)[:, self.keep]  # (S, K): E[Y_k² | σ] of training images
-
+        self.log_signal = self.signal.clamp_min(1e-30).log()
+        self.padding = str(spectrum.get("padding", "reflect"))
+        self.refine = 8  # the fine grid: the spectrum's step / refine, over ± one coarse step
     @property
     def config(self) -> dict:
         return {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
                 "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0]),
                 "operator_uncertainty": self.operator_uncertainty}
 
-    def _profile(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Negative log-likelihood per (image, σ) with gain, spectral tilt and noise fitted; ``y2`` ``(B, K)``.
+    def _signal_at(self, sigmas: torch.Tensor) -> torch.Tensor:
+        """``E[Y_k² | σ]`` at any ``sigmas`` ``(B, F)`` in [0, σ_max]: log-linear in σ² between grid points
+        (a Gaussian's transfer ``exp(-σ²ω²)`` makes it exact away from the noise floor); ``(B, F, K)``."""
+        grid = self.sigmas**2
+        u = sigmas.clamp(float(self.sigmas[0]), float(self.sigmas[-1])) ** 2
+        hi = torch.searchsorted(grid, u.reshape(-1)).clamp(1, len(grid) - 1)
+        lo = hi - 1
+        t = ((u.reshape(-1) - grid[lo]) / (grid[hi] - grid[lo]))[:, None]
+        log_g = self.log_signal
+        out = ((1 - t) * log_g[lo] + t * log_g[hi]).exp()
+        return out.reshape(*sigmas.shape, -1)
+
+    def _profile(self, y2: torch.Tensor, floor2: torch.Tensor, g: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, ...]:
+        """Negative log-likelihood per (image, σ) with gain, spectral tilt and noise fitted; ``y2`` ``(B, K)``,
+        ``g`` the moments ``(1 or B, S, K)`` at the σ's tried (default: the spectrum's grid).
 
         ``v_k = a · G_k(σ) · r_k^β + n`` (``r_k`` the radial frequency over its median: β lets an image's texture
         be a little richer or poorer than the training average without being taken for blur or noise); Fisher
         scoring in ``(log a, β, log n)``, all (image, σ) pairs at once.
         """
-        g = self.signal[None].to(self.dtype)  # (1, S, K)
+        g = (self.signal[None] if g is None else g).to(self.dtype)  # (1 or B, S, K)
         y2 = y2[:, None, :].to(self.dtype)  # (B, 1, K)
         log_r = self.log_radius.to(self.dtype)
         b, s_count = y2.shape[0], g.shape[1]
         theta = torch.zeros(b, s_count, 3, dtype=self.dtype)
+        g = g.expand(b, -1, -1)
         theta[..., 0] = ((y2.mean(-1) / g.mean(-1)).clamp_min(1e-12)).log()
         theta[..., 2] = torch.maximum(y2[..., -max(1, y2.shape[-1] // 8):].median(dim=-1).values.expand(-1, s_count),
                                       floor2[:, None]).clamp_min(1e-20).log()
@@ -268,39 +293,48 @@ class SpectralDegradationEstimator:
         return nll.double(), a[..., 0].double(), n[..., 0].double()
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None
-                 ) -> list[DegradationEstimate]:
+    def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None,
+                 averaged: float | Sequence[float] = 1.0) -> list[DegradationEstimate]:
         """Estimates for ``images`` ``(B, 1, N, N)`` in [0, 1] at the model scale.
 
         ``bits_stored``: one value or one per image (the source's Bits Stored; 8 for an 8-bit PNG), for the noise
-        floor; None: no floor.
+        floor; None: no floor. ``averaged``: source pixels area-averaged into one model pixel (one or one per
+        image; ``rows·columns / N²`` for a source resized to ``N × N``), which lowers the floor by its square root.
         """
         if images.shape[-1] != self.size:
             raise ValueError(f"images are {images.shape[-1]}x{images.shape[-1]} but the estimator's spectrum was "
                              f"fitted at {self.size}x{self.size}.")
         b = images.shape[0]
         bits = list(bits_stored) if isinstance(bits_stored, Sequence) else [bits_stored] * b
-        if len(bits) != b:
-            raise ValueError(f"got {len(bits)} bits_stored values for {b} images.")
-        floors = torch.tensor([quantisation_floor(v) for v in bits], dtype=torch.float64)
+        counts = list(averaged) if isinstance(averaged, Sequence) else [averaged] * b
+        if len(bits) != b or len(counts) != b:
+            raise ValueError(f"got {len(bits)} bits_stored and {len(counts)} averaged values for {b} images.")
+        floors = torch.tensor([quantisation_floor(v, c) for v, c in zip(bits, counts)], dtype=torch.float64)
         coeffs = _dct2(_window(images, self.margin, self.alpha)).reshape(b, -1)[:, self.keep]
-        nll, gain, noise = self._profile(coeffs**2, floors**2 * self.noise_gain)
+        y2, floor2 = coeffs**2, floors**2 * self.noise_gain
+        coarse, _, _ = self._profile(y2, floor2)
+        step = float(self.sigmas[1] - self.sigmas[0])
+        offsets = torch.linspace(-step, step, 2 * self.refine + 1, dtype=torch.float64)
+        centre = self.sigmas[coarse.argmin(dim=1)]
+        fine = (centre[:, None] + offsets[None]).clamp(0.0, float(self.sigmas[-1]))  # (B, F)
+        nll, gain, noise = self._profile(y2, floor2, self._signal_at(fine))
         laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
         curvature_rms = torch.nn.functional.conv2d(images.to(torch.float64), laplacian.view(1, 1, 3, 3))[
             ..., self.margin : -self.margin, self.margin : -self.margin].pow(2).mean(dim=(1, 2, 3)).sqrt()
         best = nll.argmin(dim=1)
+        h = step / self.refine
         out = []
-        step = float(self.sigmas[1] - self.sigmas[0])
         for i in range(b):
             j = int(best[i])
-            sigma, curvature = float(self.sigmas[j]), 0.0
-            if 0 < j < len(self.sigmas) - 1:
+            sigma, curvature = float(fine[i, j]), 0.0
+            inside = 0 < j < fine.shape[1] - 1 and float(fine[i, j - 1]) < float(fine[i, j]) < float(fine[i, j + 1])
+            if inside:
                 lo, mid, hi = (float(v) for v in nll[i, j - 1 : j + 2])
-                curvature = (lo - 2 * mid + hi) / step**2
+                curvature = (lo - 2 * mid + hi) / h**2
                 if curvature > 0:
-                    sigma = sigma + step * 0.5 * (lo - hi) / (lo - 2 * mid + hi)
-            elif j == 0:
-                curvature = 2 * (float(nll[i, 1]) - float(nll[i, 0])) / step**2
+                    sigma = sigma + h * 0.5 * (lo - hi) / (lo - 2 * mid + hi)
+            elif j + 1 < fine.shape[1] and float(fine[i, j + 1]) > float(fine[i, j]):  # at σ = 0: one-sided
+                curvature = 2 * (float(nll[i, j + 1]) - float(nll[i, j])) / h**2
             std = 1.0 / math.sqrt(curvature) if curvature > 0 else float("inf")
             sigma = max(0.0, sigma)
             out.append(DegradationEstimate(

@@ -94,7 +94,8 @@ def write_synthetic_samples(
     estimator (with ``spectrum``, default the bundle's ``models/degradation_spectrum.pt`` beside ``weights``) finds
     sharpest and least noisy (lowest ``blur_sigma + 100·sigma_y``): a stated criterion, so the references look like
     real radiographs at the model scale. The blur is what the bundle's operator assumes for real inputs: Gaussian
-    σ = 2 px with reflected borders, σ_y = 0.01, 8-bit. Named ``synthetic_prior_sample_<i>.png``; no patient data.
+    σ = 2 px with the borders of the bundle's operator (``configs/inference.json`` beside ``models/``), σ_y = 0.01,
+    8-bit. Named ``synthetic_prior_sample_<i>.png``; no patient data.
     """
     import numpy as np
     from PIL import Image
@@ -110,8 +111,12 @@ def write_synthetic_samples(
     estimator = SpectralDegradationEstimator(spectrum or Path(weights).with_name("degradation_spectrum.pt"))
     score = torch.tensor([e.blur_sigma + 100 * e.sigma_y for e in estimator(pool, 8)])
     sharp = pool[score.argsort()[:num_images]]
+    from monai.bundle import ConfigParser
+
+    config = ConfigParser()
+    config.read_config(str(Path(weights).resolve().parents[1] / "configs" / "inference.json"))
     blurred = degrade(sharp, "realistic", torch.Generator().manual_seed(seed),
-                      operator=GaussianBlur(sharp.shape[-1], 2.0, padding="reflect"))
+                      operator=GaussianBlur(sharp.shape[-1], 2.0, padding=config["operator"]["padding"]))
     written = []
     for folder, images in (("sharp", sharp), ("blurred", blurred)):
         target = Path(out_dir) / folder

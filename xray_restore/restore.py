@@ -255,8 +255,9 @@ class Restorer:
         k = self.inferer.num_samples if num_samples is None else int(num_samples)
         y = torch.stack([d["image"].as_tensor() for d in batch]).float()
         bits = [int(d["image"].meta.get("bits_stored", 8)) for d in batch]
+        averaged = [d["source_image"][0].numel() / y[0, 0].numel() for d in batch]  # source px per model px
         start = time.time()
-        settings = self.inferer.settings_for(y, bits)
+        settings = self.inferer.settings_for(y, bits, averaged)
         estimate_seconds = (time.time() - start) / len(batch)
         todo = [i for i, st in enumerate(settings) if not st["no_blur"]]  # nothing to restore in a sharp image
         mean, std = y.clone(), torch.zeros_like(y)
