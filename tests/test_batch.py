@@ -57,7 +57,7 @@ def test_batch_records_failures_and_exits_nonzero(tmp_path):
     result = subprocess.run(batch_cmd(tmp_path / "in", tmp_path / "out"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr[-2000:]
     book = Manifest(tmp_path / "out" / "manifest.sqlite")
-    assert book.counts() == {"pending": 0, "done": 3, "failed": 1, "skipped": 0}
+    assert book.counts() == {"pending": 0, "done": 3, "failed": 1, "skipped": 0, "stored": 0}
     failed = [r for r in book.rows() if r["state"] == "failed"]
     assert failed[0]["source"].endswith("header_only.dcm") and "no Pixel Data" in failed[0]["reason"]
     assert sorted(outputs_by_source(tmp_path / "out")) == sorted(uids)
@@ -110,14 +110,14 @@ def test_own_outputs_under_the_input_folder_are_skipped(tmp_path):
     first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
     assert first.counts["done"] == 2
     second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
-    assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2}
+    assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2, "stored": 0}
     assert second.ok
 
 
 def test_sharp_studies_are_skipped_with_their_estimates_and_not_redone(tmp_path):
     make_inputs(tmp_path / "in", 2)
     first = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
-    assert first.ok and first.counts == {"pending": 0, "done": 0, "failed": 0, "skipped": 2}
+    assert first.ok and first.counts == {"pending": 0, "done": 0, "failed": 0, "skipped": 2, "stored": 0}
     book = Manifest(tmp_path / "out" / "manifest.sqlite")
     rows = book.rows()
     book.close()

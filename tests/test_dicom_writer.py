@@ -79,10 +79,24 @@ def test_rerun_is_idempotent_and_never_touches_the_input(tmp_path):
     assert source.read_bytes() == before
 
 
+def test_sources_without_usable_uids_get_a_new_study_and_say_so(tmp_path):
+    """No StudyInstanceUID (JLSL) / an invalid SOPInstanceUID (999.999.01...): written, valid, and the comment says
+    what was wrong; the same source gives the same UIDs again."""
+    for name in ("JLSL_16_15_1_1F.dcm", "CR-ModalitySequenceLUT.dcm"):
+        source = DICOM_DIR / name
+        image, _ = read_radiograph(source)
+        (obj,) = write_derived(source, image, tmp_path / name, PROVENANCE)
+        assert dciodvfy_errors(obj.path) == []
+        ds = pydicom.dcmread(obj.path)
+        assert all(pydicom.uid.UID(str(u)).is_valid for u in (ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                                ds.SOPInstanceUID))
+        assert "StudyInstanceUID missing" in ds.ImageComments or "SOPInstanceUID not a valid UID" in ds.ImageComments
+        (again,) = write_derived(source, image, tmp_path / f"{name}_again", PROVENANCE)
+        assert again.sop_instance_uid == obj.sop_instance_uid and again.study_instance_uid == obj.study_instance_uid
+
+
 def test_sources_that_cannot_be_referenced(tmp_path):
     image = np.zeros((128, 128), dtype=np.float32)
-    with pytest.raises(InputError, match="has no StudyInstanceUID"):
-        write_derived(DICOM_DIR / "JLSL_16_15_1_1F.dcm", image, tmp_path, PROVENANCE)
     with pytest.raises(InputError, match="source grid"):
         write_derived(DICOM_DIR / "DX-NIH-chest-8bit.dcm", image, tmp_path, PROVENANCE)
     with pytest.raises(InputError, match="has no Pixel Data"):
@@ -102,6 +116,7 @@ def test_tag_text_cannot_steer_output_paths(tmp_path):
     source = tmp_path / "evil.dcm"
     ds.save_as(source)
     image, _ = read_radiograph(source)
-    with pytest.raises(InputError, match="StudyInstanceUID ../../escaped is not a valid UID"):
-        write_derived(source, image, tmp_path / "out", PROVENANCE)
-    assert not (tmp_path / "escaped").exists() and not (tmp_path / "out").exists()
+    (obj,) = write_derived(source, image, tmp_path / "out", PROVENANCE)
+    assert not (tmp_path / "escaped").exists() and (tmp_path / "out") in obj.path.parents
+    assert pydicom.uid.UID(obj.study_instance_uid).is_valid and "../" not in str(obj.path)
+    assert "not a valid UID (../../escaped)" in pydicom.dcmread(obj.path).ImageComments

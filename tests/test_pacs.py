@@ -82,7 +82,7 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["counts"]["done"] == len(PUSHED) and report["stored"] == len(PUSHED)
+    assert report["counts"]["stored"] == len(PUSHED) and report["stored"] == len(PUSHED)
 
     assert sorted(r.sop for r in node.search()) == sorted(sources)  # searches skip our own derived objects
     derived = [r for r in all_instances(node) if r.sop not in sources]
@@ -98,7 +98,8 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
     # a second run finds everything done: nothing re-processed, nothing duplicated on the PACS
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0
-    assert json.loads(again.stdout.strip().splitlines()[-1])["processed"] == 0
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert second["processed"] == 0 and second["stored"] == 0  # nothing re-sent
     assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED)
 
 
@@ -122,3 +123,39 @@ def test_search_filters(orthanc, tmp_path):
         day = str(dated[0].StudyDate)
         assert str(dated[0].SOPInstanceUID) in {r.sop for r in node.search(date_range=f"{day}-{day}")}
         assert node.search(date_range="18000101-18000102") == []
+
+
+def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(orthanc, tmp_path):
+    """Orthanc accepts SOPInstanceUID '../../PWNED': it is recorded as failed (never a path), the others are
+    restored and stored back once; a re-run processes and stores nothing."""
+    from xray_restore.batch import Manifest
+
+    node = DicomWebNode(orthanc)
+    for name in PUSHED:
+        ds = pydicom.dcmread(DICOM_DIR / name, force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+    evil = pydicom.dcmread(tmp_path / "CR-MONO1-10-chest.dcm")
+    evil.SOPInstanceUID = "../../PWNED"
+    evil.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    evil.save_as(tmp_path / "evil.dcm", enforce_file_format=True)
+    assert node.store([tmp_path / n for n in [*PUSHED, "evil.dcm"]]) == len(PUSHED) + 1
+
+    out = tmp_path / "work" / "out"
+    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
+           "--store-back", "--blur-sigma", "2"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stderr[-3000:]  # one input failed, and only that one
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    assert report["counts"]["stored"] == len(PUSHED) and report["counts"]["failed"] == 1
+    assert report["stored"] == len(PUSHED)
+    book = Manifest(out / "manifest.sqlite")
+    (failed,) = [r for r in book.rows() if r["state"] == "failed"]
+    book.close()
+    assert "PWNED" in failed["key"] and "invalid SOPInstanceUID" in failed["reason"]
+    assert not [p for p in tmp_path.rglob("*PWNED*")]  # the UID never became a path
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(PUSHED)

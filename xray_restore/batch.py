@@ -2,8 +2,9 @@
 
 Robustness by construction:
 
-- every input has one manifest row (``pending`` → ``done`` | ``failed`` with reason | ``skipped``), keyed by
-  its absolute path; a re-run processes only what is not ``done`` (``--retry-failed`` also retries failures);
+- every input has one manifest row (``pending`` → ``done`` | ``failed`` with reason | ``skipped``; ``stored``
+  once a PACS batch has sent its derived objects back), keyed by its absolute path; a re-run processes only what is
+  ``pending`` (``--retry-failed`` also retries failures); rows of inputs deleted since (never done) are dropped;
 - outputs are written under temporary names and renamed, with UIDs derived deterministically from the source
   and the provenance, so re-processing an input after a kill rewrites the *same* files: never a duplicate;
 - the manifest row becomes ``done`` only after its outputs exist; leftover temporary files of a killed run are
@@ -30,7 +31,8 @@ from .errors import InputError
 
 __all__ = ["Manifest", "BatchSummary", "discover_inputs", "run_batch"]
 
-STATES = ("pending", "done", "failed", "skipped")
+STATES = ("pending", "done", "failed", "skipped", "stored")
+REMOTE_PREFIX = "dicomweb:"  # manifest keys of PACS instances that never became a staged file
 
 
 class Manifest:
@@ -68,6 +70,18 @@ class Manifest:
                             "sigma_y = ? WHERE key = ?",
                             (state, reason, json.dumps(list(outputs)), time.time(), blur_sigma, sigma_y, key))
 
+    def remove(self, keys: Iterable[str]) -> None:
+        with self.db:
+            self.db.executemany("DELETE FROM items WHERE key = ?", [(k,) for k in keys])
+
+    def forget_missing(self) -> int:
+        """Drop ``pending``/``failed`` rows of input files that no longer exist (deleted or moved since); returns
+        how many. Rows of other keys (e.g. PACS instances that could not be retrieved) are kept."""
+        gone = [k for k, s in self.db.execute("SELECT key, source FROM items WHERE state IN ('pending', 'failed')")
+                if k == s and Path(k).is_absolute() and not Path(k).exists()]
+        self.remove(gone)
+        return len(gone)
+
     def rows(self) -> list[dict]:
         cursor = self.db.execute("SELECT key, source, state, reason, outputs, blur_sigma, sigma_y FROM items "
                                  "ORDER BY key")
@@ -97,7 +111,7 @@ class BatchSummary:
 
     @property
     def ok(self) -> bool:
-        return self.counts.get("failed", 0) == 0
+        return self.counts.get("failed", 0) == 0 and not self.failures
 
 
 def discover_inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -145,7 +159,7 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
         _RESTORERS[key] = Restorer.from_bundle(bundle, **overrides)
     restorer = _RESTORERS[key]
     results = restorer.restore(sources, num_samples=num_samples, seed=seed, output_dir=output_dir,
-                               on_error="skip", batch_size=len(sources))
+                               on_error="skip", batch_size=len(sources), keep_images=False)
     by_source = {str(Path(r.source).resolve()): r for r in results}
     failures = {str(Path(f.source).resolve()): f"{f.stage}: {f.reason}" for f in restorer.failures}
     for source in sources:
@@ -187,9 +201,10 @@ def run_batch(
         book = Manifest(manifest_path)
     except sqlite3.Error as e:
         raise InputError(manifest_path, f"cannot open the batch manifest ({e})") from None
+    book.forget_missing()
     sources = discover_inputs(inputs)
     book.add((s, s) for s in sources)
-    todo = book.todo(retry_failed)
+    todo = [(k, s) for k, s in book.todo(retry_failed) if not k.startswith(REMOTE_PREFIX)]  # files only
     chunks = [[s for _, s in todo[i : i + batch_size]] for i in range(0, len(todo), batch_size)]
     args = (str(output_dir), str(bundle), num_samples, seed, overrides)
     start = time.time()

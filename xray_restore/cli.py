@@ -32,7 +32,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     from .restore import restore
 
     results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
-                      seed=args.seed, include_identifiers=args.include_identifiers, **_overrides(args))
+                      seed=args.seed, include_identifiers=args.include_identifiers, keep_images=False,
+                      **_overrides(args))
     summary = json.loads((Path(args.output) / "summary.json").read_text())
     for failure in restore.failures:
         print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)

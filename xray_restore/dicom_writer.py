@@ -176,13 +176,22 @@ def write_derived(
     rows, cols = int(ds.Rows), int(ds.Columns)
     if restored.shape != (rows, cols):
         raise InputError(source, f"restored image is {restored.shape}, the source grid is {(rows, cols)}")
+    unusable = {}  # source UIDs a derived object cannot carry: what is wrong with each
     for key in ("StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-        if key not in ds:
-            raise InputError(source, f"has no {key}; cannot reference it from a derived object")
-        if not ds[key].value.is_valid:
-            raise InputError(source, f"{key} {ds[key].value!s} is not a valid UID; a derived object could not "
-                                     "reference this source validly")
+        if key not in ds or not str(ds[key].value or ""):
+            unusable[key] = "missing"
+        elif not ds[key].value.is_valid:
+            unusable[key] = f"not a valid UID ({ascii(str(ds[key].value))[1:-1][:64]})"
     ds = _sanitized_reference(ds)
+    notes = []
+    if "StudyInstanceUID" in unusable:  # a new study, derived from the source's content: stable across runs
+        ds.StudyInstanceUID = _uid("study", str(provenance.get("source_sha256", "")), str(source.name),
+                                   str(ds.get("SOPInstanceUID", "")))
+        notes.append(f"source StudyInstanceUID {unusable['StudyInstanceUID']}: placed in a new study")
+    referenced = "SOPInstanceUID" not in unusable and "SOPClassUID" not in unusable
+    for key in ("SOPInstanceUID", "SOPClassUID"):
+        if key in unusable:
+            notes.append(f"source {key} {unusable[key]}: the source is not referenced")
     bits = 8 if int(ds.get("BitsStored", 8)) <= 8 else 16
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     if spacing is not None and (len(spacing) != 2 or min(float(v) for v in spacing) <= 0):
@@ -200,7 +209,7 @@ def write_derived(
     written = []
     for kind, image, description, number in outputs:
         series_uid = _uid(str(ds.StudyInstanceUID), stamp, kind, "series")
-        sop_uid = _uid(str(ds.SOPInstanceUID), stamp, kind)
+        sop_uid = _uid(str(ds.get("SOPInstanceUID", "")), stamp, kind)
         equipment = hd.ContributingEquipment(
             manufacturer=MANUFACTURER,
             purpose_of_reference=codes.DCM.ProcessingEquipment,
@@ -222,15 +231,17 @@ def write_derived(
         reference = hd.sr.CodedConcept(*codes.DCM.SourceImageForImageProcessingOperation)  # type: ignore[misc]
         from pydicom.dataset import Dataset
 
-        item = Dataset()
-        item.ReferencedSOPClassUID = ds.SOPClassUID
-        item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
-        item.PurposeOfReferenceCodeSequence = [reference]
-        sc.SourceImageSequence = [item]
+        if referenced:
+            item = Dataset()
+            item.ReferencedSOPClassUID = ds.SOPClassUID
+            item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+            item.PurposeOfReferenceCodeSequence = [reference]
+            sc.SourceImageSequence = [item]
         sc.BurnedInAnnotation = "NO"
         sc.ImageComments = ("Computed at 64x64 by xray_restore; "
                             + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
-                               else "resampled to the source grid") + "; research use only.")
+                               else "resampled to the source grid") + "; research use only."
+                            + "".join(f" {n}." for n in notes))
         path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
         if path.resolve() == source.resolve():
             raise InputError(source, "output path equals the input; refusing to overwrite an input")

@@ -1,17 +1,23 @@
 """A DICOMweb PACS as batch source and sink: QIDO-RS search, WADO-RS retrieve, STOW-RS store-back.
 
-Built on ``dicomweb-client``. Retrieved instances are staged as ``<staging>/<SOPInstanceUID>.dcm`` (written
-atomically, skipped when already present), so a resumed batch neither re-downloads nor duplicates them.
+Built on ``dicomweb-client``. UIDs a PACS returns are validated (DICOM PS3.5 §9.1: digits and dots, at most 64
+characters) before they are used in a request, and never become paths: an instance is staged as
+``<staging>/<sha256 of its study/series/SOP UIDs>.dcm`` (written atomically, skipped when already present), so a
+resumed batch neither re-downloads nor duplicates it. An instance that cannot be retrieved (invalid UID, HTTP
+error, not the object asked for) is recorded in the batch manifest as ``failed`` with the reason; the others go on.
+With ``store_back`` only the derived objects of inputs not yet ``stored`` are sent (manifest state ``stored``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .dicom_writer import MANUFACTURER
+from .errors import InputError
 
 __all__ = ["InstanceRef", "DicomWebNode", "run_pacs_batch"]
 
@@ -21,6 +27,28 @@ class InstanceRef:
     study: str
     series: str
     sop: str
+
+    @property
+    def key(self) -> str:
+        """The manifest key of an instance that could not be staged (UIDs shown escaped)."""
+        from .batch import REMOTE_PREFIX
+
+        return REMOTE_PREFIX + "/".join(ascii(v)[1:-1] for v in (self.study, self.series, self.sop))
+
+    @property
+    def staged_name(self) -> str:
+        """A file name made from a hash of the UIDs (a UID never becomes a path)."""
+        digest = hashlib.sha256("\\".join((self.study, self.series, self.sop)).encode("utf-8", "replace"))
+        return f"{digest.hexdigest()[:40]}.dcm"
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the instance if any UID is not a valid DICOM UID."""
+        from pydicom.uid import UID
+
+        for name, value in (("StudyInstanceUID", self.study), ("SeriesInstanceUID", self.series),
+                            ("SOPInstanceUID", self.sop)):
+            if not value or not UID(value).is_valid:
+                raise InputError(self.key, f"the PACS returned an invalid {name} {ascii(value)}; not retrieved")
 
 
 def _value(item: dict, tag: str) -> str:
@@ -63,12 +91,20 @@ class DicomWebNode:
     def retrieve(self, ref: InstanceRef, staging: str | os.PathLike) -> Path | None:
         """WADO-RS retrieve one instance into ``staging`` (atomic; reused when already there).
 
-        Returns None for an object written by xray_restore itself (when the search could not filter it)."""
-        target = Path(staging) / f"{ref.sop}.dcm"
+        Returns None for an object written by xray_restore itself (when the search could not filter it). Raises
+        :class:`InputError` for invalid UIDs, a failed request or an object that is not the one asked for."""
+        ref.check()
+        target = Path(staging) / ref.staged_name
         if target.is_file():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        dataset = self.client.retrieve_instance(ref.study, ref.series, ref.sop)
+        try:
+            dataset = self.client.retrieve_instance(ref.study, ref.series, ref.sop)
+        except Exception as e:  # noqa: BLE001 - requests/HTTP errors of any kind: this instance fails, not the batch
+            raise InputError(ref.key, f"WADO-RS retrieve failed ({type(e).__name__}: {e})") from None
+        if str(dataset.get("SOPInstanceUID", "")) != ref.sop:
+            raise InputError(ref.key, f"WADO-RS returned SOPInstanceUID {ascii(str(dataset.get('SOPInstanceUID')))}"
+                                      ", not the instance asked for")
         if str(dataset.get("Manufacturer", "")) == MANUFACTURER:
             return None
         tmp = target.with_name(f".{target.name}.tmp")
@@ -98,22 +134,48 @@ def run_pacs_batch(
     **batch_kwargs,
 ):
     """Query → retrieve into ``<output>/retrieved`` → :func:`~xray_restore.batch.run_batch` → optional STOW of the
-    derived objects of every ``done`` input. Returns ``(BatchSummary, stored_count)``."""
+    derived objects of every input ``done`` and not yet ``stored``. Returns ``(BatchSummary, stored_count)``; a
+    store failure is kept in the summary's failures (the input stays ``done`` and is stored on the next run)."""
     from .batch import Manifest, run_batch
 
     node = DicomWebNode(url)
     staging = Path(output_dir) / "retrieved"
-    refs = node.search(study_uids, date_range, modality)
-    for ref in refs:
-        node.retrieve(ref, staging)
-    if not refs:
-        staging.mkdir(parents=True, exist_ok=True)
-    summary = run_batch([staging], Path(output_dir) / "derived", manifest=Path(output_dir) / "manifest.sqlite",
-                        **batch_kwargs)
+    staging.mkdir(parents=True, exist_ok=True)
+    manifest = Path(output_dir) / "manifest.sqlite"
+    book = Manifest(manifest)
+    try:
+        for ref in node.search(study_uids, date_range, modality):
+            try:
+                node.retrieve(ref, staging)
+            except InputError as e:
+                book.add([(ref.key, ref.key)])
+                book.mark(ref.key, "failed", f"retrieve: {e.reason}")
+            else:
+                book.remove([ref.key])  # retrieved now: its file has its own row
+    finally:
+        book.close()
+    summary = run_batch([staging], Path(output_dir) / "derived", manifest=manifest, **batch_kwargs)
     stored = 0
     if store_back:
-        book = Manifest(Path(output_dir) / "manifest.sqlite")
-        outputs = [o for r in book.rows() if r["state"] == "done" for o in r["outputs"] if o.endswith(".dcm")]
-        book.close()
-        stored = node.store(outputs)
+        book = Manifest(manifest)
+        try:
+            for row in book.rows():
+                outputs = [o for o in row["outputs"] if o.endswith(".dcm")]
+                if row["state"] != "done" or not outputs:
+                    continue
+                try:
+                    accepted = node.store(outputs)
+                except Exception as e:  # noqa: BLE001 - this input's store fails; it is retried next run
+                    accepted, reason = 0, f"store: STOW-RS failed ({type(e).__name__}: {e})"
+                else:
+                    reason = f"store: the PACS accepted {accepted} of {len(outputs)} objects"
+                if accepted == len(outputs):
+                    book.mark(row["key"], "stored", "", row["outputs"], row["blur_sigma"], row["sigma_y"])
+                    stored += accepted
+                else:
+                    book.mark(row["key"], "done", reason, row["outputs"], row["blur_sigma"], row["sigma_y"])
+                    summary.failures.append({"source": row["source"], "reason": reason})
+            summary.counts = book.counts()
+        finally:
+            book.close()
     return summary, stored

@@ -42,6 +42,8 @@ def _read_dicom_dataset(path: Path):
     from pydicom.errors import InvalidDicomError
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
     try:
         try:
             ds = pydicom.dcmread(path)

@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +93,8 @@ class Restoration:
     """
 
     source: str
-    image: np.ndarray  # the input on its own grid (after the reader's LUT pipeline)
-    restored: np.ndarray  # the output on the source grid (see output_mode)
+    image: np.ndarray | None  # the input on its own grid (after the reader's LUT pipeline); None if not kept
+    restored: np.ndarray | None  # the output on the source grid (see output_mode); None if not kept
     std: np.ndarray | None  # per-pixel posterior std on the source grid (num_samples > 1)
     model_input: np.ndarray  # the 64×64 measurement y the inferer saw
     model_output: np.ndarray  # the 64×64 posterior mean
@@ -107,9 +107,14 @@ class Restoration:
     estimate: dict | None = None
     status: str = "restored"
     reason: str = ""
+    grid: tuple[int, ...] = ()  # the source grid (rows, cols); kept when the arrays are dropped
+
+    def __post_init__(self) -> None:
+        if not self.grid and self.image is not None:
+            object.__setattr__(self, "grid", tuple(int(v) for v in self.image.shape))  # frozen
 
     def __repr__(self) -> str:
-        grid = "x".join(str(v) for v in self.image.shape)
+        grid = "x".join(str(v) for v in self.grid)
         blur = "?" if self.blur_sigma is None else f"{self.blur_sigma:.2f}"
         noise = "?" if self.sigma_y is None else f"{self.sigma_y:.4f}"
         return (f"Restoration({Path(self.source).name!r}, {self.status}, grid {grid}, blur_sigma={blur} px, "
@@ -141,9 +146,13 @@ class Restorer:
     """
 
     def __init__(self, network: torch.nn.Module, inferer, provenance: dict, chain: str = "dicom",
-                 output_mode: str = "detail", force: bool = False) -> None:
+                 output_mode: str = "detail", force: bool = False, max_batch_pixels: int | None = None) -> None:
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
+        if max_batch_pixels is not None and not int(max_batch_pixels) > 0:
+            raise ValueError(f"max_batch_pixels must be > 0 (or None), got {max_batch_pixels!r}.")
+        # source-grid pixels decoded and held at once: a batch closes early when it reaches this (memory bound)
+        self.max_batch_pixels = None if max_batch_pixels is None else int(max_batch_pixels)
         self.network = network.eval()
         self.inferer = inferer
         self.provenance = provenance
@@ -185,8 +194,9 @@ class Restorer:
         }
         output_mode = parser.get_parsed_content("output_mode") if "output_mode" in parser.config else "detail"
         force = bool(parser.get_parsed_content("force")) if "force" in parser.config else False
+        budget = parser.get_parsed_content("max_batch_pixels") if "max_batch_pixels" in parser.config else None
         return cls(network, inferer, provenance, chain=parser["input_chain"],
-                   output_mode=output_mode, force=force)
+                   output_mode=output_mode, force=force, max_batch_pixels=budget)
 
     # -------------------------------------------------------------------------------------------- load
     def _load(self, path: Path) -> dict:
@@ -208,6 +218,7 @@ class Restorer:
         batch_size: int = 8,
         on_error: str = "raise",
         force: bool | None = None,
+        keep_images: bool = True,
     ) -> list[Restoration]:
         """Restore files (DICOM or PNG paths) or pydicom ``Dataset`` objects.
 
@@ -215,6 +226,9 @@ class Restorer:
         ``num_samples > 1``) via :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
         ``on_error="skip"`` records a bad input in :attr:`failures` (load, restore or write) and goes on with the
         others; ``"raise"`` stops. An input's result never depends on the other inputs of its call.
+        Memory: at most ``batch_size`` inputs, and no more source-grid pixels than the bundle's
+        ``max_batch_pixels``, are held at once; ``keep_images=False`` (for writing jobs) drops each result's
+        source-grid arrays once written, so a long run holds only the 64×64 ones.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
@@ -233,15 +247,21 @@ class Restorer:
                     paths.append(path)
                 else:
                     paths.append(Path(item))
-            for start in range(0, len(paths), batch_size):
-                loaded = []
-                for path in paths[start : start + batch_size]:
-                    try:
-                        loaded.append(self._load(path))
-                    except (InputError, OSError) as e:
-                        self._fail(path, e, "load", on_error)
-                if loaded:
-                    results.extend(self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error))
+            loaded: list[dict] = []
+            held = 0
+            for index, path in enumerate(paths):
+                try:
+                    loaded.append(self._load(path))
+                    held += loaded[-1]["source_image"].numel()
+                except (InputError, OSError) as e:
+                    self._fail(path, e, "load", on_error)
+                full = len(loaded) >= batch_size or (self.max_batch_pixels is not None and held >= self.max_batch_pixels)
+                if loaded and (full or index == len(paths) - 1):
+                    done = self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error)
+                    if not keep_images:
+                        done = [replace(r, image=None, restored=None, std=None) for r in done]
+                    results.extend(done)
+                    loaded, held = [], 0
         return results
 
     def _fail(self, path, error: Exception, stage: str, on_error: str) -> None:
@@ -310,11 +330,15 @@ class Restorer:
             reason = finding + ("; written unchanged (forced)" if outputs else "; nothing written (--force writes it)")
             return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
                                st["blur_sigma"], noise, estimate, "no_blur", reason)
+        # in place on the one source-grid float32 array the upsampling made: a 10000² image costs 400 MB per copy
+        restored = np.asarray(self._to_source_grid(d, m - y if self.output_mode == "detail" else m), np.float32)
         if self.output_mode == "detail":
-            restored = np.clip(src + self._to_source_grid(d, m - y), 0.0, 1.0).astype(np.float32)
-        else:
-            restored = np.clip(self._to_source_grid(d, m), 0.0, 1.0).astype(np.float32)
-        std_grid = None if s is None else np.clip(self._to_source_grid(d, s), 0.0, None).astype(np.float32)
+            np.add(restored, src, out=restored)
+        np.clip(restored, 0.0, 1.0, out=restored)
+        std_grid = None
+        if s is not None:
+            std_grid = np.asarray(self._to_source_grid(d, s), np.float32)
+            np.clip(std_grid, 0.0, None, out=std_grid)
         outputs = []
         if output_dir is not None:
             provenance = self.provenance_for(st, k, d["digest"])
@@ -370,6 +394,7 @@ def restore(
     seed: int = 0,
     include_identifiers: bool = False,
     references: dict[str, np.ndarray] | None = None,
+    keep_images: bool = True,
     **overrides,
 ) -> list[Restoration]:
     """Restore DICOM/PNG files, folders or pydicom Datasets; with ``output_dir``, also write derived DICOMs (PNG
@@ -378,7 +403,8 @@ def restore(
 
     ``overrides`` replace bundle ids: ``blur_sigma`` / ``sigma_y`` (numbers, or ``"auto"``: the default),
     ``force``, ``output_mode``, ``num_steps``, ``eta``, … ``references`` maps a source path to its sharp 64×64
-    image in [0, 1] (adds PSNR/SSIM/LPIPS/KID to the report).
+    image in [0, 1] (adds PSNR/SSIM/LPIPS/KID to the report). ``keep_images=False``: the results keep only their
+    64×64 arrays (the source-grid ones are on disk), so memory does not grow with the number of inputs.
     """
     from .datasets import find_images
     from .report import ReportWriter
@@ -402,7 +428,8 @@ def restore(
                                                              "force": restorer.force},
                           include_identifiers=include_identifiers)
     report.load_seconds = round(load_seconds, 2)
-    results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip")
+    results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip",
+                               keep_images=keep_images or output_dir is None)
     if output_dir is not None:
         for r in results:
             reference = (references or {}).get(str(r.source))

@@ -1,0 +1,107 @@
+"""Peak memory of one restoration at the source resolution, per input class.
+
+    python benchmarks/memory_peak.py                  # the 3 largest shared DICOMs + a synthetic 10000² one
+
+Each input is restored alone by the product's CLI in a fresh process (``xray-restore restore <file> -o <tmp>
+--force --blur-sigma 2``: the full path — decode, LUTs, area resize, DDRM, the detail-preserving composition on the
+source grid, derived DICOM write); its peak resident set size is read from the kernel (``wait4`` rusage of that
+child). The synthetic input is a 10000×10000 16-bit MONOCHROME2 DX (an upsampled NIH original plus noise), written
+by pydicom. Writes ``benchmarks/results/memory_peak.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xray_restore.provenance import run_info, write_json
+
+LARGEST = ["MG-GH133-VOILUT-JPEGLL.dcm", "CR-Issue44_Monochrome1-Jpeg.dcm", "CR-ModalitySequenceLUT.dcm"]
+
+
+def synthetic_dx(path: Path, side: int, original: Path) -> None:
+    """A ``side``² 16-bit DX made from a real NIH original (bilinear upsample + noise), as a DICOM file."""
+    import pydicom
+    import torch
+    from PIL import Image
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    x = torch.from_numpy(np.asarray(Image.open(original).convert("L"), dtype=np.float32) / 255.0)[None, None]
+    big = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)[0, 0]
+    big = (big + 0.002 * torch.randn(big.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    values = (big.numpy() * 65535).round().astype(np.uint16)
+    del big
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[f"memory-peak-{side}"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[f"memory-peak-study-{side}"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[f"memory-peak-series-{side}"])
+    ds.Modality, ds.PatientName, ds.PatientID = "DX", "Synthetic^Large", "SYNTH10000"
+    ds.Rows = ds.Columns = side
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = values.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    del values
+    pydicom.dcmread(path, stop_before_pixels=True)  # readable
+
+
+def peak_rss_mb(cmd: list[str]) -> tuple[float, int, float]:
+    """Run ``cmd``; return (peak RSS in MB, exit code, seconds)."""
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+    return usage.ru_maxrss / 1024.0, proc.returncode, time.time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dicom", default="../shared/data/dicom")
+    parser.add_argument("--original", default="../shared/data/cxr14_full/00001595_002.png")
+    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--side", type=int, default=10000, help="side of the synthetic DX")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/memory_peak.json")
+    args = parser.parse_args()
+    env_threads = {"OMP_NUM_THREADS": str(args.threads)}
+    os.environ.update(env_threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = [Path(args.dicom) / name for name in LARGEST]
+        big = Path(tmp) / f"synthetic_{args.side}.dcm"
+        synthetic_dx(big, args.side, Path(args.original))
+        inputs.append(big)
+        for path in inputs:
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            out = Path(tmp) / f"out_{path.stem}"
+            cmd = [sys.executable, "-m", "xray_restore", "restore", str(path), "-o", str(out), "--bundle",
+                   args.bundle, "--force", "--blur-sigma", "2"]
+            rss, code, seconds = peak_rss_mb(cmd)
+            name = path.name if path != big else f"synthetic {args.side}x{args.side} 16-bit DX"
+            rows.append({"input": name, "grid": [int(ds.Rows), int(ds.Columns)], "bits": int(ds.BitsStored),
+                         "peak_rss_mb": round(rss, 1), "exit_code": code, "seconds": round(seconds, 1)})
+            print(f"| {name} | {ds.Rows}x{ds.Columns} | {ds.BitsStored} | {rss:.0f} MB | {seconds:.1f} s | "
+                  f"rc {code} |", flush=True)
+    write_json(args.out, {**run_info(), "threads": args.threads, "rows": rows,
+                          "command": "python benchmarks/memory_peak.py " + " ".join(sys.argv[1:])})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
