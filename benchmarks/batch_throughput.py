@@ -22,6 +22,7 @@ import pydicom
 import torch
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
+from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
 from xray_restore.networks import build_prior_unet, load_weights
 
@@ -34,7 +35,7 @@ def unet_floor(weights: str, batch_size: int, steps: int = 20, repeats: int = 3)
     net = load_weights(build_prior_unet(), weights)
     x, t = torch.randn(batch_size, 1, 64, 64), torch.full((batch_size,), 500, dtype=torch.long)
     times = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.inference_mode(), bf16_autocast("cpu"):
         net(x, t)
         for _ in range(repeats):
             start = time.perf_counter()

@@ -20,7 +20,8 @@ import torch
 
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
-from xray_restore.evaluation import PROTOCOLS, degrade, make_operator, psnr, ssim
+from xray_restore.measurement import PROTOCOLS, degrade, make_operator
+from xray_restore.metrics import psnr, ssim
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
 
 

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 import xray_restore  # noqa: F401  (torchvision shim before torchmetrics / deepinv)
+from xray_restore._compat import bf16_autocast
 from xray_restore.baselines import (
     GaussianLMMSE,
     SpectralGaussian,
@@ -43,7 +44,8 @@ from xray_restore.conditional import ConditionalSampler, build_conditional
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
-from xray_restore.evaluation import PROTOCOLS, degrade, make_operator, psnr, ssim
+from xray_restore.measurement import PROTOCOLS, degrade, make_operator
+from xray_restore.metrics import psnr, ssim
 from xray_restore.metrics import kid, lpips
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
 from xray_restore.provenance import run_info, write_json
@@ -83,7 +85,7 @@ def unet_floor(unet: torch.nn.Module, batch_size: int, nfe: int, autocast: bool,
     """Seconds per image of ``nfe`` UNet evaluations at ``batch_size`` (best of ``repeats``)."""
     x, t = torch.randn(batch_size, 1, 64, 64), torch.full((batch_size,), 500, dtype=torch.long)
     best = float("inf")
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.inference_mode(), bf16_autocast("cpu", enabled=autocast):
         unet(x, t)
         for _ in range(repeats):
             start = time.perf_counter()

@@ -37,7 +37,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
 from xray_restore.batch import Manifest, run_batch
 from xray_restore.datasets import load_training_pool, to_unit_range
-from xray_restore.evaluation import psnr, ssim
+from xray_restore.metrics import psnr, ssim
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
@@ -97,7 +97,7 @@ def scores(estimate: torch.Tensor, x: torch.Tensor) -> dict:
     e, r = estimate.clamp(0, 1).float(), x.float()
     from torchmetrics.functional.image import structural_similarity_index_measure  # after xray_restore's shim
 
-    # torchmetrics' SSIM (same window as evaluation.ssim) in float32, one image at a time: bounded memory and time
+    # torchmetrics' SSIM (same window as metrics.ssim) in float32, one image at a time: bounded memory and time
     ssim_full = [float(structural_similarity_index_measure(e[i : i + 1], r[i : i + 1], data_range=1.0))
                  for i in range(len(e))]
     return {"psnr_1024": psnr(e, r).tolist(), "ssim_1024": ssim_full,

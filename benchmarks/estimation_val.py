@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.evaluation import degrade, psnr
+from xray_restore.measurement import degrade
+from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer

@@ -22,7 +22,8 @@ from PIL import Image
 
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
-from xray_restore.evaluation import PROTOCOLS, degrade, make_operator, psnr
+from xray_restore.measurement import PROTOCOLS, degrade, make_operator
+from xray_restore.metrics import psnr
 from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
 from xray_restore.prior import sample_prior
 from xray_restore.provenance import run_info, write_json

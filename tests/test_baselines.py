@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian, richardson_lucy, richardson_lucy_skimage, tikhonov
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.evaluation import degrade, psnr
+from xray_restore.measurement import degrade
+from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
 
 

@@ -16,7 +16,7 @@ from xray_restore.estimation import (
     load_spectrum,
     quantisation_floor,
 )
-from xray_restore.evaluation import degrade
+from xray_restore.measurement import degrade
 from xray_restore.operators import GaussianBlur
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from xray_restore.datasets import load_cxr14_cache
-from xray_restore.evaluation import degrade
+from xray_restore.measurement import degrade
 from xray_restore.operators import GaussianBlur
 from xray_restore.restore import Restorer, restore
 
@@ -102,9 +102,13 @@ def test_an_input_gives_the_same_pixels_alone_or_in_a_batch(restorer, tmp_path):
 
 
 def test_a_write_failure_is_recorded_and_the_others_are_written(restorer, tmp_path):
-    sources = [DICOM / "CR-ModalitySequenceLUT.dcm", DICOM / "CR-MONO1-10-chest.dcm"]  # the first: invalid UIDs
+    import pydicom
+
+    sources = [DICOM / "DX-NIH-chest-8bit.dcm", DICOM / "CR-MONO1-10-chest.dcm"]
+    study = pydicom.dcmread(sources[0], stop_before_pixels=True).StudyInstanceUID
+    (tmp_path / str(study)).write_text("a file where the study folder must go")  # the first cannot be written
     results = restorer.restore(sources, output_dir=tmp_path, force=True, on_error="skip")
     assert [Path(r.source).name for r in results] == ["CR-MONO1-10-chest.dcm"] and len(results[0].outputs) == 1
     (failure,) = restorer.failures
-    assert failure.stage == "write" and failure.source.endswith("CR-ModalitySequenceLUT.dcm")
-    assert "not a valid UID" in failure.reason
+    assert failure.stage == "write" and failure.source.endswith("DX-NIH-chest-8bit.dcm")
+    assert str(study) in failure.reason and not list(tmp_path.rglob("*.tmp"))

@@ -8,7 +8,9 @@ from ._compat import import_torchvision as _import_torchvision  # noqa: E402
 
 _import_torchvision()  # before anything imports torchmetrics
 
-from . import baselines, datasets, ddrm, errors, estimation, evaluation, networks, operators, training  # noqa: E402
+from . import (  # noqa: E402
+    baselines, datasets, ddrm, errors, estimation, evaluation, measurement, metrics, networks, operators, training,
+)
 from .ddrm import DDRMInferer  # noqa: E402
 from .errors import InputError, XrayRestoreError  # noqa: E402
 from .estimation import DegradationEstimate, SpectralDegradationEstimator  # noqa: E402
@@ -33,6 +35,8 @@ __all__ = [
     "errors",
     "estimation",
     "evaluation",
+    "measurement",
+    "metrics",
     "networks",
     "operators",
     "training",

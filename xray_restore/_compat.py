@@ -8,6 +8,7 @@ Called once from ``xray_restore/__init__.py`` before anything imports torchmetri
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import torch
@@ -35,3 +36,20 @@ def import_torchvision():
     import torchvision
 
     return torchvision
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 kernels natively (oneDNN's check: AVX512 core / AVX512-BF16 / AMX). On an
+    AVX2-only CPU bf16 autocast is emulated and about 45× slower than float32 (measured: a 64-channel 3×3 conv)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def bf16_autocast(device_type: str = "cpu", enabled: bool = True) -> torch.autocast:
+    """``torch.autocast(device_type, bfloat16)`` where bf16 is fast; float32 (autocast disabled) on CPUs without
+    native bf16, so that asking for bf16 never makes a run slower than not asking."""
+    use = bool(enabled) and (device_type != "cpu" or cpu_has_fast_bf16())
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=use)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .datasets import LABEL_NAMES, SPLITS, cxr14_datalists
 from .errors import InputError
+from .atomic import atomic_path
 
 __all__ = ["downsample_png", "downsample_files", "build_cache"]
 
@@ -76,9 +77,6 @@ def build_cache(
         arrays[f"{split}_labels"] = np.array([it["label"] for it in items], dtype=np.uint8).reshape(-1, 14)
         arrays[f"{split}_names"] = np.array([it["name"] for it in items], dtype=str)
         arrays[f"{split}_patient_ids"] = np.array([it["patient_id"] for it in items], dtype=np.int32)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return {split: len(lists[split]) for split in SPLITS}

@@ -24,6 +24,8 @@ from monai.networks.schedulers import DDIMScheduler, Scheduler
 from monai.utils import convert_to_dst_type
 from torch import nn
 
+from ._compat import bf16_autocast
+from .measurement import measure
 from .operators import SVDOperator
 
 __all__ = [
@@ -46,10 +48,7 @@ def blur_condition(
     def condition(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x01 = (x.detach().float() + 1) / 2
         sigma = torch.rand((x.shape[0], 1, 1, 1), generator=generator) * sigma_y_max
-        y = operator.H(x01) + sigma * torch.randn(x01.shape, generator=generator)
-        if quantize_bits:
-            levels = 2**quantize_bits - 1
-            y = torch.round(y.clamp(0, 1) * levels) / levels
+        y = measure(x01, operator, sigma, torch.randn(x01.shape, generator=generator), quantize_bits)
         return (2 * y - 1).to(x.dtype)
 
     return condition
@@ -168,7 +167,7 @@ class ConditionalSampler:
         x = self.temperature * torch.randn(cond.shape, generator=generator)
         for t in scheduler.timesteps:
             timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            with bf16_autocast("cpu", enabled=self.autocast):
                 eps = self.network(torch.cat([x, condition], dim=1), timesteps).float()
             x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=generator)
         scale = self.network.residual_std if refine else 1.0

@@ -27,6 +27,7 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 from torch import nn
 
+from ._compat import bf16_autocast
 from .operators import SVDOperator
 
 __all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "AUTO"]
@@ -290,7 +291,7 @@ class DDRMInferer(Inferer):
         alpha_bar = self._alpha_bar(t)
         x_vp = (math.sqrt(alpha_bar) * x_ve).float()
         timesteps = torch.full((x_vp.shape[0],), t, dtype=torch.long, device=x_vp.device)
-        with torch.autocast(x_vp.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with bf16_autocast(x_vp.device.type, enabled=self.autocast):
             eps = network(x_vp, timesteps)
         x0 = x_ve - self._sigma(t) * eps.to(x_ve.dtype)
         return x0.clamp(-1.0, 1.0) if self.clip_denoised else x0

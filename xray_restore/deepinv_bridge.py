@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._compat import bf16_autocast
 from .ddrm import TimestepSpacing, ddrm_timesteps
 from .operators import SVDOperator
 
@@ -44,7 +45,7 @@ class _Autocast(nn.Module):
         self.enabled = enabled
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.enabled):
+        with bf16_autocast("cpu", enabled=self.enabled):
             return self.network(x, timesteps).float()
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .atomic import atomic_path
 
 __all__ = ["UID_ROOT", "DerivedObject", "derivation_description", "write_derived"]
 
@@ -80,14 +81,8 @@ def _to_pixels(image: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _atomic_save(dataset, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _sanitized_reference(ds):

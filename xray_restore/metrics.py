@@ -1,4 +1,4 @@
-"""Image-quality metrics with torchmetrics: PSNR, SSIM, LPIPS (squeeze) and KID (configurable features).
+"""Image-quality metrics with torchmetrics: PSNR, SSIM (per image), LPIPS (squeeze) and KID (configurable features).
 
 All inputs are ``(B, 1, N, N)`` in [0, 1]; LPIPS gets them as 3-channel [-1, 1]. Weights are read from
 ``$TORCH_HOME/hub/checkpoints`` and never downloaded here: a missing file raises :class:`MissingWeightsError`
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .evaluation import psnr, ssim
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-__all__ = ["MissingWeightsError", "lpips", "kid", "checkpoint_dir", "SQUEEZENET_FILE", "INCEPTION_FILE"]
+__all__ = ["psnr", "ssim", "MissingWeightsError", "lpips", "kid", "checkpoint_dir", "SQUEEZENET_FILE", "INCEPTION_FILE"]
 
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -24,6 +24,20 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 class MissingWeightsError(FileNotFoundError):
     """A metric's pretrained weights are not in ``$TORCH_HOME/hub/checkpoints`` (nothing is downloaded)."""
+
+
+def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) on [0, 1] after clamping the estimate, ``(B,)``."""
+    return peak_signal_noise_ratio(
+        estimate.clamp(0, 1).double(), reference.double(), data_range=1.0, reduction="none", dim=(1, 2, 3)
+    )
+
+
+def ssim(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM on [0, 1] (Gaussian window 11, σ 1.5), ``(B,)``."""
+    return structural_similarity_index_measure(
+        estimate.clamp(0, 1).double(), reference.double(), data_range=1.0, reduction="none"
+    )
 
 
 def checkpoint_dir() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .dicom_writer import MANUFACTURER
 from .errors import InputError
+from .atomic import atomic_path
 
 __all__ = ["InstanceRef", "DicomWebNode", "run_pacs_batch"]
 
@@ -107,9 +108,8 @@ class DicomWebNode:
                                       ", not the instance asked for")
         if str(dataset.get("Manufacturer", "")) == MANUFACTURER:
             return None
-        tmp = target.with_name(f".{target.name}.tmp")
-        dataset.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            dataset.save_as(tmp, enforce_file_format=True)
         return target
 
     def store(self, paths: Sequence[str | os.PathLike]) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ._compat import bf16_autocast
 from .datasets import load_cxr14_cache, load_training_pool, to_model_space
 from .networks import build_prior_unet, build_scheduler
 from .training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
@@ -79,7 +80,7 @@ def sample_prior(
     scheduler.set_timesteps(num_steps)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn((num_images, 1, size, size), generator=g)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with bf16_autocast("cpu", enabled=autocast):
         x = DiffusionInferer(scheduler).sample(noise, network.eval(), scheduler=scheduler, verbose=False)
     return ((x.float() + 1) / 2).clamp(0, 1)
 
@@ -101,7 +102,7 @@ def write_synthetic_samples(
     from PIL import Image
 
     from .estimation import SpectralDegradationEstimator
-    from .evaluation import degrade
+    from .measurement import degrade
     from .networks import load_weights
     from .operators import GaussianBlur
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write_text
+
 __all__ = ["git_commit", "run_info", "write_json"]
 
 
@@ -33,9 +35,4 @@ def run_info(cwd: str | os.PathLike | None = None) -> dict:
 
 def write_json(path: str | os.PathLike, obj: object) -> Path:
     """Write ``obj`` as indented JSON to a temporary name beside ``path``, then rename (creates the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str))

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write_text
+
 __all__ = ["ReportWriter"]
 
 
@@ -241,9 +243,5 @@ std in 64×64 model-scale pixels; sigma_y: noise std in [0, 1] intensity units.<
                  "report.html": self._html(summary)}
         written = {}
         for name, text in files.items():
-            target = self.output_dir / name
-            tmp = target.with_name(f".{name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, target)
-            written[name] = target
+            written[name] = atomic_write_text(self.output_dir / name, text)
         return written

@@ -33,6 +33,7 @@ from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
 from .readers import is_own_output
 from .transforms import apply_chain, load_chain
+from .atomic import atomic_path
 
 __all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
 
@@ -369,7 +370,6 @@ class Restorer:
         out.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
         target = out / f"{Path(source).stem}_{digest}_restored.png"  # unique per source path
-        tmp = target.with_name(f".{target.name}.tmp.png")
         from PIL.PngImagePlugin import PngInfo
 
         from .readers import OWN_SOFTWARE
@@ -379,10 +379,11 @@ class Restorer:
         info.add_text("Description", derivation_text(provenance))
         bits = int(meta.get("bits_stored", 8))
         if bits > 8:  # a 16-bit source keeps its depth
-            Image.fromarray(np.round(np.clip(restored, 0, 1) * 65535).astype(np.uint16)).save(tmp, pnginfo=info)
+            pixels = np.round(np.clip(restored, 0, 1) * 65535).astype(np.uint16)
         else:
-            Image.fromarray(np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)).save(tmp, pnginfo=info)
-        os.replace(tmp, target)
+            pixels = np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)
+        with atomic_path(target) as tmp:
+            Image.fromarray(pixels).save(tmp, pnginfo=info)
         return [str(target)]
 
 

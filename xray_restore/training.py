@@ -21,7 +21,9 @@ from monai.networks.schedulers import Scheduler
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._compat import bf16_autocast
 from .networks import make_ema
+from .atomic import atomic_path
 
 __all__ = [
     "TrainConfig",
@@ -64,10 +66,8 @@ class TrainConfig:
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary name in the same folder, then rename (never a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -125,7 +125,7 @@ def fixed_epsilon_loss(
             noise = torch.randn(x.shape, generator=g)
             tt = torch.full((x.shape[0],), t, dtype=torch.long)
             xt = scheduler.add_noise(x, noise, tt)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            with bf16_autocast("cpu", enabled=autocast):
                 pred = model(xt, tt)
             total += nn.functional.mse_loss(pred.float(), noise, reduction="sum").item()
             count += noise.numel()
@@ -259,7 +259,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.step)
         self.model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
+        with bf16_autocast("cpu", enabled=cfg.autocast):
             loss = self.loss_fn(self.model, batch, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,7 +21,7 @@ from monai.transforms import Compose, MapTransform, Randomizable, Resize, Resize
 from monai.utils import TraceKeys
 
 from .errors import InputError
-from .evaluation import PROTOCOLS
+from .measurement import PROTOCOLS, measure
 from .operators import SVDOperator
 
 __all__ = [
@@ -88,7 +88,7 @@ class AreaResized(Resized):
 
 
 class Degrade(Randomizable, Transform):
-    """Simulate a measurement: ``y = H x + σ_y n``, optionally quantised to ``quantize_bits`` (values in [0, 1]).
+    """Simulate a measurement ``y = Q_b(H x + σ_y n)`` (:func:`xray_restore.measurement.measure`; values in [0, 1]).
 
     Args:
         operator: the blur (``H`` applies the exact operator, ``thresholded=True`` its thresholded form).
@@ -116,11 +116,8 @@ class Degrade(Randomizable, Transform):
         x = torch.as_tensor(img, dtype=torch.float64)
         if randomize:
             self.randomize(x)
-        blur = self.operator.H_thresholded if self.thresholded else self.operator.H
-        y = blur(x[None])[0] + self.sigma_y * torch.from_numpy(self._noise)
-        if self.quantize_bits:
-            levels = 2**self.quantize_bits - 1
-            y = torch.round(y.clamp(0, 1) * levels) / levels
+        noise = torch.from_numpy(self._noise)[None]
+        y = measure(x[None], self.operator, self.sigma_y, noise, self.quantize_bits, self.thresholded)[0]
         return y.to(torch.float32)
 
 

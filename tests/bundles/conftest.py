@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.evaluation import degrade
+from xray_restore.measurement import degrade
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image
 
 from xray_restore.conditional import PredictAndRefine, build_conditional
-from xray_restore.evaluation import psnr
+from xray_restore.metrics import psnr
 from xray_restore.networks import load_weights
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from monai.bundle import ConfigWorkflow, verify_metadata
 from PIL import Image
 
 from xray_restore.ddrm import DDRMInferer
-from xray_restore.evaluation import psnr
+from xray_restore.metrics import psnr
 from xray_restore.networks import PRIOR_UNET_CONFIG, build_prior_unet, load_weights
 from xray_restore.operators import GaussianBlur
 
