@@ -57,3 +57,16 @@ def test_training_options_build_the_train_config():
         config = _train_config(args)
         assert (config.max_steps, config.decay_steps, config.min_lr_ratio, config.lr, config.autocast) == (
             500, 100, 0.05, 1e-4, False)
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from xray_restore.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [f"{name} {a.option_strings or a.dest}" for name, parser in sub.choices.items()
+               for a in parser._actions if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert missing == []
+    for name in ("run", "restore", "batch"):
+        assert "64x64 model scale" in sub.choices[name].format_help()

@@ -184,60 +184,71 @@ def _cmd_build_cache(args: argparse.Namespace) -> int:
 
 def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -> None:
     """Options shared by the training commands (resumable runs on the ChestX-ray14 cache)."""
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--out", default=out_default)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
+    parser.add_argument("--out", default=out_default, help="run folder: checkpoint, log, weights (default: %(default)s)")
     parser.add_argument("--extra-data", nargs="*", default=[],
                         help="training-only .npz archives (an 'images' array) added to the train split")
-    parser.add_argument("--steps", type=int, default=20000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--steps", type=int, default=20000, help="total optimiser steps (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="peak AdamW learning rate (default: %(default)s)")
     parser.add_argument("--decay-steps", type=int, default=0,
                         help="cosine cooldown of the lr over the last N steps before --steps (0: constant lr)")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="lr at --steps as a fraction of --lr")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (bf16 is used only where the CPU runs it natively)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. a bundle's model.pt)")
     parser.add_argument("--init-step", type=int, default=0, help="step count of the run that made --init-weights")
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser, output_default: str | None = None) -> None:
+    """The options every restoring command shares (``run``, ``restore``, ``batch``): defined once."""
+    if output_default is None:
+        parser.add_argument("-o", "--output", required=True, help="output folder (created; must be writable)")
+    else:
+        parser.add_argument("-o", "--output", default=output_default, help="output folder (default: %(default)s)")
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLE, help="MONAI bundle folder (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="posterior samples per image; >1 adds an uncertainty series (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; each input gets its own stream derived "
+                        "from it and its content, so results do not depend on the batch (default: %(default)s)")
+
+
+MODEL_SCALE = ("Images are restored at the 64x64 model scale (blur and noise estimated there per image) and written "
+               "back on the source grid with the source's own detail finer than 64x64 kept.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xray-restore", description="DDRM deblurring of chest radiographs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="deblur a folder of PNGs with the DDRM bundle (default: the embedded samples)")
+    run = sub.add_parser("run", help="deblur a folder of PNGs with the DDRM bundle (default: the embedded samples)",
+                         description=MODEL_SCALE)
     run.add_argument("--input", help="folder of blurred 8-bit PNGs (default: the bundle's synthetic samples)")
     run.add_argument("--reference", help="folder of sharp PNGs with the same names (adds PSNR/SSIM)")
-    run.add_argument("-o", "--output", default="outputs/main")
-    run.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    run.add_argument("--samples", type=int, default=1)
-    run.add_argument("--seed", type=int, default=0)
+    _add_job_arguments(run, output_default="outputs/main")
     _add_restoration_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    rest = sub.add_parser("restore", help="restore DICOM/PNG files or folders; write derived DICOMs and a report")
-    rest.add_argument("inputs", nargs="+")
-    rest.add_argument("-o", "--output", required=True)
-    rest.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    rest.add_argument("--samples", type=int, default=1, help="posterior samples (>1 adds an uncertainty series)")
-    rest.add_argument("--seed", type=int, default=0)
+    rest = sub.add_parser("restore", help="restore DICOM/PNG files or folders; write derived DICOMs and a report",
+                          description=MODEL_SCALE)
+    rest.add_argument("inputs", nargs="+", help="DICOM or PNG files, or folders of them")
+    _add_job_arguments(rest)
     rest.add_argument("--include-identifiers", action="store_true",
                       help="put file names and error texts in the report (may contain patient data)")
     _add_restoration_arguments(rest)
     rest.set_defaults(func=_cmd_restore)
 
-    batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)")
+    batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)",
+                           description=MODEL_SCALE)
     batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs, or one DICOMweb "
                        "URL (http://host:port/dicom-web)")
-    batch.add_argument("-o", "--output", required=True)
+    _add_job_arguments(batch)
     batch.add_argument("--manifest", help="SQLite manifest (default: <output>/manifest.sqlite)")
-    batch.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    batch.add_argument("--batch-size", type=int, default=8, help="images per UNet call")
-    batch.add_argument("--samples", type=int, default=1)
-    batch.add_argument("--seed", type=int, default=0)
+    batch.add_argument("--batch-size", type=int, default=8, help="images per UNet call (default: %(default)s)")
     batch.add_argument("--workers", type=int, help="run on a local Dask cluster with this many workers")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    batch.add_argument("--retry-failed", action="store_true")
+    batch.add_argument("--retry-failed", action="store_true", help="retry inputs the manifest records as failed")
     batch.add_argument("--studies", help="DICOMweb: Study Instance UIDs, comma-separated or a file with one per line")
     batch.add_argument("--date", help="DICOMweb: study date range YYYYMMDD-YYYYMMDD")
     batch.add_argument("--modality", help="DICOMweb: modality filter, e.g. CR or DX")
@@ -257,28 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
     spec.set_defaults(func=_cmd_fit_spectrum)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
-    cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine")
+    cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine",
+                      help="network (default: %(default)s)")
     _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 
     ev = sub.add_parser("evaluate", help="DDRM (or the conditional baseline) vs linear baselines on a split")
     ev.add_argument("--model", choices=["prior", "conditional"], default="prior",
                     help="prior: DDRM with the xray_ddrm bundle; conditional: the xray_conditional bundle")
-    ev.add_argument("--data", default=DEFAULT_DATA)
+    ev.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
     ev.add_argument("--weights", help="default: the chosen bundle's models/model.pt")
-    ev.add_argument("--split", default="val", choices=["val", "test"])
-    ev.add_argument("--limit", type=int)
-    ev.add_argument("--samples", type=int, nargs="+", default=[1, 8])
-    ev.add_argument("--out", default=None)
+    ev.add_argument("--split", default="val", choices=["val", "test"], help="split to evaluate (default: %(default)s; tune on val)")
+    ev.add_argument("--limit", type=int, help="first N images of the split (default: all)")
+    ev.add_argument("--samples", type=int, nargs="+", default=[1, 8], help="sample counts to average (default: 1 8)")
+    ev.add_argument("--out", default=None, help="write the results as JSON here")
     ev.set_defaults(func=_cmd_evaluate)
 
     cache = sub.add_parser("build-cache", help="build a 64x64 .npz cache from full-size ChestX-ray14 PNGs")
     cache.add_argument("--csv", required=True, help="Data_Entry_2017.csv")
     cache.add_argument("--images", required=True, help="folder of the PNGs")
-    cache.add_argument("-o", "--out", required=True)
-    cache.add_argument("--seed", type=int, default=0)
-    cache.add_argument("--workers", type=int, default=None)
-    cache.add_argument("--missing", choices=["error", "skip"], default="error")
+    cache.add_argument("-o", "--out", required=True, help="output .npz")
+    cache.add_argument("--seed", type=int, default=0, help="seed of the patient-disjoint split (default: %(default)s)")
+    cache.add_argument("--workers", type=int, default=None, help="decode processes (default: CPU count)")
+    cache.add_argument("--missing", choices=["error", "skip"], default="error",
+                       help="a listed PNG that is absent: stop or skip it (default: %(default)s)")
     cache.set_defaults(func=_cmd_build_cache)
     return parser
 
