@@ -29,11 +29,11 @@ import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
 
+from .atomic import atomic_path
 from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
 from .readers import is_own_output
 from .transforms import apply_chain, load_chain
-from .atomic import atomic_path
 
 __all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
 
@@ -367,7 +367,6 @@ class Restorer:
             return [str(o.path) for o in write_derived(source, restored, out, provenance, uncertainty=std)]
         from PIL import Image
 
-        out.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
         target = out / f"{Path(source).stem}_{digest}_restored.png"  # unique per source path
         from PIL.PngImagePlugin import PngInfo
@@ -377,11 +376,8 @@ class Restorer:
         info = PngInfo()
         info.add_text("Software", f"{OWN_SOFTWARE} {self.provenance.get('software_version', '')}".strip())
         info.add_text("Description", derivation_text(provenance))
-        bits = int(meta.get("bits_stored", 8))
-        if bits > 8:  # a 16-bit source keeps its depth
-            pixels = np.round(np.clip(restored, 0, 1) * 65535).astype(np.uint16)
-        else:
-            pixels = np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)
+        wide = int(meta.get("bits_stored", 8)) > 8  # a 16-bit source keeps its depth
+        pixels = np.round(np.clip(restored, 0, 1) * (65535 if wide else 255)).astype(np.uint16 if wide else np.uint8)
         with atomic_path(target) as tmp:
             Image.fromarray(pixels).save(tmp, pnginfo=info)
         return [str(target)]
