@@ -29,3 +29,58 @@ def cxr14_cache() -> Path:
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+KILL_SWITCH = '''"""Test-only: SIGKILL this process at a chosen moment of a real write or store (see conftest.kill_switch)."""
+import os
+import signal
+
+_at = os.environ.get("XR_TEST_KILL_AT", "")
+if _at:
+    _kind, _, _n = _at.partition(":")
+    _count = [0]
+
+    def _due() -> bool:
+        _count[0] += 1
+        return _count[0] == int(_n)
+
+    if _kind == "write":  # the n-th derived object: half its bytes on disk under the temporary name, then killed
+        _replace = os.replace
+
+        def replace(src, dst, *args, **kwargs):
+            if str(dst).endswith(".dcm") and ".tmp" in os.path.basename(str(src)) and _due():
+                with open(src, "r+b") as f:
+                    f.truncate(os.path.getsize(src) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _replace(src, dst, *args, **kwargs)
+
+        os.replace = replace
+    elif _kind == "store":  # the n-th STOW-RS call: the PACS has accepted it, the manifest has not recorded it
+        from dicomweb_client.api import DICOMwebClient
+
+        _store = DICOMwebClient.store_instances
+
+        def store_instances(self, *args, **kwargs):
+            response = _store(self, *args, **kwargs)
+            if _due():
+                os.kill(os.getpid(), signal.SIGKILL)
+            return response
+
+        DICOMwebClient.store_instances = store_instances
+'''
+
+
+@pytest.fixture
+def kill_switch(tmp_path_factory):
+    """``env(kind, n)``: an environment in which a child Python process kills itself with SIGKILL at the n-th
+    derived-object write (``"write"``: after half of its bytes reached the temporary file, before the rename) or the
+    n-th STOW-RS (``"store"``: after the PACS accepted it). The product has no test hooks: a ``sitecustomize``
+    on the child's PYTHONPATH wraps ``os.replace`` / the DICOMweb client."""
+    folder = tmp_path_factory.mktemp("kill_switch")
+    (folder / "sitecustomize.py").write_text(KILL_SWITCH)
+
+    def env(kind: str, n: int) -> dict:
+        path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+        return {**os.environ, "PYTHONPATH": path, "XR_TEST_KILL_AT": f"{kind}:{n}"}
+
+    return env

@@ -126,3 +126,27 @@ def test_sharp_studies_are_skipped_with_their_estimates_and_not_redone(tmp_path)
     assert not list((tmp_path / "out").rglob("*.dcm"))  # a PACS does not fill up with copies of sharp studies
     second = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
     assert second.processed == 0
+
+
+def test_kill_during_the_write_then_resume(tmp_path, kill_switch):
+    """kill -9 in the middle of writing a derived object (half of it on disk), twice; the resumed batch leaves no
+    partial file, exactly one complete output per input, and a manifest that agrees with the files."""
+    uids = make_inputs(tmp_path / "in", 5)
+    for n in (2, 1):
+        killed = subprocess.run(batch_cmd(tmp_path / "in", tmp_path / "out"), capture_output=True, text=True,
+                                timeout=600, env=kill_switch("write", n))
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]  # the partial file is really there
+    result = subprocess.run(batch_cmd(tmp_path / "in", tmp_path / "out"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
+    by_source = outputs_by_source(tmp_path / "out")
+    assert sorted(by_source) == sorted(uids) and all(len(p) == 1 for p in by_source.values())
+    for (path,) in by_source.values():
+        ds = pydicom.dcmread(path)
+        assert ds.pixel_array.shape == (ds.Rows, ds.Columns)  # complete: every pixel decodes
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    rows = book.rows()
+    book.close()
+    assert {r["state"] for r in rows} == {"done"}
+    assert sorted(o for r in rows for o in r["outputs"]) == sorted(str(p) for (p,) in by_source.values())

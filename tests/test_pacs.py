@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -145,17 +146,63 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     out = tmp_path / "work" / "out"
     cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
            "--store-back", "--blur-sigma", "2"]
+    held_before = {r.sop for r in all_instances(node)}
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 1, first.stderr[-3000:]  # one input failed, and only that one
     report = json.loads(first.stdout.strip().splitlines()[-1])
     assert report["counts"]["stored"] == len(PUSHED) and report["counts"]["failed"] == 1
-    assert report["stored"] == len(PUSHED)
     book = Manifest(out / "manifest.sqlite")
     (failed,) = [r for r in book.rows() if r["state"] == "failed"]
+    derived = [str(pydicom.dcmread(o, stop_before_pixels=True).SOPInstanceUID) for r in book.rows() for o in r["outputs"]]
     book.close()
+    assert len(derived) == len(PUSHED) and set(derived) <= {r.sop for r in all_instances(node)}
+    # sent: only what the PACS did not hold (an earlier test may have stored the same derived objects)
+    assert report["stored"] == len(set(derived) - held_before)
     assert "PWNED" in failed["key"] and "invalid SOPInstanceUID" in failed["reason"]
     assert not [p for p in tmp_path.rglob("*PWNED*")]  # the UID never became a path
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     report = json.loads(again.stdout.strip().splitlines()[-1])
     assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(PUSHED)
+
+
+def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch):
+    """kill -9 right after the PACS accepted a STOW-RS and before the manifest recorded it: the re-run stores what
+    is missing, the PACS ends with exactly one derived object per source and the manifest says ``stored``."""
+    from pydicom.uid import generate_uid
+
+    from xray_restore.batch import Manifest
+
+    node = DicomWebNode(orthanc)
+    study = generate_uid(entropy_srcs=[str(tmp_path), "study"])
+    sources = []
+    for i, name in enumerate(PUSHED[1:]):
+        ds = pydicom.dcmread(DICOM_DIR / name, force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.StudyInstanceUID = study
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[str(tmp_path), "series", str(i)])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(tmp_path), str(i)])
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        sources.append(str(ds.SOPInstanceUID))
+    assert node.store([tmp_path / n for n in PUSHED[1:]]) == len(sources)
+
+    out = tmp_path / "work" / "out"
+    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
+           "--studies", study, "--store-back", "--blur-sigma", "2"]
+    killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=kill_switch("store", 1))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    book = Manifest(out / "manifest.sqlite")
+    assert book.counts()["stored"] == 0 and book.counts()["done"] == len(sources)  # stored, but not recorded
+    book.close()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["processed"] == 0 and report["counts"]["stored"] == len(sources)
+    assert report["stored"] == len(sources) - 1  # the object the PACS already held was not sent again
+    derived = [r for r in all_instances(node) if r.study == study and r.sop not in sources]
+    assert len(derived) == len(sources)  # the object stored before the kill was not duplicated
+    referenced = sorted(str(node.client.retrieve_instance(r.study, r.series, r.sop)
+                            .SourceImageSequence[0].ReferencedSOPInstanceUID) for r in derived)
+    assert referenced == sorted(sources)

@@ -126,8 +126,15 @@ def _train_config(args: argparse.Namespace):
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .prior import train_prior
 
+    from .networks import build_prior_unet
+
     config = _train_config(args)
-    train_prior(args.data, args.out, config, resume=not args.restart, num_threads=args.threads,
+    network = None
+    if args.network:
+        network = build_prior_unet(**json.loads(args.network))
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "network.json").write_text(args.network + "\n")  # what loads the run's weights
+    train_prior(args.data, args.out, config, network=network, resume=not args.restart, num_threads=args.threads,
                 init_weights=args.init_weights, init_step=args.init_step, extra_data=args.extra_data)
     return 0
 
@@ -258,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-prior", help="train or resume the 64x64 DDPM prior")
     _add_training_arguments(train, "runs/prior")
+    train.add_argument("--network", metavar="JSON",
+                       help="DiffusionModelUNet arguments that differ from the shipped prior's, e.g. "
+                            "'{\"channels\": [48, 96, 96], \"norm_num_groups\": 16}' (default: the shipped network)")
     train.set_defaults(func=_cmd_train_prior)
 
     spec = sub.add_parser("fit-spectrum", help="fit the blur/noise estimator's image spectrum on training images")

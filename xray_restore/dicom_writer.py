@@ -75,9 +75,14 @@ def _uid(*entropy: str) -> str:
     return generate_uid(prefix=UID_ROOT, entropy_srcs=list(entropy))
 
 
-def _to_pixels(image: np.ndarray, bits: int) -> np.ndarray:
+def _to_pixels(image: np.ndarray, bits: int, rows_per_strip: int = 512) -> np.ndarray:
+    """[0, 1] → unsigned stored values on ``bits`` bits, in row strips (no full-size float temporaries)."""
     levels = 2**bits - 1
-    return np.round(np.clip(image, 0.0, 1.0) * levels).astype(np.uint8 if bits == 8 else np.uint16)
+    out = np.empty(image.shape, np.uint8 if bits == 8 else np.uint16)
+    for start in range(0, image.shape[0], rows_per_strip):
+        strip = np.clip(image[start : start + rows_per_strip], 0.0, 1.0) * levels
+        out[start : start + rows_per_strip] = np.round(strip, out=strip)
+    return out
 
 
 def _atomic_save(dataset, path: Path) -> None:
@@ -166,7 +171,7 @@ def write_derived(
     from .readers import _check_dicom_image, _read_dicom_dataset
 
     source = Path(source)
-    ds = _read_dicom_dataset(source)
+    ds = _read_dicom_dataset(source, pixels=False)  # the header is all a derived object takes from its source
     _check_dicom_image(source, ds)
     rows, cols = int(ds.Rows), int(ds.Columns)
     if restored.shape != (rows, cols):

@@ -5,7 +5,8 @@ characters) before they are used in a request, and never become paths: an instan
 ``<staging>/<sha256 of its study/series/SOP UIDs>.dcm`` (written atomically, skipped when already present), so a
 resumed batch neither re-downloads nor duplicates it. An instance that cannot be retrieved (invalid UID, HTTP
 error, not the object asked for) is recorded in the batch manifest as ``failed`` with the reason; the others go on.
-With ``store_back`` only the derived objects of inputs not yet ``stored`` are sent (manifest state ``stored``).
+With ``store_back`` only the derived objects of inputs not yet ``stored`` are sent (manifest state ``stored``), and
+of those only what the PACS does not already hold (a QIDO-RS check first).
 """
 
 from __future__ import annotations
@@ -112,6 +113,22 @@ class DicomWebNode:
             dataset.save_as(tmp, enforce_file_format=True)
         return target
 
+    def missing(self, paths: Sequence[str | os.PathLike]) -> list[str]:
+        """The files among ``paths`` whose SOP instance the node does not hold yet (QIDO-RS, one query per study)."""
+        import pydicom
+
+        by_study: dict[str, list[tuple[str, str]]] = {}
+        for path in paths:
+            header = pydicom.dcmread(path, stop_before_pixels=True,
+                                     specific_tags=["StudyInstanceUID", "SOPInstanceUID"])
+            by_study.setdefault(str(header.StudyInstanceUID), []).append((str(path), str(header.SOPInstanceUID)))
+        out = []
+        for study, files in by_study.items():
+            held = {_value(item, "00080018") for item in self.client.search_for_instances(
+                search_filters={"StudyInstanceUID": study}, fields=["SOPInstanceUID"])}
+            out.extend(path for path, sop in files if sop not in held)
+        return out
+
     def store(self, paths: Sequence[str | os.PathLike]) -> int:
         """STOW-RS the files; returns how many the node accepted (storing the same SOP UID again is idempotent)."""
         import pydicom
@@ -164,14 +181,16 @@ def run_pacs_batch(
                 if row["state"] != "done" or not outputs:
                     continue
                 try:
-                    accepted = node.store(outputs)
+                    # only what the PACS does not hold yet (e.g. a run killed after STOW, before this mark)
+                    todo = node.missing(outputs)
+                    accepted = node.store(todo) + len(outputs) - len(todo)
                 except Exception as e:  # noqa: BLE001 - this input's store fails; it is retried next run
-                    accepted, reason = 0, f"store: STOW-RS failed ({type(e).__name__}: {e})"
+                    accepted, todo, reason = 0, [], f"store: STOW-RS failed ({type(e).__name__}: {e})"
                 else:
                     reason = f"store: the PACS accepted {accepted} of {len(outputs)} objects"
                 if accepted == len(outputs):
                     book.mark(row["key"], "stored", "", row["outputs"], row["blur_sigma"], row["sigma_y"])
-                    stored += accepted
+                    stored += len(todo)
                 else:
                     book.mark(row["key"], "done", reason, row["outputs"], row["blur_sigma"], row["sigma_y"])
                     summary.failures.append({"source": row["source"], "reason": reason})

@@ -37,7 +37,10 @@ PNG_SUFFIXES = (".png",)
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
 
 
-def _read_dicom_dataset(path: Path):
+def _read_dicom_dataset(path: Path, pixels: bool = True):
+    """pydicom Dataset of ``path``; an InputError naming the file if unusable.
+
+    ``pixels=False`` defers every large value (the pixel data stays on disk; its presence can still be checked)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -46,9 +49,9 @@ def _read_dicom_dataset(path: Path):
         raise InputError(path, "empty file (0 bytes)")
     try:
         try:
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, defer_size=None if pixels else "1 MB")
         except InvalidDicomError:
-            ds = pydicom.dcmread(path, force=True)  # ACR-NEMA style: no preamble or file meta
+            ds = pydicom.dcmread(path, force=True, defer_size=None if pixels else "1 MB")  # ACR-NEMA style: no preamble or file meta
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as e:
         raise InputError(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from e
     try:
@@ -66,6 +69,7 @@ def _read_dicom_dataset(path: Path):
 
 
 def _check_dicom_image(path: Path, ds) -> None:
+    """Refuse what is not a single-frame greyscale radiograph, from its header alone."""
     modality = str(ds.get("Modality", "")).upper()
     if modality in NON_IMAGE_MODALITIES:
         name = getattr(ds.get("SOPClassUID"), "name", "unknown SOP class")
@@ -161,19 +165,14 @@ def _decode_with_simpleitk(path: Path, ds) -> np.ndarray:
     return np.rint(values).astype(np.int64)
 
 
-def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:
+def _unit_values(modality_input: np.ndarray, ds) -> tuple[np.ndarray, str]:
+    """Steps 1–3 of the module docstring on stored values: ``(values in [0, 1] as float64, VOI kind)``.
+
+    Element-wise, so it runs once over a table of stored values (:func:`_dicom_to_unit`), not over the image.
+    """
     from pydicom.pixels import apply_voi_lut
 
-    if decoder == "simpleitk":
-        stored = _decode_with_simpleitk(path, ds)
-    else:
-        try:
-            stored = ds.pixel_array
-        except Exception as e:  # noqa: BLE001 - decoders raise many unrelated types for corrupt data
-            raise InputError(path, f"pixel data cannot be decoded ({type(e).__name__}: {e})") from e
-    if stored.ndim != 2:
-        raise InputError(path, f"decoded pixel array has shape {stored.shape}; expected one 2-D frame")
-    modality = _modality_values(stored, ds)
+    modality = _modality_values(modality_input, ds)
     if "VOILUTSequence" in ds:
         # VOI LUT: output spans the LUT's own values, over every possible input.
         values = apply_voi_lut(modality, ds, index=0, prefer_lut=True).astype(np.float64)
@@ -187,11 +186,61 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
         values = modality.astype(np.float64)
         (lo, hi), voi = _modality_output_range(ds, windowed=False), "full range"
     unit = np.clip((values - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(values)
+    if _inverted(ds):
+        unit = 1.0 - unit
+    return unit, voi
+
+
+def _inverted(ds) -> bool:
     photometric = str(ds.PhotometricInterpretation).upper()
     shape = str(ds.get("PresentationLUTShape", "IDENTITY")).upper()
-    invert = photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
-    if invert:
-        unit = 1.0 - unit
+    return photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and shape == "INVERSE")
+
+
+#: Stored-value types mapped through a lookup table (every value of the type evaluated once).
+_TABLE_TYPES = {np.dtype(np.uint8): np.uint8, np.dtype(np.int8): np.uint8,
+                np.dtype(np.uint16): np.uint16, np.dtype(np.int16): np.uint16}
+
+
+def _to_unit(stored: np.ndarray, ds) -> tuple[np.ndarray, str]:
+    """Stored values ``(rows, cols)`` → float32 [0, 1] and the VOI kind, with bounded memory.
+
+    8/16-bit stored values (every radiograph) go through a table over all 2^8 / 2^16 values of their type, indexed
+    by the raw bits: one float32 output and no float64 copy of the image (a 10000² 16-bit frame: 400 MB, not
+    2.4 GB of temporaries). Values outside BitsStored are mapped exactly as the element-wise pipeline maps them.
+    Wider integer types fall back to the element-wise pipeline in row strips.
+    """
+    unsigned = _TABLE_TYPES.get(stored.dtype)
+    if unsigned is not None:
+        n = np.iinfo(unsigned).max + 1
+        table_input = np.arange(n, dtype=np.int64)
+        if stored.dtype.kind == "i":  # two's complement: raw bits v stand for v - n above the sign bit
+            table_input = np.where(table_input >= n // 2, table_input - n, table_input)
+        table, voi = _unit_values(table_input, ds)
+        return table.astype(np.float32)[stored.view(unsigned)], voi  # fancy indexing: no intp copy of the index (np.take makes one)
+    out = np.empty(stored.shape, np.float32)
+    voi = "full range"
+    for start in range(0, stored.shape[0], 256):
+        out[start : start + 256], voi = _unit_values(stored[start : start + 256], ds)
+    return out, voi
+
+
+def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:
+    if decoder == "simpleitk":
+        stored = _decode_with_simpleitk(path, ds)
+    else:
+        try:
+            stored = ds.pixel_array
+        except Exception as e:  # noqa: BLE001 - decoders raise many unrelated types for corrupt data
+            raise InputError(path, f"pixel data cannot be decoded ({type(e).__name__}: {e})") from e
+    if stored.ndim != 2:
+        raise InputError(path, f"decoded pixel array has shape {stored.shape}; expected one 2-D frame")
+    if "PixelData" in ds:
+        del ds.PixelData  # the encoded bytes are not needed once decoded (half the frame again in memory)
+    unit, voi = _to_unit(stored, ds)
+    del stored
+    photometric = str(ds.PhotometricInterpretation).upper()
+    invert = _inverted(ds)
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     meta = {
         "format": "dicom",
@@ -213,7 +262,7 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
         "inverted": invert,
         "decoder": decoder,
     }
-    return unit.astype(np.float32), meta
+    return unit, meta
 
 
 def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:

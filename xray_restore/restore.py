@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +203,7 @@ class Restorer:
     def _load(self, path: Path) -> dict:
         """Decode once; keep the source grid and the 64×64 model input (with its inverse record)."""
         data = apply_chain(self._decode, {"image": str(path)})
-        source = data["image"].clone()
+        source = data["image"]  # the chain below makes new tensors and never writes into this one: no copy
         data = apply_chain(self._to_model, data)
         data["source_image"] = source
         data["digest"] = file_digest(path)
@@ -258,10 +258,8 @@ class Restorer:
                     self._fail(path, e, "load", on_error)
                 full = len(loaded) >= batch_size or (self.max_batch_pixels is not None and held >= self.max_batch_pixels)
                 if loaded and (full or index == len(paths) - 1):
-                    done = self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error)
-                    if not keep_images:
-                        done = [replace(r, image=None, restored=None, std=None) for r in done]
-                    results.extend(done)
+                    results.extend(self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error,
+                                                       keep_images))
                     loaded, held = [], 0
         return results
 
@@ -271,8 +269,8 @@ class Restorer:
         reason = error.reason if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
         self.failures.append(Failure(str(path), reason, stage))
 
-    def _restore_batch(self, batch: list[dict], num_samples, seed: int, output_dir, force: bool, on_error: str
-                       ) -> list[Restoration]:
+    def _restore_batch(self, batch: list[dict], num_samples, seed: int, output_dir, force: bool, on_error: str,
+                       keep_images: bool = True) -> list[Restoration]:
         k = self.inferer.num_samples if num_samples is None else int(num_samples)
         y = torch.stack([d["image"].as_tensor() for d in batch]).float()
         bits = [int(d["image"].meta.get("bits_stored", 8)) for d in batch]
@@ -297,7 +295,7 @@ class Restorer:
             restored_here = i in todo
             try:
                 results.append(self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
-                                            k, seconds[i], output_dir, restored_here, force))
+                                            k, seconds[i], output_dir, restored_here, force, keep_images))
             except (InputError, OSError, ValueError) as e:
                 self._fail(source, e, "write", on_error)
         return results
@@ -311,9 +309,12 @@ class Restorer:
         return self.upsample(grid)["pred"][0].float().numpy()
 
     def _finish(self, d: dict, st: dict, y: torch.Tensor, m: torch.Tensor, s: torch.Tensor | None, k: int,
-                seconds: float, output_dir, restored_here: bool, force: bool = False) -> Restoration:
+                seconds: float, output_dir, restored_here: bool, force: bool = False, keep_images: bool = True
+                ) -> Restoration:
+        """The source-grid output of one input, written; ``keep_images=False`` returns only its 64×64 arrays and
+        lets each source-grid array go as soon as it is used (peak memory: about three source-grid float32 arrays)."""
         source = str(d["image"].meta["filename_or_obj"])
-        src = d["source_image"][0].float().numpy()
+        src = d.pop("source_image")[0].float().numpy()  # the batch no longer holds it: freed once used here
         estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
         # the record names the noise found in the image (DDRM's σ_y also counts the blur estimate's uncertainty)
         noise = estimate["sigma_y"] if estimate is not None and self.inferer.sigma_y == "auto" else st["sigma_y"]
@@ -329,13 +330,19 @@ class Restorer:
                 provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
                 outputs = self._write(source, meta, src, None, output_dir, provenance)
             reason = finding + ("; written unchanged (forced)" if outputs else "; nothing written (--force writes it)")
+            grid = tuple(int(v) for v in src.shape)
+            if not keep_images:
+                src = None
             return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
-                               st["blur_sigma"], noise, estimate, "no_blur", reason)
+                               st["blur_sigma"], noise, estimate, "no_blur", reason, grid)
         # in place on the one source-grid float32 array the upsampling made: a 10000² image costs 400 MB per copy
         restored = np.asarray(self._to_source_grid(d, m - y if self.output_mode == "detail" else m), np.float32)
         if self.output_mode == "detail":
             np.add(restored, src, out=restored)
         np.clip(restored, 0.0, 1.0, out=restored)
+        grid = tuple(int(v) for v in src.shape)
+        if not keep_images:
+            src = None  # written below from `restored` alone
         std_grid = None
         if s is not None:
             std_grid = np.asarray(self._to_source_grid(d, s), np.float32)
@@ -344,9 +351,11 @@ class Restorer:
         if output_dir is not None:
             provenance = self.provenance_for(st, k, d["digest"])
             outputs = self._write(source, meta, restored, std_grid, output_dir, provenance)
+        if not keep_images:
+            restored = std_grid = None
         return Restoration(source, src, restored, std_grid, y[0].numpy(), m[0].numpy(),
                            None if s is None else s[0].numpy(), meta, seconds, outputs, st["blur_sigma"],
-                           noise, estimate)
+                           noise, estimate, grid=grid)
 
     def provenance_for(self, settings: dict, num_samples: int, digest: str = "") -> dict:
         """What a derived object records for one input: the settings actually used and how they were found."""
