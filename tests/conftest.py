@@ -84,3 +84,55 @@ def kill_switch(tmp_path_factory):
         return {**os.environ, "PYTHONPATH": path, "XR_TEST_KILL_AT": f"{kind}:{n}"}
 
     return env
+
+
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const images = [...document.images];
+  const result = {scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
+                  images: images.length, broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+                  charts: document.querySelectorAll('svg').length};
+  const out = document.createElement('pre');
+  out.id = 'render-probe';
+  out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.fixture
+def render_report(tmp_path):
+    """``render(report.html) -> dict``: the report rendered by headless Chromium at 1280 px: a screenshot kept in
+    the test's tmp dir (``report.png``), the page's own console messages (``console``: the report has no script, so
+    any is a fault: a failed resource, a parse error) and, from a probe script run on a copy of the page, its
+    ``scrollWidth`` and ``width`` (no horizontal overflow when equal), ``images``/``broken`` and ``charts``."""
+    import json
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is required for the rendering test; .ci/run installs Debian's chromium")
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--hide-scrollbars",
+              "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+
+    def render(report: Path) -> dict:
+        shot = tmp_path / "report.png"
+        first = subprocess.run([*common, f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True,
+                               timeout=180)
+        assert first.returncode == 0, first.stderr[-2000:]
+        probe = tmp_path / "probe.html"
+        probe.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+        second = subprocess.run([*common, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+        assert second.returncode == 0, second.stderr[-2000:]
+        found = re.search(r'<pre id="render-probe">(.*?)</pre>', second.stdout)
+        assert found, "the probe did not run: " + second.stderr[-2000:]
+        result = json.loads(found.group(1))
+        result["console"] = [line for line in (first.stderr + second.stderr).splitlines() if "CONSOLE" in line]
+        result["screenshot"] = shot
+        return result
+
+    return render

@@ -63,18 +63,52 @@ def test_report_metrics_with_reference(tmp_path):
     assert "<svg" in files["report.html"].read_text()
 
 
-def test_report_renders_in_headless_chromium(restored_run, tmp_path):
+def test_report_renders_in_headless_chromium(restored_run, render_report):
+    """A DICOM restore's report at 1280 px: no horizontal overflow, every image loads, no console message."""
     out, _ = restored_run
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("chromium is required for the rendering test; .ci/run installs Debian's chromium")
-    shot = tmp_path / "report.png"
-    result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600", f"--screenshot={shot}",
-         (out / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    image = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
-    assert image.shape[0] >= 1000 and image.std() > 10  # not a blank page: panels and text were drawn
+    page = render_report(out / "report.html")
+    assert page["scrollWidth"] <= page["width"] == 1280, page
+    assert page["images"] >= 2 * 5 and page["broken"] == 0, page  # 2 restored inputs: 3 panels + 2 zooms each
+    assert page["charts"] >= 2 and page["console"] == [], page  # blur and noise per image are plotted
+    image = np.asarray(Image.open(page["screenshot"]).convert("L"), dtype=np.float32)
+    assert image.std() > 10  # not a blank page: panels and text were drawn
+
+
+def test_summary_follows_its_schema_and_names_every_unavailable_metric(restored_run):
+    import jsonschema
+
+    from xray_restore.report import summary_schema
+
+    out, _ = restored_run
+    summary = json.loads((out / "summary.json").read_text())
+    jsonschema.validate(summary, summary_schema())
+    reason = "no reference (sharp) images were given"
+    for metric in ("psnr", "ssim", "lpips"):
+        assert summary["availability"][metric]["available"] is False
+        assert reason in summary["availability"][metric]["reason"]
+    assert summary["kid"] == summary["availability"]["kid"] == {
+        "available": False, "reason": "needs at least 2 images with references, got 0"}
+    html = (out / "report.html").read_text()
+    assert "Metrics not computed" in html and "LPIPS" in html and "KID" in html
+    assert summary["timing"]["model_load_seconds"] is not None
+    done = [r for r in summary["images"] if r["status"] == "done"]
+    assert all(0 < r["seconds"] < summary["timing"]["wall_seconds"] for r in done)
+
+
+def test_unavailable_metrics_have_one_shape_whatever_the_reason(tmp_path, monkeypatch):
+    """Missing weights (LPIPS/KID) and missing references give the same shape."""
+    import jsonschema
+
+    from xray_restore.report import summary_schema
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    writer = ReportWriter(tmp_path, settings={"model_version": "test"})
+    ref = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    for k in range(2):
+        writer.add(f"{k}.png", ref * 0.9, ref, reference=ref, seconds=0.1)
+    summary = writer.summary()
+    jsonschema.validate(summary, summary_schema())
+    assert summary["availability"]["psnr"] == {"available": True, "reason": None}
+    for metric in ("lpips", "kid"):
+        assert summary["availability"][metric]["available"] is False
+        assert "weights" in summary["availability"][metric]["reason"]

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
+
+try:
+    __version__ = _version("xray_restore")  # one home: pyproject.toml
+except _NotInstalled:  # a source tree on sys.path without installation
+    __version__ = "0+unknown"
+
+import os as _os  # noqa: E402
 
 from ._compat import import_torchvision as _import_torchvision  # noqa: E402
+from ._compat import quiet_known_noise as _quiet_known_noise  # noqa: E402
 
 _import_torchvision()  # before anything imports torchmetrics
+_quiet_known_noise(not _os.environ.get("XRAY_RESTORE_VERBOSE"))  # harmless third-party noise; -v shows it
 
 from . import (  # noqa: E402
     baselines, datasets, ddrm, errors, estimation, evaluation, measurement, metrics, networks, operators, training,

@@ -9,7 +9,9 @@ Called once from ``xray_restore/__init__.py`` before anything imports torchmetri
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import warnings
 
 import torch
 
@@ -53,3 +55,33 @@ def bf16_autocast(device_type: str = "cpu", enabled: bool = True) -> torch.autoc
     native bf16, so that asking for bf16 never makes a run slower than not asking."""
     use = bool(enabled) and (device_type != "cpu" or cpu_has_fast_bf16())
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=use)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+#: Third-party messages a user cannot act on, emitted on every run of a CPU install (``-v`` shows them):
+#: MONAI registers an nvImageCodec pydicom decoder plugin whenever a ``LoadImage`` is built; without the GPU
+#: package it logs and warns that it did not, and pydicom's own decoders (which we use) take over. torchmetrics
+#: warns that KID keeps its features in memory (a report holds a few hundred 64×64 images at most).
+KNOWN_NOISE = ("nvImageCodec is not available", "nvImageCodec decoder plugin did not register",
+               "will save all extracted features in buffer")
+
+
+def quiet_known_noise(enabled: bool = True) -> None:
+    """Hide :data:`KNOWN_NOISE` (harmless on CPU); ``enabled=False`` shows everything again (``-v``)."""
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    for f in [f for f in logger.filters if isinstance(f, _DropMessages)]:
+        logger.removeFilter(f)
+    warnings.filters[:] = [f for f in warnings.filters if not (f[0] == "ignore" and f[1] is not None
+                                                                and any(n in f[1].pattern for n in KNOWN_NOISE))]
+    if enabled:
+        logger.addFilter(_DropMessages(*KNOWN_NOISE))
+        for fragment in KNOWN_NOISE:
+            warnings.filterwarnings("ignore", message=f".*{fragment}", category=UserWarning)

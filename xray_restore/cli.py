@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     reference = args.reference or (None if args.input else bundle / "samples" / "sharp")
     summary = run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
                                    reference_dir=reference,
-                                   num_samples=args.samples, seed=args.seed, **_overrides(args))
+                                   num_samples=args.samples, seed=args.seed, quiet=args.quiet, **_overrides(args))
     return 0 if summary["n_failed"] == 0 else 1
 
 
@@ -37,6 +37,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     summary = json.loads((Path(args.output) / "summary.json").read_text())
     for failure in restore.failures:
         print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)
+    if args.quiet:
+        return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
     for r in results:
         if r.status == "no_blur":
             print(f"{r.source}: {r.reason}")
@@ -226,7 +228,14 @@ MODEL_SCALE = ("Images are restored at the 64x64 model scale (blur and noise est
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="xray-restore", description="DDRM deblurring of chest radiographs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true",
+                       help="show everything, including third-party warnings hidden by default")
+    noise.add_argument("-q", "--quiet", action="store_true", help="print only errors (and batch's JSON summary)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="deblur a folder of PNGs with the DDRM bundle (default: the embedded samples)",
@@ -308,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        import logging
+
+        from ._compat import quiet_known_noise
+
+        quiet_known_noise(False)
+        logging.basicConfig(level=logging.INFO)
     try:
         return args.func(args)
     except (InputError, FileNotFoundError) as e:

@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +252,9 @@ class Restorer:
             held = 0
             for index, path in enumerate(paths):
                 try:
+                    start = time.time()
                     loaded.append(self._load(path))
+                    loaded[-1]["load_seconds"] = time.time() - start  # this input's own decode, measured alone
                     held += loaded[-1]["source_image"].numel()
                 except (InputError, OSError) as e:
                     self._fail(path, e, "load", on_error)
@@ -280,7 +282,8 @@ class Restorer:
         estimate_seconds = (time.time() - start) / len(batch)
         todo = [i for i, st in enumerate(settings) if not st["no_blur"]]  # nothing to restore in a sharp image
         mean, std = y.clone(), torch.zeros_like(y)
-        seconds = [estimate_seconds] * len(batch)
+        # per input: its own decode and (below) output/write time, plus an even share of the batched estimate/DDRM
+        seconds = [estimate_seconds + d.get("load_seconds", 0.0) for d in batch]
         if todo:
             start = time.time()
             gens = [_input_generator(seed, batch[i]["digest"]) for i in todo]
@@ -294,8 +297,10 @@ class Restorer:
             source = str(d["image"].meta["filename_or_obj"])
             restored_here = i in todo
             try:
-                results.append(self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
-                                            k, seconds[i], output_dir, restored_here, force, keep_images))
+                start = time.time()
+                done = self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
+                                    k, seconds[i], output_dir, restored_here, force, keep_images)
+                results.append(replace(done, seconds=done.seconds + time.time() - start))
             except (InputError, OSError, ValueError) as e:
                 self._fail(source, e, "write", on_error)
         return results

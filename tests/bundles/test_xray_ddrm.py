@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -100,11 +102,13 @@ def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, t
     assert psnr(restored, x).mean() > psnr(y, x).mean() + 2.0
 
 
-def test_main_job_runs_on_embedded_default(tmp_path):
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "monai_bundle.json", "--meta_file",
-           "bundles/xray_ddrm/configs/metadata.json", "--output_dir", str(tmp_path)]
+def test_main_job_runs_on_embedded_default(tmp_path, render_report):
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"\.venv/bin/python (-W .*? -m monai\.bundle run .*?)\n", readme).group(1)
+    cmd = [sys.executable, *shlex.split(command), "--output_dir", str(tmp_path)]  # the README's main job, as written
     done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
     assert "ERROR" not in done.stdout + done.stderr
+    assert "Warning" not in done.stdout + done.stderr and "nvImageCodec" not in done.stderr  # a clean story
     assert done.stdout.strip().splitlines()[-1] == f"report: {tmp_path / 'report.html'}"  # the file to open
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n_images"] == len(list((BUNDLE / "samples" / "blurred").glob("*.png"))) > 0
@@ -113,6 +117,10 @@ def test_main_job_runs_on_embedded_default(tmp_path):
     assert metrics["lpips_restored"]["mean"] < metrics["lpips_input"]["mean"]
     for name in ("metrics.csv", "report.html"):
         assert (tmp_path / name).is_file()
+    page = render_report(tmp_path / "report.html")  # what a newcomer opens first
+    assert page["scrollWidth"] <= page["width"] == 1280 and page["broken"] == 0 and page["console"] == [], page
+    n = summary["n_images"]
+    assert page["images"] == n * 6 and page["charts"] == 4, page  # input/restored/reference + zooms; PSNR, SSIM, σ, σ_y
 
 
 def run_config(name: str, **overrides) -> ConfigWorkflow:

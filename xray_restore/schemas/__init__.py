@@ -1,0 +1,1 @@
+"""Package data: JSON Schemas of the files xray_restore writes (``summary.schema.json``)."""
