@@ -140,7 +140,7 @@ def _remove_stale_temporaries(output_dir: Path) -> int:
 _RESTORERS: dict[tuple, object] = {}
 
 
-def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int, seed: int,
+def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int | None, seed: int | None,
                   overrides: dict) -> list[dict]:
     """Restore a chunk (one batched DDRM call); returns one ``{"source", "state", "reason", "outputs"}`` per input.
 
@@ -181,8 +181,8 @@ def run_batch(
     manifest: str | os.PathLike | None = None,
     bundle: str | os.PathLike = "bundles/xray_ddrm",
     batch_size: int = 8,
-    num_samples: int = 1,
-    seed: int = 0,
+    num_samples: int | None = None,
+    seed: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     retry_failed: bool = False,

@@ -217,10 +217,11 @@ def _add_job_arguments(parser: argparse.ArgumentParser, output_default: str | No
     else:
         parser.add_argument("-o", "--output", default=output_default, help="output folder (default: %(default)s)")
     parser.add_argument("--bundle", default=DEFAULT_BUNDLE, help="MONAI bundle folder (default: %(default)s)")
-    parser.add_argument("--samples", type=int, default=1,
-                        help="posterior samples per image; >1 adds an uncertainty series (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; each input gets its own stream derived "
-                        "from it and its content, so results do not depend on the batch (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="posterior samples per image; >1 adds an uncertainty series (default: the bundle's "
+                             "num_samples: 1 for xray_ddrm)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed; each input gets its own stream derived "
+                        "from it and its content, so results do not depend on the batch (default: the bundle's seed)")
 
 
 MODEL_SCALE = ("Images are restored at the 64x64 model scale (blur and noise estimated there per image) and written "

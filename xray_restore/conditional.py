@@ -14,7 +14,7 @@ per image (in [0, 1] units), so one model serves noisy and noiseless inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from monai.data import MetaTensor
@@ -182,16 +182,70 @@ class ConditionalInferer(Inferer):
 
     ``y`` ``(B, 1, N, N)`` in [0, 1] → ``(B, 1, N, N)`` in [0, 1]; a ``MetaTensor`` in gives a ``MetaTensor`` out (so
     ``Invertd`` / ``SaveImaged`` work in a bundle). ``seed`` makes runs reproducible.
+
+    It also has the :class:`~xray_restore.ddrm.DDRMInferer` contract that :class:`~xray_restore.restore.Restorer`
+    drives (``settings_for``, ``restore``, ``config``, ``num_samples``, ``no_blur_sigma``), so either bundle restores
+    DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
+    ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
+    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) is handed back.
     """
 
     def __init__(self, num_steps: int = 20, eta: float = 1.0, num_samples: int = 8, autocast: bool = False,
-                 seed: int | None = None, temperature: float = 1.0) -> None:
+                 seed: int | None = None, temperature: float = 1.0, operator: SVDOperator | None = None,
+                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
+                 variant: str = "conditional") -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
         self.temperature = float(temperature)
+        self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        self.operator = operator
+        self.trained_sigma_y = trained_sigma_y
+        self.estimator = estimator
+        self.no_blur_sigma = float(no_blur_sigma)
+        self.variant = variant
+        # what the records say was estimated (the network itself restores as for its training degradation)
+        self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
+        self.sigma_y = "auto" if estimator is not None else trained_sigma_y
+
+    @property
+    def config(self) -> dict:
+        """Hyper-parameters, for provenance (reports, DICOM DerivationDescription)."""
+        return {"method": f"{self.variant} (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
+                "temperature": self.temperature, "num_samples": self.num_samples, "seed": self.seed,
+                "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
+                "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
+
+    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0) -> list[dict]:
+        """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
+        ``operator_sigma`` (the training blur, what the network restores) and ``no_blur``."""
+        trained = getattr(self.operator, "sigma", None)
+        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if self.estimator
+                     else [None] * len(inputs))
+        out = []
+        for e in estimates:
+            no_blur = e is not None and e.blur_sigma < self.no_blur_sigma
+            out.append({"blur_sigma": e.blur_sigma if e is not None else trained,
+                        "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
+                        "no_blur": no_blur, "operator_sigma": trained})
+        return out
+
+    def restore(self, inputs: torch.Tensor, network: nn.Module, settings: list[dict], num_samples: int | None = None,
+                generator: torch.Generator | Sequence[torch.Generator] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of ``num_samples`` samples per input; one generator per input keeps each input's result
+        independent of its batch neighbours."""
+        if len(settings) != inputs.shape[0]:
+            raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
+        k = self.num_samples if num_samples is None else int(num_samples)
+        sampler = ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,
+                                     temperature=self.temperature)
+        if not isinstance(generator, Sequence):
+            return sampler.sample(inputs, num_samples=k, generator=generator)
+        pairs = [sampler.sample(inputs[i : i + 1], num_samples=k, generator=g) for i, g in enumerate(generator)]
+        return torch.cat([m for m, _ in pairs]), torch.cat([s for _, s in pairs])
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]
         sampler = ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,

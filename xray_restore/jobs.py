@@ -24,8 +24,8 @@ def run_inference_bundle(
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     reference_dir: str | os.PathLike | None = None,
-    num_samples: int = 1,
-    seed: int = 0,
+    num_samples: int | None = None,
+    seed: int | None = None,
     quiet: bool = False,
     **overrides,
 ) -> dict:

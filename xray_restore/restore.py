@@ -165,6 +165,17 @@ class Restorer:
         self.upsample = load_chain("output", id="upsample", preprocessing=self.forward)
         self.failures: list[Failure] = []
 
+    @property
+    def seed(self) -> int:
+        """The bundle's seed (inputs without one of their own derive their streams from it)."""
+        seed = getattr(self.inferer, "seed", None)
+        return 0 if seed is None else int(seed)
+
+    @property
+    def num_samples(self) -> int:
+        """The bundle's number of posterior samples per input."""
+        return int(self.inferer.num_samples)
+
     @classmethod
     def from_bundle(cls, bundle_root: str | os.PathLike = "bundles/xray_ddrm", **overrides) -> Restorer:
         """Build from ``<bundle_root>/configs/inference.json``; ``overrides`` replace ids (e.g. ``sigma_y=0.02``)."""
@@ -187,7 +198,7 @@ class Restorer:
         inferer = _parsed(parser, config_file, "inferer")
         network = _parsed(parser, config_file, "network")
         provenance = {
-            "method": "DDRM",
+            "method": inferer.config.get("method", "DDRM"),
             "inferer": inferer.config,
             "operator": parser.get_parsed_content("operator").config,
             "model_version": f"{meta.get('name', bundle_root.name)} {meta.get('version', '')}".strip(),
@@ -214,7 +225,7 @@ class Restorer:
         self,
         inputs: Sequence[str | os.PathLike] | str | os.PathLike,
         num_samples: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         output_dir: str | os.PathLike | None = None,
         batch_size: int = 8,
         on_error: str = "raise",
@@ -234,6 +245,7 @@ class Restorer:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
         force = self.force if force is None else bool(force)
+        seed = self.seed if seed is None else int(seed)
         if output_dir is not None:
             check_writable(output_dir)
         items = [inputs] if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "SOPInstanceUID") else inputs
@@ -401,8 +413,8 @@ def restore(
     inputs: Sequence[str | os.PathLike] | str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     bundle: str | os.PathLike = "bundles/xray_ddrm",
-    num_samples: int = 1,
-    seed: int = 0,
+    num_samples: int | None = None,
+    seed: int | None = None,
     include_identifiers: bool = False,
     references: dict[str, np.ndarray] | None = None,
     keep_images: bool = True,
@@ -434,6 +446,8 @@ def restore(
     start = time.time()
     restorer = Restorer.from_bundle(bundle, **overrides)
     load_seconds = time.time() - start
+    num_samples = restorer.num_samples if num_samples is None else int(num_samples)
+    seed = restorer.seed if seed is None else int(seed)
     report = ReportWriter(Path(output_dir or "."), settings={**restorer.provenance, "num_samples": num_samples,
                                                              "seed": seed, "output_mode": restorer.output_mode,
                                                              "force": restorer.force},
