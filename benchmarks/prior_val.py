@@ -20,24 +20,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
     parser.add_argument("--weights", default="bundles/xray_ddrm/models/model.pt")
-    parser.add_argument("--split", default="val", choices=["val", "test"])
+    parser.add_argument("--bundle", default="bundles/xray_ddrm", help="settings not given below are this bundle's")
+    parser.add_argument("--split", choices=["val", "test"], help="default: the bundle's evaluate.json")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--protocols", nargs="+", default=["case_study", "realistic"])
-    parser.add_argument("--samples", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--spacing", default="quadratic", choices=["quadratic", "uniform"])
-    parser.add_argument("--eta", type=float, default=0.85)
-    parser.add_argument("--eta-b", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocols", nargs="+", help="default: the bundle's evaluate.json")
+    parser.add_argument("--samples", type=int, nargs="+", help="default: the bundle's evaluate.json")
+    parser.add_argument("--steps", type=int, help="default: the bundle's num_steps")
+    parser.add_argument("--spacing", choices=["quadratic", "uniform"], help="default: the bundle's spacing")
+    parser.add_argument("--eta", type=float, help="for every protocol (default: the bundle's, per protocol)")
+    parser.add_argument("--eta-b", type=float, help="default: the bundle's eta_b")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fp32", action="store_true", help="run the UNet in fp32 instead of bf16 autocast")
     parser.add_argument("--out", default="benchmarks/results/prior_val.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
-    results = evaluate_prior(args.data, args.weights, split=args.split, protocols=tuple(args.protocols),
-                             samples=tuple(args.samples), limit=args.limit, num_steps=args.steps, spacing=args.spacing,
-                             eta=args.eta, eta_b=args.eta_b, seed=args.seed, autocast=not args.fp32)
+    given = {"num_steps": args.steps, "spacing": args.spacing, "eta": args.eta, "eta_b": args.eta_b,
+             "autocast": False if args.fp32 else None}
+    results = evaluate_prior(args.data, args.weights, split=args.split, limit=args.limit, seed=args.seed,
+                             protocols=tuple(args.protocols) if args.protocols else None,
+                             samples=tuple(args.samples) if args.samples else None, bundle=args.bundle,
+                             **{k: v for k, v in given.items() if v is not None})
     results.update(**run_info(), wall_seconds=round(time.time() - start, 1),
                    command="python benchmarks/prior_val.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
     print(format_results(results))

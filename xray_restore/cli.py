@@ -172,13 +172,18 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_conditional, evaluate_prior, format_results
 
-    if args.model == "conditional":
-        results = evaluate_conditional(args.data, args.weights or f"{CONDITIONAL_BUNDLE}/models/model.pt",
-                                       split=args.split, limit=args.limit, samples=tuple(args.samples),
-                                       out_file=args.out)
-    else:
-        results = evaluate_prior(args.data, args.weights or f"{DEFAULT_BUNDLE}/models/model.pt", split=args.split,
-                                 limit=args.limit, samples=tuple(args.samples), out_file=args.out)
+    evaluate = evaluate_conditional if args.model == "conditional" else evaluate_prior
+    bundle = args.bundle or (CONDITIONAL_BUNDLE if args.model == "conditional" else DEFAULT_BUNDLE)
+    settings = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"xray-restore: error: --set expects id=value, got {item!r}")
+        settings[key] = _setting(value)
+    results = evaluate(args.data, args.weights, split=args.split, limit=args.limit,
+                       samples=tuple(args.samples) if args.samples else None,
+                       protocols=tuple(args.protocols) if args.protocols else None, bundle=bundle,
+                       out_file=args.out, **settings)
     print(format_results(results))
     return 0
 
@@ -293,14 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 
-    ev = sub.add_parser("evaluate", help="DDRM (or the conditional baseline) vs linear baselines on a split")
+    ev = sub.add_parser("evaluate", help="DDRM (or the conditional baseline) vs linear baselines on a split, with "
+                        "the settings its bundle ships (configs/evaluate.json and inference.json)")
     ev.add_argument("--model", choices=["prior", "conditional"], default="prior",
                     help="prior: DDRM with the xray_ddrm bundle; conditional: the xray_conditional bundle")
+    ev.add_argument("--bundle", help="bundle folder (default: the --model's bundle)")
     ev.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
-    ev.add_argument("--weights", help="default: the chosen bundle's models/model.pt")
-    ev.add_argument("--split", default="val", choices=["val", "test"], help="split to evaluate (default: %(default)s; tune on val)")
+    ev.add_argument("--weights", help="other weights for the bundle's network (default: its models/model.pt)")
+    ev.add_argument("--split", choices=["val", "test"], help="split to evaluate (default: the bundle's, val; tune on val)")
+    ev.add_argument("--protocols", nargs="+", choices=["case_study", "realistic"],
+                    help="measurement protocols (default: the bundle's evaluate.json)")
     ev.add_argument("--limit", type=int, help="first N images of the split (default: all)")
-    ev.add_argument("--samples", type=int, nargs="+", default=[1, 8], help="sample counts to average (default: 1 8)")
+    ev.add_argument("--samples", type=int, nargs="+", help="sample counts to average (default: the bundle's, 1 8)")
+    ev.add_argument("--set", action="append", metavar="ID=VALUE",
+                    help="override an id of the bundle's inference.json, e.g. --set num_steps=50")
     ev.add_argument("--out", default=None, help="write the results as JSON here")
     ev.set_defaults(func=_cmd_evaluate)
 

@@ -5,13 +5,17 @@ A top-level runner: nothing in the package below it imports it (the measurement 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
+
 import torch
+
 from .measurement import PROTOCOLS, Protocol, degrade, make_operator
 from .metrics import psnr, ssim
 from .operators import GaussianBlur
 
-__all__ = ["evaluate_methods", "evaluate_prior", "evaluate_conditional", "format_results", "Protocol"]
+__all__ = ["evaluate_methods", "evaluate_prior", "evaluate_conditional", "evaluation_ids", "format_results", "Protocol"]
 
 TIKHONOV_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
 LMMSE_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -83,84 +87,122 @@ def evaluate_methods(
     return _write(results, out_file)
 
 
+DDRM_BUNDLE = "bundles/xray_ddrm"
+CONDITIONAL_BUNDLE = "bundles/xray_conditional"
+
+
+def evaluation_ids(bundle: str | os.PathLike) -> dict:
+    """The evaluation settings of a bundle (``configs/evaluate.json``: their one home), parsed."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(Path(bundle) / "configs" / "evaluate.json"))
+    parser["bundle_root"] = str(bundle)
+    keys = ("split", "protocols", "num_samples", "seed", "protocol_settings")
+    return {k: parser.get_parsed_content(k) for k in keys if k in parser.config}
+
+
+def _bundle_model(bundle, weights, network, settings: dict):
+    """Network and inferer of a bundle through the composition root; ``weights`` into ``network`` if given."""
+    from .networks import load_weights
+    from .restore import Restorer
+
+    restorer = Restorer.from_bundle(bundle, **settings)
+    model = restorer.network
+    if weights is not None or network is not None:
+        model = load_weights(network if network is not None else model,
+                             weights if weights is not None else Path(bundle) / "models" / "model.pt")
+    return model, restorer.inferer
+
+
 def evaluate_prior(
     data: str,
-    weights: str,
-    split: str = "val",
-    protocols: tuple[str, ...] = ("case_study", "realistic"),
-    samples: tuple[int, ...] = (1, 8),
+    weights: str | os.PathLike | None = None,
+    split: str | None = None,
+    protocols: tuple[str, ...] | None = None,
+    samples: tuple[int, ...] | None = None,
     limit: int | None = None,
-    num_steps: int = 20,
-    eta: float = 0.85,
-    eta_b: float = 1.0,
-    spacing: str = "quadratic",
     batch_size: int = 16,
-    seed: int = 0,
-    autocast: bool = True,
+    seed: int | None = None,
     network: torch.nn.Module | None = None,
     out_file: str | None = None,
     baselines: bool = True,
     lmmse_grid: tuple[float, ...] = LMMSE_GRID,
     tikhonov_grid: tuple[float, ...] = TIKHONOV_GRID,
+    bundle: str | os.PathLike = DDRM_BUNDLE,
+    protocol_settings: dict | None = None,
+    **settings,
 ) -> dict:
-    """DDRM with the prior at ``weights`` (1 sample and means of ``samples``) via :func:`evaluate_methods`."""
-    from .ddrm import DDRMInferer
-    from .networks import build_prior_unet, build_scheduler, load_weights
+    """DDRM of a bundle (1 sample and means of ``samples``) under the val protocols, via :func:`evaluate_methods`.
 
-    unet = load_weights(network if network is not None else build_prior_unet(), weights)
-    scheduler = build_scheduler()
+    The network and inferer come from the bundle through :meth:`~xray_restore.restore.Restorer.from_bundle`, so
+    the settings evaluated are the ones it ships; ``settings`` override ids of its ``inference.json`` (e.g.
+    ``num_steps=50``, ``eta=0.7``: for every protocol) over ``protocol_settings`` ``{protocol: {id: value}}``. Arguments
+    left as None (split, protocols, samples, seed, protocol_settings) are the bundle's ``evaluate.json`` values.
+    ``weights`` (into ``network``, default the bundle's architecture) evaluate other weights with the same settings.
+    The blur of each protocol is the protocol's own operator (:func:`~xray_restore.measurement.make_operator`).
+    """
+    defaults = evaluation_ids(bundle)
+    split = split or defaults.get("split", "val")
+    protocols = tuple(protocols or defaults["protocols"])
+    samples = tuple(samples or defaults["num_samples"])
+    seed = defaults.get("seed", 0) if seed is None else seed
+    protocol_settings = defaults.get("protocol_settings", {}) if protocol_settings is None else protocol_settings
+    used: dict = {}
 
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
+        unet, inferer = _bundle_model(bundle, weights, network, {**protocol_settings.get(protocol, {}), **settings})
+        used[protocol] = inferer.config
         methods = {}
         for k in samples:
-            inferer = DDRMInferer(op, scheduler, num_steps=num_steps, spacing=spacing, eta=eta, eta_b=eta_b,
-                                  sigma_y=sigma_y, num_samples=k, autocast=autocast)
             methods["ddrm_1sample" if k == 1 else f"ddrm_mean{k}"] = (
-                lambda y, g, inferer=inferer: inferer(inputs=y, network=unet, generator=g))
+                lambda y, g, k=k: inferer.sample(y, unet, num_samples=k, generator=g, operator=op, sigma_y=sigma_y)[0])
         return methods
 
     results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                batch_size=batch_size, seed=seed, baselines=baselines, lmmse_grid=lmmse_grid,
                                tikhonov_grid=tikhonov_grid, out_file=None,
-                               settings={"num_steps": num_steps, "spacing": spacing, "eta": eta, "eta_b": eta_b,
-                                         "bf16": autocast})
-    results["weights"] = str(weights)
+                               settings={"bundle": str(bundle), "overrides": settings,
+                                         "protocol_settings": protocol_settings})
+    results["settings"]["inferer"] = used
+    results["weights"] = str(weights if weights is not None else Path(bundle) / "models" / "model.pt")
     return _write(results, out_file)
 
 
 def evaluate_conditional(
     data: str,
-    weights: str,
-    split: str = "val",
-    protocols: tuple[str, ...] = ("realistic",),
-    samples: tuple[int, ...] = (1, 8),
+    weights: str | os.PathLike | None = None,
+    split: str | None = None,
+    protocols: tuple[str, ...] | None = None,
+    samples: tuple[int, ...] | None = None,
     limit: int | None = None,
-    num_steps: int = 20,
-    eta: float = 1.0,
-    temperature: float = 1.0,
     batch_size: int = 16,
-    seed: int = 0,
-    autocast: bool = True,
+    seed: int | None = None,
     network: torch.nn.Module | None = None,
     out_file: str | None = None,
     baselines: bool = True,
+    bundle: str | os.PathLike = CONDITIONAL_BUNDLE,
+    **settings,
 ) -> dict:
-    """The conditional baseline (predictor alone, 1 sample, means of ``samples``) via :func:`evaluate_methods`.
+    """The conditional baseline of a bundle (predictor alone, 1 sample, means of ``samples``) via
+    :func:`evaluate_methods`; settings as in :func:`evaluate_prior` (``settings`` override ``inference.json`` ids,
+    e.g. ``num_steps``, ``eta``, ``temperature``). An SR3 network has no ``predictor`` row."""
+    from .conditional import ConditionalSampler, PredictAndRefine
 
-    ``network`` defaults to ``build_conditional("predict_refine")``; an SR3 network has no ``predictor`` row.
-    """
-    from .conditional import ConditionalSampler, PredictAndRefine, build_conditional
-    from .networks import load_weights
-
-    model = load_weights(network if network is not None else build_conditional("predict_refine"), weights)
+    defaults = evaluation_ids(bundle)
+    split = split or defaults.get("split", "val")
+    protocols = tuple(protocols or defaults["protocols"])
+    samples = tuple(samples or defaults["num_samples"])
+    seed = defaults.get("seed", 0) if seed is None else seed
+    model, inferer = _bundle_model(bundle, weights, network, settings)
 
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
         methods: dict[str, Restorer] = {}
         if isinstance(model, PredictAndRefine):
             methods["predictor"] = lambda y, g: ((model.predict(2 * y - 1) + 1) / 2).clamp(0, 1)
         for k in samples:
-            sampler = ConditionalSampler(model, num_steps=num_steps, eta=eta, autocast=autocast,
-                                         temperature=temperature)
+            sampler = ConditionalSampler(model, num_steps=inferer.num_steps, eta=inferer.eta,
+                                         autocast=inferer.autocast, temperature=inferer.temperature)
             methods["conditional_1sample" if k == 1 else f"conditional_mean{k}"] = (
                 lambda y, g, sampler=sampler, k=k: sampler.sample(y, num_samples=k, generator=g)[0])
         return methods
@@ -168,9 +210,9 @@ def evaluate_conditional(
     with torch.inference_mode():
         results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                    batch_size=batch_size, seed=seed, baselines=baselines, out_file=None,
-                                   settings={"num_steps": num_steps, "eta": eta, "temperature": temperature,
-                                             "bf16": autocast})
-    results["weights"] = str(weights)
+                                   settings={"bundle": str(bundle), "overrides": settings,
+                                             "inferer": inferer.config})
+    results["weights"] = str(weights if weights is not None else Path(bundle) / "models" / "model.pt")
     return _write(results, out_file)
 
 

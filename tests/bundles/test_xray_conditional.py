@@ -77,7 +77,8 @@ def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
 
 def test_evaluate_config_runs(cxr14_cache, tmp_path):
     out = tmp_path / "val.json"
-    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1, 2], num_steps=5,
+    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1, 2],
+               inference_overrides={"num_steps": 5},
                output_file=str(out))
     result = json.loads(out.read_text())
     methods = result["protocols"]["realistic"]["methods"]

@@ -53,7 +53,7 @@ def test_shipped_weights_load_with_weights_only():
 
 def test_configs_match_python_defaults():
     """Drift guard: the bundle is the source of truth, and it must agree with the package defaults."""
-    for name in ("inference.json", "train.json", "evaluate.json"):
+    for name in ("inference.json", "train.json"):  # evaluate.json takes the network from inference.json
         net = dict(load_config(name)["network_def"])
         assert net.pop("_target_") == "monai.networks.nets.DiffusionModelUNet"
         assert {k: tuple(v) if isinstance(v, list) else v for k, v in net.items()} == PRIOR_UNET_CONFIG
@@ -145,8 +145,30 @@ def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
 def test_evaluate_config_runs(cxr14_cache, tmp_path):
     out = tmp_path / "val.json"
     run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1], protocols=["realistic"],
-               output_file_realistic=str(out), lmmse_grid=[0.003])
+               output_file=str(out))
     result = json.loads(out.read_text())
     methods = result["protocols"]["realistic"]["methods"]
     assert {"blurred", "pinv", "tikhonov", "lmmse", "ddrm_1sample"} <= set(methods)
     assert result["split"] == "val" and result["n_images"] == 4
+
+
+def test_cli_evaluate_and_the_bundle_evaluate_config_report_the_same_numbers(cxr14_cache, tmp_path):
+    """One composition root: ``xray-restore evaluate`` and ``monai.bundle run evaluate.json`` build the same model
+    and inferer from the bundle, so the same settings give the same numbers (both protocols: the case study's η
+    comes from evaluate.json's protocol_settings in both)."""
+    cli_out, config_out = tmp_path / "cli.json", tmp_path / "config.json"
+    cmd = [sys.executable, "-m", "xray_restore", "evaluate", "--data", str(cxr14_cache), "--bundle", str(BUNDLE),
+           "--limit", "4", "--samples", "1", "--set", "num_steps=4", "--out", str(cli_out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1],
+               inference_overrides={"num_steps": 4}, output_file=str(config_out))
+    cli, config = json.loads(cli_out.read_text()), json.loads(config_out.read_text())
+    assert set(cli["protocols"]) == set(config["protocols"]) == {"case_study", "realistic"}
+    for protocol in cli["protocols"]:
+        a, b = cli["protocols"][protocol]["methods"], config["protocols"][protocol]["methods"]
+        assert a.keys() == b.keys()
+        for method in a:
+            assert a[method]["psnr"] == pytest.approx(b[method]["psnr"], abs=1e-9), (protocol, method)
+    assert cli["settings"]["inferer"]["case_study"]["eta"] == 1.0  # the bundle's case-study choice, not 0.85
+    assert cli["settings"]["inferer"]["realistic"]["eta"] == 0.85
