@@ -51,12 +51,14 @@ def test_evaluate_conditional_bundle_on_val(tmp_path):
 def test_training_options_build_the_train_config():
     from xray_restore.cli import _train_config, build_parser
 
-    for command in ("train-prior", "train-conditional"):
+    for command, bundle in (("train-prior", "bundles/xray_ddrm"), ("train-conditional", "bundles/xray_conditional")):
         args = build_parser().parse_args([command, "--steps", "500", "--decay-steps", "100", "--min-lr-ratio", "0.05",
                                           "--lr", "1e-4", "--fp32"])
-        config = _train_config(args)
+        config = _train_config(args, bundle)
         assert (config.max_steps, config.decay_steps, config.min_lr_ratio, config.lr, config.autocast) == (
             500, 100, 0.05, 1e-4, False)
+        untouched = _train_config(build_parser().parse_args([command]), bundle)
+        assert untouched.max_steps == 100000 and untouched.lr == 3e-4  # the bundle's train.json, not a CLI copy
 
 
 def test_every_option_of_every_command_has_help():

@@ -117,12 +117,22 @@ def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any id of the bundle's inference.json, e.g. --set num_steps=50")
 
 
-def _train_config(args: argparse.Namespace):
-    """The :class:`~xray_restore.training.TrainConfig` of the shared training options."""
+def _train_config(args: argparse.Namespace, bundle: str):
+    """The :class:`~xray_restore.training.TrainConfig` of ``bundle``'s ``train.json``, with the options given."""
+    import dataclasses
+
+    from monai.bundle import ConfigParser
+
     from .training import TrainConfig
 
-    return TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, autocast=not args.fp32,
-                       decay_steps=args.decay_steps, min_lr_ratio=args.min_lr_ratio)
+    parser = ConfigParser()
+    parser.read_config(str(Path(bundle) / "configs" / "train.json"))
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in parser["train_config"].items() if k in fields}
+    given = {"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "decay_steps": args.decay_steps,
+             "min_lr_ratio": args.min_lr_ratio, "autocast": False if args.fp32 else None}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return TrainConfig(**values)
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
@@ -130,7 +140,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
     from .networks import build_prior_unet
 
-    config = _train_config(args)
+    config = _train_config(args, DEFAULT_BUNDLE)
     network = None
     if args.network:
         network = build_prior_unet(**json.loads(args.network))
@@ -162,8 +172,10 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
 def _cmd_train_conditional(args: argparse.Namespace) -> int:
     from .conditional import train_conditional
 
-    config = _train_config(args)
-    train_conditional(args.data, args.out, variant=args.variant, config=config, resume=not args.restart,
+    config = _train_config(args, CONDITIONAL_BUNDLE)
+    variant = args.variant or json.loads((Path(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())[
+        "network_def"]["variant"]
+    train_conditional(args.data, args.out, variant=variant, config=config, resume=not args.restart,
                       num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step,
                       extra_data=args.extra_data)
     return 0
@@ -202,12 +214,14 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     parser.add_argument("--out", default=out_default, help="run folder: checkpoint, log, weights (default: %(default)s)")
     parser.add_argument("--extra-data", nargs="*", default=[],
                         help="training-only .npz archives (an 'images' array) added to the train split")
-    parser.add_argument("--steps", type=int, default=20000, help="total optimiser steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=3e-4, help="peak AdamW learning rate (default: %(default)s)")
-    parser.add_argument("--decay-steps", type=int, default=0,
-                        help="cosine cooldown of the lr over the last N steps before --steps (0: constant lr)")
-    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="lr at --steps as a fraction of --lr")
+    parser.add_argument("--steps", type=int, help="total optimiser steps (default: the bundle's train.json)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default: the bundle's train.json)")
+    parser.add_argument("--lr", type=float, help="peak AdamW learning rate (default: the bundle's train.json)")
+    parser.add_argument("--decay-steps", type=int,
+                        help="cosine cooldown of the lr over the last N steps before --steps (0: constant lr; "
+                             "default: the bundle's train.json)")
+    parser.add_argument("--min-lr-ratio", type=float,
+                        help="lr at --steps as a fraction of --lr (default: the bundle's train.json)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (bf16 is used only where the CPU runs it natively)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
@@ -293,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec.set_defaults(func=_cmd_fit_spectrum)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
-    cond.add_argument("--variant", choices=["sr3", "predict_refine"], default="predict_refine",
-                      help="network (default: %(default)s)")
+    cond.add_argument("--variant", choices=["sr3", "predict_refine"],
+                      help="network (default: the bundle's train.json network_def, predict_refine)")
     _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 

@@ -142,7 +142,7 @@ class ConditionalSampler:
             conditional mean, trading diversity for distortion). Per-step noise (η > 0) is not tempered.
     """
 
-    def __init__(self, network: nn.Module, num_steps: int = 50, eta: float = 1.0, autocast: bool = False,
+    def __init__(self, network: nn.Module, num_steps: int, eta: float = 1.0, autocast: bool = False,
                  temperature: float = 1.0) -> None:
         if not 0.0 <= temperature <= 1.0:
             raise ValueError(f"temperature must be in [0, 1], got {temperature}.")
@@ -190,15 +190,15 @@ class ConditionalInferer(Inferer):
     still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) is handed back.
     """
 
-    def __init__(self, num_steps: int = 20, eta: float = 1.0, num_samples: int = 8, autocast: bool = False,
-                 seed: int | None = None, temperature: float = 1.0, operator: SVDOperator | None = None,
+    def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
+                 seed: int | None = None, temperature: float | None = None, operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
                  variant: str = "conditional") -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
-        self.temperature = float(temperature)
+        self.temperature = 1.0 if temperature is None else float(temperature)  # None: the model's distribution
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         self.operator = operator
@@ -257,7 +257,7 @@ class ConditionalInferer(Inferer):
         return mean
 
 
-def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64, 64),
+def build_conditional(variant: str, channels: tuple[int, ...] = (32, 64, 64),
                       operator: SVDOperator | None = None, front_end_lam: float | None = 1e-2,
                       residual_std: float = 0.05) -> nn.Module:
     """The baseline networks: ``"sr3"`` (one 2-channel ε-UNet) or ``"predict_refine"`` (predictor + denoiser).
@@ -285,7 +285,7 @@ def build_conditional(variant: str = "sr3", channels: tuple[int, ...] = (32, 64,
 def train_conditional(
     data: str,
     out_dir: str,
-    variant: str = "sr3",
+    variant: str,
     config=None,
     network: nn.Module | None = None,
     operator: SVDOperator | None = None,

@@ -37,11 +37,12 @@ __all__ = [
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyper-parameters of a training run (all recorded in the checkpoint)."""
+    """Hyper-parameters of a training run (all recorded in the checkpoint). The bundles' ``train.json``
+    ``train_config`` is the home of the values a run uses; these defaults equal it (a test checks)."""
 
-    max_steps: int = 20000
+    max_steps: int = 100000
     batch_size: int = 32
-    lr: float = 2e-4
+    lr: float = 3e-4
     weight_decay: float = 0.0
     warmup_steps: int = 200
     decay_steps: int = 0  # cooldown: cosine decay of the lr over the last decay_steps before max_steps (0: constant)
