@@ -212,7 +212,11 @@ def run_batch(
     client = cluster = None
     try:
         if workers or scheduler:
-            from dask.distributed import Client, LocalCluster, as_completed
+            try:
+                from dask.distributed import Client, LocalCluster, as_completed
+            except ImportError as e:
+                raise InputError("--workers/--scheduler", "Dask is not installed: pip install 'xray_restore[dask]'"
+                                 ) from e
 
             if scheduler:
                 client = Client(scheduler)

@@ -65,7 +65,10 @@ class DicomWebNode:
     back are never restored again."""
 
     def __init__(self, url: str) -> None:
-        from dicomweb_client.api import DICOMwebClient
+        try:
+            from dicomweb_client.api import DICOMwebClient
+        except ImportError as e:
+            raise InputError(url, "dicomweb-client is not installed: pip install 'xray_restore[pacs]'") from e
 
         self.url = url
         self.client = DICOMwebClient(url=url)
