@@ -19,8 +19,9 @@ DEFAULT_DATA = "../shared/data/cxr14_64.npz"
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .jobs import run_inference_bundle
+    from .locate import locate_bundle
 
-    bundle = Path(args.bundle)
+    bundle = locate_bundle(args.bundle)
     reference = args.reference or (None if args.input else bundle / "samples" / "sharp")
     summary = run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
                                    reference_dir=reference,
@@ -125,8 +126,10 @@ def _train_config(args: argparse.Namespace, bundle: str):
 
     from .training import TrainConfig
 
+    from .locate import locate_bundle
+
     parser = ConfigParser()
-    parser.read_config(str(Path(bundle) / "configs" / "train.json"))
+    parser.read_config(str(locate_bundle(bundle) / "configs" / "train.json"))
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in parser["train_config"].items() if k in fields}
     given = {"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "decay_steps": args.decay_steps,
@@ -157,8 +160,10 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
 
     from monai.bundle import ConfigParser
 
+    from .locate import locate_bundle
+
     config = ConfigParser()
-    config.read_config(str(Path(args.bundle) / "configs" / "inference.json"))
+    config.read_config(str(locate_bundle(args.bundle) / "configs" / "inference.json"))
     padding = config["operator"].get("padding", "zeros")  # the training blurs have the restoring operator's borders
     output = args.output or str(Path(args.bundle) / "models" / "degradation_spectrum.pt")
     images = to_unit_range(load_training_pool(args.data, args.extra_data))
@@ -173,7 +178,9 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
     from .conditional import train_conditional
 
     config = _train_config(args, CONDITIONAL_BUNDLE)
-    variant = args.variant or json.loads((Path(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())[
+    from .locate import locate_bundle
+
+    variant = args.variant or json.loads((locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())[
         "network_def"]["variant"]
     train_conditional(args.data, args.out, variant=variant, config=config, resume=not args.restart,
                       num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step,
@@ -235,7 +242,9 @@ def _add_job_arguments(parser: argparse.ArgumentParser, output_default: str | No
         parser.add_argument("-o", "--output", required=True, help="output folder (created; must be writable)")
     else:
         parser.add_argument("-o", "--output", default=output_default, help="output folder (default: %(default)s)")
-    parser.add_argument("--bundle", default=DEFAULT_BUNDLE, help="MONAI bundle folder (default: %(default)s)")
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLE,
+                        help="MONAI bundle folder or name (default: %(default)s; a name is found beside the installed "
+                             "package, see xray_restore/locate.py)")
     parser.add_argument("--samples", type=int, default=None,
                         help="posterior samples per image; >1 adds an uncertainty series (default: the bundle's "
                              "num_samples: 1 for xray_ddrm)")

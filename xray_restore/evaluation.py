@@ -95,8 +95,11 @@ def evaluation_ids(bundle: str | os.PathLike) -> dict:
     """The evaluation settings of a bundle (``configs/evaluate.json``: their one home), parsed."""
     from monai.bundle import ConfigParser
 
+    from .locate import locate_bundle
+
+    bundle = locate_bundle(bundle)
     parser = ConfigParser()
-    parser.read_config(str(Path(bundle) / "configs" / "evaluate.json"))
+    parser.read_config(str(bundle / "configs" / "evaluate.json"))
     parser["bundle_root"] = str(bundle)
     keys = ("split", "protocols", "num_samples", "seed", "protocol_settings")
     return {k: parser.get_parsed_content(k) for k in keys if k in parser.config}
@@ -110,8 +113,10 @@ def _bundle_model(bundle, weights, network, settings: dict):
     restorer = Restorer.from_bundle(bundle, **settings)
     model = restorer.network
     if weights is not None or network is not None:
+        from .locate import locate_bundle
+
         model = load_weights(network if network is not None else model,
-                             weights if weights is not None else Path(bundle) / "models" / "model.pt")
+                             weights if weights is not None else locate_bundle(bundle) / "models" / "model.pt")
     return model, restorer.inferer
 
 
@@ -165,7 +170,7 @@ def evaluate_prior(
                                settings={"bundle": str(bundle), "overrides": settings,
                                          "protocol_settings": protocol_settings})
     results["settings"]["inferer"] = used
-    results["weights"] = str(weights if weights is not None else Path(bundle) / "models" / "model.pt")
+    results["weights"] = str(weights if weights is not None else "the bundle's models/model.pt")
     return _write(results, out_file)
 
 
@@ -212,7 +217,7 @@ def evaluate_conditional(
                                    batch_size=batch_size, seed=seed, baselines=baselines, out_file=None,
                                    settings={"bundle": str(bundle), "overrides": settings,
                                              "inferer": inferer.config})
-    results["weights"] = str(weights if weights is not None else Path(bundle) / "models" / "model.pt")
+    results["weights"] = str(weights if weights is not None else "the bundle's models/model.pt")
     return _write(results, out_file)
 
 

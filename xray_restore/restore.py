@@ -183,7 +183,9 @@ class Restorer:
 
         import xray_restore
 
-        bundle_root = Path(bundle_root)
+        from .locate import locate_bundle
+
+        bundle_root = locate_bundle(bundle_root)
         config_file = bundle_root / "configs" / "inference.json"
         if not config_file.is_file():
             raise InputError(config_file, "bundle inference config not found")
