@@ -40,15 +40,16 @@ from xray_restore.baselines import (
     richardson_lucy_skimage,
     tikhonov,
 )
-from xray_restore.conditional import ConditionalSampler, build_conditional
+from xray_restore.conditional import ConditionalSampler
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.ddrm import DDRMInferer
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
+from xray_restore.evaluation import evaluation_ids
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
 from xray_restore.metrics import psnr, ssim
 from xray_restore.metrics import kid, lpips
-from xray_restore.networks import build_prior_unet, build_scheduler, load_weights
+from xray_restore.networks import load_weights
 from xray_restore.provenance import run_info, write_json
+from xray_restore.restore import Restorer
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTED = {  # the reference case study (../shared/seeds/000), its table: reported numbers, not ours
@@ -62,7 +63,6 @@ GRIDS = {
     "richardson_lucy": (10, 30, 100, 300, 1000),
     "richardson_lucy_skimage": (1, 3, 10, 30),
 }
-BUNDLE_ETA = {"case_study": 1.0, "realistic": 0.85}  # bundles/xray_ddrm/configs/evaluate.json (chosen on val)
 
 
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -106,6 +106,17 @@ def summarise(estimate: torch.Tensor, x: torch.Tensor, seconds: float, with_kid:
     return row
 
 
+def ddrm_of(protocol: str, args: argparse.Namespace):
+    """The DDRM bundle's network and inferer for ``protocol`` through the composition root (its inference.json,
+    its evaluate.json per-protocol settings), with the overrides given on the command line."""
+    given = {"num_steps": args.steps, "eta": args.eta, "autocast": False if args.fp32 else None}
+    overrides = {**evaluation_ids(args.bundle).get("protocol_settings", {}).get(protocol, {}),
+                 **{k: v for k, v in given.items() if v is not None}}
+    restorer = Restorer.from_bundle(args.bundle, **overrides)
+    unet = restorer.network if args.prior_weights is None else load_weights(restorer.network, args.prior_weights)
+    return unet, restorer.inferer
+
+
 def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -> tuple[dict, dict]:
     """All methods under one protocol; returns (rows, estimates for the panel)."""
     x, x_val, train = data["test"], data["val"], data["train"]
@@ -141,17 +152,16 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
                     x_val)
     record("richardson_lucy_skimage", lambda: richardson_lucy_skimage(op, y, int(iters_sk)), num_iter=iters_sk)
 
-    eta = BUNDLE_ETA[protocol] if args.eta is None else args.eta
-    unet, scheduler = models["prior"], models["scheduler"]
+    unet, inferer = ddrm_of(protocol, args)  # the bundle's network and inferer (its settings for this protocol)
+    eta, steps = inferer.eta, inferer.num_steps
     for k in (1, args.samples):
-        inferer = DDRMInferer(op, scheduler, num_steps=args.steps, eta=eta, eta_b=1.0, sigma_y=sigma_y, num_samples=k,
-                              autocast=not args.fp32)
         g = torch.Generator().manual_seed(args.seed + 1)
         record("ddrm_1sample" if k == 1 else f"ddrm_mean{k}",
-               lambda: batched(lambda b: inferer(inputs=b, network=unet, generator=g), y, max(1, args.batch_size // k)),
-               num_samples=k, eta=eta, spacing=inferer.spacing, nfe_per_image=args.steps * k)
+               lambda: batched(lambda b: inferer.sample(b, unet, num_samples=k, generator=g, operator=op,
+                                                        sigma_y=sigma_y)[0], y, max(1, args.batch_size // k)),
+               num_samples=k, eta=eta, spacing=inferer.spacing, nfe_per_image=steps * k)
     physics = as_decomposable_physics(op, sigma_y)
-    peer = deepinv_ddrm(unet, scheduler.alphas_cumprod, num_steps=args.steps, eta=eta, autocast=not args.fp32,
+    peer = deepinv_ddrm(unet, inferer.scheduler.alphas_cumprod, num_steps=steps, eta=eta, autocast=inferer.autocast,
                         spacing=inferer.spacing)
 
     def run_peer() -> torch.Tensor:
@@ -159,11 +169,11 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
         with torch.inference_mode():
             return batched(lambda b: peer(b, physics).clamp(0, 1), y, args.batch_size)
 
-    record("deepinv_ddrm_1sample", run_peer, eta=eta, spacing=inferer.spacing, nfe_per_image=args.steps)
+    record("deepinv_ddrm_1sample", run_peer, eta=eta, spacing=inferer.spacing, nfe_per_image=steps)
 
-    cond = models["conditional"]
+    cond, cond_inferer = models["conditional"], models["conditional_inferer"]
     for k in (1, args.samples):
-        sampler = ConditionalSampler(cond, autocast=not args.fp32, **models["conditional_settings"])
+        sampler = ConditionalSampler(cond, autocast=cond_inferer.autocast, **models["conditional_settings"])
         g = torch.Generator().manual_seed(args.seed + 3)
         record("conditional_1sample" if k == 1 else f"conditional_mean{k}",
                lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y,
@@ -171,7 +181,7 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
                num_samples=k, **models["conditional_settings"],
                note="predict-and-refine, trained on the realistic blur")
 
-    floor = unet_floor(unet, args.batch_size, args.steps, autocast=not args.fp32)
+    floor = unet_floor(unet, args.batch_size, steps, autocast=inferer.autocast)
     ddrm = rows["ddrm_1sample"]["seconds"] / x.shape[0]
     peer_seconds = rows["deepinv_ddrm_1sample"]["seconds"]
     rows["ddrm_1sample"].update(unet_floor_seconds_per_image=floor, floor_ratio=ddrm / floor,
@@ -187,7 +197,7 @@ def sigma_sweep(data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -
     x, x_val, train = data["test"], data["val"], data["train"]
     moments = models["moments"].get("case_study") or SpectralGaussian(make_operator("case_study"), train)
     op = moments.operator
-    eta = BUNDLE_ETA["case_study"] if args.eta is None else args.eta
+    unet, inferer = ddrm_of("case_study", args)
     out: dict[str, dict] = {}
     for sigma in args.sweep:
         y = degrade(x, "case_study", torch.Generator().manual_seed(args.seed), sigma_y=sigma)
@@ -195,15 +205,13 @@ def sigma_sweep(data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -
         lam = tune("tikhonov", lambda v: lambda yy: tikhonov(op, yy, v, exact=False), y_val, x_val)
         estimators = {v: GaussianLMMSE(op, moments, v, sigma, exact=False) for v in GRIDS["lmmse"]}
         shrink = tune("lmmse", lambda v: estimators[v], y_val, x_val)
-        inferer = DDRMInferer(op, models["scheduler"], num_steps=args.steps, eta=eta, sigma_y=sigma,
-                              autocast=not args.fp32)
         g = torch.Generator().manual_seed(args.seed + 1)
         methods = {
             "pinv": op.pinv(y),
             "tikhonov": tikhonov(op, y, lam, exact=False),
             "lmmse": estimators[shrink](y),
-            "ddrm_1sample": batched(lambda b: inferer(inputs=b, network=models["prior"], generator=g), y,
-                                    args.batch_size),
+            "ddrm_1sample": batched(lambda b: inferer.sample(b, unet, num_samples=1, generator=g, operator=op,
+                                                             sigma_y=sigma)[0], y, args.batch_size),
         }
         out[f"{sigma:g}"] = {name: {"psnr": psnr(e, x).mean().item(), "lpips": lpips(e, x).mean().item()}
                              for name, e in methods.items()}
@@ -239,9 +247,9 @@ def plot_panel(estimates: dict[str, dict[str, torch.Tensor]], path: Path, n: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["original", "blurred", "lmmse", "ddrm_1sample", "ddrm_mean8", "conditional_mean8"]
     block = estimates["realistic"]
-    names = [m for m in names if m in block] or list(block)[:6]
+    means = [m for m in block if m.startswith(("ddrm_mean", "conditional_mean"))]
+    names = [m for m in ["original", "blurred", "lmmse", "ddrm_1sample", *means] if m in block]
     fig, axes = plt.subplots(n, len(names), figsize=(1.8 * len(names), 1.9 * n), squeeze=False)
     for i in range(n):
         for j, name in enumerate(names):
@@ -298,11 +306,13 @@ def update_readme(table: str, readme: Path) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/cxr14_64.npz"))
-    parser.add_argument("--prior-weights", default=str(ROOT / "bundles/xray_ddrm/models/model.pt"))
-    parser.add_argument("--conditional-weights", default=str(ROOT / "bundles/xray_conditional/models/model.pt"))
+    parser.add_argument("--bundle", default=str(ROOT / "bundles/xray_ddrm"), help="the DDRM bundle (its settings)")
+    parser.add_argument("--conditional-bundle", default=str(ROOT / "bundles/xray_conditional"))
+    parser.add_argument("--prior-weights", help="other weights for the DDRM bundle's network (default: its own)")
+    parser.add_argument("--conditional-weights", help="other weights for the conditional bundle's network")
     parser.add_argument("--limit", type=int, help="first N test and N val images (smoke run)")
     parser.add_argument("--samples", type=int, default=8, help="K of the mean-of-K rows")
-    parser.add_argument("--steps", type=int, default=20, help="DDRM steps (NFE per sample)")
+    parser.add_argument("--steps", type=int, help="DDRM steps (NFE per sample; default: the bundle's)")
     parser.add_argument("--eta", type=float, help="DDRM η (default: the bundle's per-protocol value)")
     parser.add_argument("--cond-steps", type=int, default=None, help="conditional sampler steps (default: bundle's)")
     parser.add_argument("--cond-eta", type=float, default=None, help="default: the conditional bundle's")
@@ -335,14 +345,14 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.time()
     data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("train", "val", "test")}
     data["test"], data["val"] = data["test"][: args.limit], data["val"][: args.limit]
-    scheduler = build_scheduler()
-    bundle = json.loads((ROOT / "bundles/xray_conditional/configs/inference.json").read_text())
-    settings = {"num_steps": args.cond_steps or bundle["num_steps"],
-                "eta": bundle["eta"] if args.cond_eta is None else args.cond_eta,
-                "temperature": bundle["temperature"] if args.cond_temperature is None else args.cond_temperature}
-    models = {"prior": load_weights(build_prior_unet(), args.prior_weights), "scheduler": scheduler,
-              "conditional": load_weights(build_conditional("predict_refine"), args.conditional_weights),
-              "conditional_settings": settings, "moments": {}}
+    given = {"num_steps": args.cond_steps, "eta": args.cond_eta, "temperature": args.cond_temperature}
+    conditional = Restorer.from_bundle(args.conditional_bundle, **{k: v for k, v in given.items() if v is not None})
+    cond_inferer = conditional.inferer
+    settings = {"num_steps": cond_inferer.num_steps, "eta": cond_inferer.eta, "temperature": cond_inferer.temperature}
+    cond_net = (conditional.network if args.conditional_weights is None
+                else load_weights(conditional.network, args.conditional_weights))
+    models = {"conditional": cond_net, "conditional_inferer": cond_inferer, "conditional_settings": settings,
+              "moments": {}}
     protocols = ("case_study", "realistic")
     bar = tqdm(total=11 * len(protocols) + len(args.sweep), desc="benchmark", dynamic_ncols=True)
     results: dict = {"n_test": int(data["test"].shape[0]), "n_val_for_tuning": int(data["val"].shape[0]),

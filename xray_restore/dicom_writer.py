@@ -85,6 +85,62 @@ def _to_pixels(image: np.ndarray, bits: int, rows_per_strip: int = 512) -> np.nd
     return out
 
 
+#: Lossy transfer syntaxes and the Lossy Image Compression Method (0028,2114) defined term of each.
+LOSSY_METHODS = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+                 "1.2.840.10008.1.2.4.81": "ISO_14495_1", "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+                 "1.2.840.10008.1.2.4.203": "ISO_15444_15"}
+#: Modalities of projection radiographs that a derived Secondary Capture keeps (PS3.3 C.7.3.1.1.1 defined terms).
+PROJECTION_MODALITIES = frozenset({"CR", "DX", "MG", "RF", "XA", "RG", "IO", "PX", "OT"})
+
+
+def _carry_clinical_context(sc, ds, bits: int, kind: str) -> None:
+    """What a PACS viewer and a radiologist need from the source, carried into a derived object.
+
+    Modality stays the source's (a CR stays CR, not OT); Laterality is copied when the source has one and absent
+    otherwise (Type 2C: a chest is unpaired); BodyPartExamined is copied; a lossy history is never reset
+    (PS3.3 C.7.6.1.1.5: "01" with the source's ratio and method, or the method of a lossy transfer syntax); the
+    window displays the derived values as the source displayed (they are already the source's VOI output, mapped
+    linearly onto the full range of the stored bits).
+    """
+    from pydicom.multival import MultiValue
+
+    modality = str(ds.get("Modality", "")).upper()
+    if modality in PROJECTION_MODALITIES:
+        sc.Modality = modality
+    # a paired organ's side: the series' Laterality, else the image's (e.g. a mammogram's ImageLaterality)
+    laterality = str(ds.get("Laterality", "") or "").strip() or str(ds.get("ImageLaterality", "") or "").strip()
+    if laterality not in ("R", "L"):
+        laterality = ""  # "U"/"B" (ImageLaterality only) are not Laterality values
+    body_part = str(ds.get("BodyPartExamined", "") or "").strip()
+    if body_part:
+        sc.BodyPartExamined = body_part
+    if laterality:
+        sc.Laterality = laterality
+    elif body_part:  # a named, unpaired body part (a chest): Laterality absent, not empty
+        if "Laterality" in sc:
+            del sc.Laterality
+    else:  # unknown body part: present and empty ("unknown"), as Type 2C allows
+        sc.Laterality = None
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    lossy = str(ds.get("LossyImageCompression", "")) == "01" or syntax in LOSSY_METHODS
+    if lossy:
+        sc.LossyImageCompression = "01"
+        methods = ds.get("LossyImageCompressionMethod") or LOSSY_METHODS.get(syntax)
+        ratios = ds.get("LossyImageCompressionRatio")
+        if methods:
+            sc.LossyImageCompressionMethod = methods
+        def count(value) -> int:
+            return len(value) if isinstance(value, (list, MultiValue)) else 1
+
+        if ratios and methods and count(ratios) == count(methods):  # the two are paired value by value
+            sc.LossyImageCompressionRatio = ratios
+    if kind == "restored":
+        levels = 2**bits
+        sc.WindowCenter, sc.WindowWidth = f"{(levels - 1) / 2:g}", f"{levels:g}"
+        sc.VOILUTFunction = "LINEAR"
+        sc.WindowCenterWidthExplanation = "source display (its VOI already applied)"
+
+
 def _atomic_save(dataset, path: Path) -> None:
     with atomic_path(path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)
@@ -221,8 +277,7 @@ def write_derived(
         except ValueError as e:
             raise InputError(source, f"header cannot be copied into a derived object ({e})") from e
         sc.PatientOrientation = list(ds.PatientOrientation) if orientation_known else None
-        if "Laterality" not in sc:  # General Series, Type 2C: copy the source's, else present and empty
-            sc.Laterality = ds.get("Laterality") or None
+        _carry_clinical_context(sc, ds, bits, kind)
         sc.SeriesDescription = ("Computer-restored (DDRM deblurred)" if kind == "restored"
                                 else "Computer-restored: DDRM uncertainty (std)") + " - not for diagnosis"
         sc.DerivationDescription = description
