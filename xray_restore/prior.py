@@ -87,7 +87,7 @@ def sample_prior(
 
 def write_synthetic_samples(
     weights: str | os.PathLike, out_dir: str | os.PathLike, num_images: int = 4, seed: int = 0,
-    candidates: int = 32, num_steps: int = 200, spectrum: str | os.PathLike | None = None,
+    candidates: int = 128, num_steps: int = 200, spectrum: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write prior samples (``sharp/``) and their blurs (``blurred/``) as 8-bit PNGs: the bundle's embedded default.
 
