@@ -172,3 +172,13 @@ def test_cli_evaluate_and_the_bundle_evaluate_config_report_the_same_numbers(cxr
             assert a[method]["psnr"] == pytest.approx(b[method]["psnr"], abs=1e-9), (protocol, method)
     assert cli["settings"]["inferer"]["case_study"]["eta"] == 1.0  # the bundle's case-study choice, not 0.85
     assert cli["settings"]["inferer"]["realistic"]["eta"] == 0.85
+
+
+def test_inference_configs_pass_monais_bundle_contract():
+    """``ConfigWorkflow.check_properties()`` finds every required inference property in both bundles."""
+    for bundle in (BUNDLE, REPO / "bundles" / "xray_conditional"):
+        workflow = ConfigWorkflow(config_file=str(bundle / "configs" / "inference.json"),
+                                  meta_file=str(bundle / "configs" / "metadata.json"), workflow_type="infer",
+                                  bundle_root=str(bundle))
+        workflow.initialize()
+        assert workflow.check_properties() == [], bundle.name
