@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _NotInstalled
-from importlib.metadata import version as _version
-
-try:
-    __version__ = _version("xray_restore")  # one home: pyproject.toml
-except _NotInstalled:  # a source tree on sys.path without installation
-    __version__ = "0+unknown"
+from .version import __version__
 
 import os as _os  # noqa: E402
 

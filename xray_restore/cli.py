@@ -257,7 +257,7 @@ MODEL_SCALE = ("Images are restored at the 64x64 model scale (blur and noise est
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="xray-restore", description="DDRM deblurring of chest radiographs.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

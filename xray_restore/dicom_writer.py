@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 from .atomic import atomic_path
+from .errors import InputError
+from .readers import MANUFACTURER  # the reader recognises our objects by it
 
-__all__ = ["UID_ROOT", "DerivedObject", "derivation_description", "write_derived"]
+__all__ = ["UID_ROOT", "MANUFACTURER", "DerivedObject", "derivation_description", "write_derived"]
 
 #: Org root for generated UIDs (pydicom's registered root; override for a site's own root).
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
-MANUFACTURER = "xray_restore"
 DEFAULT_SERIES_NUMBER = 9001
 
 

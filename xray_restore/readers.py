@@ -312,6 +312,7 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
 
 
 OWN_SOFTWARE = "xray_restore"  # written into every PNG output (tEXt "Software") so it is never taken as an input
+MANUFACTURER = "xray_restore"  # the Manufacturer of every derived DICOM object: never taken as an input either
 
 
 def is_own_output(source: str | os.PathLike) -> bool:
@@ -330,8 +331,6 @@ def is_own_output(source: str | os.PathLike) -> bool:
         return False
     import pydicom
     from pydicom.errors import InvalidDicomError
-
-    from .dicom_writer import MANUFACTURER
 
     try:
         header = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["Manufacturer"])

@@ -220,7 +220,7 @@ class ReportWriter:
     def summary(self) -> dict:
         """The ``summary.json`` document (layout version :data:`SUMMARY_SCHEMA_VERSION`, JSON Schema in
         ``xray_restore/schemas/summary.schema.json``)."""
-        import xray_restore
+        from .version import __version__
 
         done = [r for r in self.rows if r.get("status") == "done"]
         estimated = [r for r in self.rows if r.get("blur_sigma", "") != ""]
@@ -249,7 +249,7 @@ class ReportWriter:
             "availability": self.availability(kid),
             "kid": kid,
             "settings": self.settings,
-            "versions": {"xray_restore": xray_restore.__version__, "torch": torch.__version__,
+            "versions": {"xray_restore": __version__, "torch": torch.__version__,
                          "python": platform.python_version(),
                          "model": str(self.settings.get("model_version", ""))},
             "timing": {"wall_seconds": round(time.time() - self.started, 2),

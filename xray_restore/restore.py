@@ -181,7 +181,7 @@ class Restorer:
         """Build from ``<bundle_root>/configs/inference.json``; ``overrides`` replace ids (e.g. ``sigma_y=0.02``)."""
         import json
 
-        import xray_restore
+        from .version import __version__
 
         from .locate import locate_bundle
 
@@ -204,7 +204,7 @@ class Restorer:
             "inferer": inferer.config,
             "operator": parser.get_parsed_content("operator").config,
             "model_version": f"{meta.get('name', bundle_root.name)} {meta.get('version', '')}".strip(),
-            "software_version": xray_restore.__version__,
+            "software_version": __version__,
         }
         output_mode = parser.get_parsed_content("output_mode") if "output_mode" in parser.config else "detail"
         force = bool(parser.get_parsed_content("force")) if "force" in parser.config else False
