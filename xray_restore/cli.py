@@ -92,7 +92,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         if not sep or not key:
             raise SystemExit(f"xray-restore: error: --set expects id=value, got {item!r}")
         out[key] = _setting(value)
-    for name in ("blur_sigma", "sigma_y", "output_mode"):
+    for name in ("blur_sigma", "sigma_y", "output_mode", "output_format"):
         value = getattr(args, name)
         if value is not None:
             out[name] = _setting(value)
@@ -114,6 +114,9 @@ def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-mode", dest="output_mode", choices=["detail", "upsample"],
                         help="detail: keep the source's detail finer than 64x64 (bundle default); upsample: write "
                              "the 64x64 result resampled to the source grid")
+    parser.add_argument("--format", dest="output_format", choices=["source", "nifti"],
+                        help="source: a derived DICOM series for DICOM inputs, a PNG for PNG (bundle default); "
+                             "nifti: .nii.gz images (restored, and the std with --samples > 1) with the pixel spacing")
     parser.add_argument("--set", action="append", metavar="ID=VALUE",
                         help="override any id of the bundle's inference.json, e.g. --set num_steps=50")
 

@@ -38,6 +38,9 @@ from .transforms import apply_chain, load_chain
 __all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
 
 OUTPUT_MODES = ("detail", "upsample")
+#: ``source``: the input's own kind (a derived DICOM series for DICOM, a PNG for PNG); ``nifti``: NIfTI-1 images
+#: (``.nii.gz``, restored and, with several samples, the posterior std) for research pipelines.
+OUTPUT_FORMATS = ("source", "nifti")
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -75,6 +78,14 @@ def _parsed(parser: ConfigParser, config_file: Path, key: str):
                 raise InputError(path, reason.rstrip(".")) from None
             cause = cause.__cause__ or cause.__context__
         raise InputError(config_file, f"cannot build {key!r} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def _spacing(meta: dict) -> tuple[float, float] | None:
+    """(row, column) spacing in mm of the source grid, or None when the source does not give it."""
+    if not bool(np.asarray(meta.get("pixel_spacing_known", False)).reshape(-1)[0]):
+        return None
+    values = np.asarray(torch.as_tensor(meta["pixel_spacing"]), dtype=float).reshape(-1)[:2]
+    return float(values[0]), float(values[1])
 
 
 def _input_generator(seed: int, digest: str) -> torch.Generator:
@@ -147,9 +158,13 @@ class Restorer:
     """
 
     def __init__(self, network: torch.nn.Module, inferer, provenance: dict, chain: str = "dicom",
-                 output_mode: str = "detail", force: bool = False, max_batch_pixels: int | None = None) -> None:
+                 output_mode: str = "detail", force: bool = False, max_batch_pixels: int | None = None,
+                 output_format: str = "source") -> None:
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}.")
+        self.output_format = output_format
         if max_batch_pixels is not None and not int(max_batch_pixels) > 0:
             raise ValueError(f"max_batch_pixels must be > 0 (or None), got {max_batch_pixels!r}.")
         # source-grid pixels decoded and held at once: a batch closes early when it reaches this (memory bound)
@@ -209,8 +224,9 @@ class Restorer:
         output_mode = parser.get_parsed_content("output_mode") if "output_mode" in parser.config else "detail"
         force = bool(parser.get_parsed_content("force")) if "force" in parser.config else False
         budget = parser.get_parsed_content("max_batch_pixels") if "max_batch_pixels" in parser.config else None
-        return cls(network, inferer, provenance, chain=parser["input_chain"],
-                   output_mode=output_mode, force=force, max_batch_pixels=budget)
+        output_format = parser.get_parsed_content("output_format") if "output_format" in parser.config else "source"
+        return cls(network, inferer, provenance, chain=parser["input_chain"], output_mode=output_mode, force=force,
+                   max_batch_pixels=budget, output_format=output_format)
 
     # -------------------------------------------------------------------------------------------- load
     def _load(self, path: Path) -> dict:
@@ -339,6 +355,7 @@ class Restorer:
         noise = estimate["sigma_y"] if estimate is not None and self.inferer.sigma_y == "auto" else st["sigma_y"]
         meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
                                                                          "photometric_interpretation")}
+        meta["pixel_spacing"] = _spacing(d["image"].meta)
         if not restored_here:
             # No blur at the model scale: DDRM would only resample the noise of the 64×64 band, so the pixels stay
             # the source's. Forced, a derived object is still written (unchanged pixels, and it says so).
@@ -389,6 +406,11 @@ class Restorer:
     def _write(self, source: str, meta: dict, restored: np.ndarray, std: np.ndarray | None, output_dir,  # noqa: PLR0913
                provenance: dict) -> list[str]:
         out = Path(output_dir)
+        if self.output_format == "nifti":
+            from .nifti import write_nifti
+
+            return [str(p) for p in write_nifti(source, restored, out, meta["pixel_spacing"], std=std,
+                                                description=derivation_text(provenance))]
         if meta.get("format") == "dicom":
             from .dicom_writer import write_derived
 
