@@ -38,7 +38,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
+def orthanc_server(tmp_path_factory):
+    """Orthanc on loopback: ``{"web": DICOMweb URL, "dimse": dicom://AET@host:port}``."""
     if not (Path(ORTHANC).is_file() and Path(PLUGIN).is_file()):
         pytest.fail("Orthanc and its DICOMweb plugin are required (Debian: orthanc orthanc-dicomweb; .ci/run installs)")
     root = tmp_path_factory.mktemp("orthanc")
@@ -46,6 +47,8 @@ def orthanc(tmp_path_factory):
     config = {"Name": "XRAYTEST", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
               "HttpPort": http, "DicomPort": dicom, "DicomAet": "XRAYTEST", "RemoteAccessAllowed": False,
               "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "UnknownSopClassAccepted": True,
+              "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
+              "DicomAlwaysAllowGet": True, "DicomCheckModalityHost": False,
               "Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
     (root / "orthanc.json").write_text(json.dumps(config))
     proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,9 +62,15 @@ def orthanc(tmp_path_factory):
     else:
         proc.terminate()
         pytest.fail("Orthanc did not start")
-    yield f"{base}/dicom-web"
+    yield {"web": f"{base}/dicom-web", "dimse": f"dicom://XRAYTEST@127.0.0.1:{dicom}"}
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def orthanc(orthanc_server):
+    """Orthanc's DICOMweb URL."""
+    return orthanc_server["web"]
 
 
 def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
@@ -206,3 +215,47 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch):
     referenced = sorted(str(node.client.retrieve_instance(r.study, r.series, r.sop)
                             .SourceImageSequence[0].ReferencedSOPInstanceUID) for r in derived)
     assert referenced == sorted(sources)
+
+
+def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_path):
+    """The same batch over Orthanc's DICOM port: C-FIND, C-GET, C-STORE of the derived series (pynetdicom); a
+    re-run processes and stores nothing; our derived series are never taken as inputs."""
+    from pydicom.uid import generate_uid
+
+    from xray_restore.dimse import DimseNode
+
+    web = DicomWebNode(orthanc_server["web"])
+    study = generate_uid(entropy_srcs=[str(tmp_path), "dimse-study"])
+    sources = []
+    for i, name in enumerate(PUSHED[:2]):
+        ds = pydicom.dcmread(DICOM_DIR / name, force=True)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.StudyInstanceUID = study
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[str(tmp_path), "dimse-series", str(i)])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
+            entropy_srcs=[str(tmp_path), "dimse", str(i)])
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        sources.append(str(ds.SOPInstanceUID))
+    node = DimseNode(orthanc_server["dimse"])
+    assert node.store([tmp_path / n for n in PUSHED[:2]]) == 2  # C-STORE in
+    assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # C-FIND
+
+    out = tmp_path / "work"
+    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc_server["dimse"], "-o", str(out), "--bundle",
+           str(BUNDLE), "--studies", study, "--store-back", "--blur-sigma", "2", "--set", "num_steps=3"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    assert report["counts"]["stored"] == 2 and report["stored"] == 2
+    derived = [r for r in all_instances(web) if r.study == study and r.sop not in sources]
+    assert len(derived) == 2
+    referenced = sorted(str(web.client.retrieve_instance(r.study, r.series, r.sop)
+                            .SourceImageSequence[0].ReferencedSOPInstanceUID) for r in derived)
+    assert referenced == sorted(sources)
+    assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # derived series are not inputs
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert second["processed"] == 0 and second["stored"] == 0

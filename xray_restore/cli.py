@@ -54,13 +54,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     common = {"bundle": args.bundle, "batch_size": args.batch_size, "num_samples": args.samples, "seed": args.seed,
               "workers": args.workers, "scheduler": args.scheduler, "retry_failed": args.retry_failed,
               **_overrides(args)}
-    urls = [i for i in args.inputs if i.startswith(("http://", "https://"))]
+    urls = [i for i in args.inputs if i.startswith(("http://", "https://", "dicom://"))]
     stored = None
     if urls:
         from .pacs import run_pacs_batch
 
         if len(urls) != 1 or len(args.inputs) != 1:
-            print("xray-restore: error: give either one DICOMweb URL or files/folders", file=sys.stderr)
+            print("xray-restore: error: give either one PACS address or files/folders", file=sys.stderr)
             return 2
         studies = None
         if args.studies:
@@ -289,18 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = sub.add_parser("batch", help="resumable batch restoration of folders (SQLite manifest, optional Dask)",
                            description=MODEL_SCALE)
-    batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs, or one DICOMweb "
-                       "URL (http://host:port/dicom-web)")
+    batch.add_argument("inputs", nargs="+", help="files or folders of DICOM / PNG radiographs, or one PACS: a "
+                       "DICOMweb URL (http://host:port/dicom-web) or a DIMSE node (dicom://AET@host:port)")
     _add_job_arguments(batch)
     batch.add_argument("--manifest", help="SQLite manifest (default: <output>/manifest.sqlite)")
     batch.add_argument("--batch-size", type=int, default=8, help="images per UNet call (default: %(default)s)")
     batch.add_argument("--workers", type=int, help="run on a local Dask cluster with this many workers")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--retry-failed", action="store_true", help="retry inputs the manifest records as failed")
-    batch.add_argument("--studies", help="DICOMweb: Study Instance UIDs, comma-separated or a file with one per line")
-    batch.add_argument("--date", help="DICOMweb: study date range YYYYMMDD-YYYYMMDD")
-    batch.add_argument("--modality", help="DICOMweb: modality filter, e.g. CR or DX")
-    batch.add_argument("--store-back", action="store_true", help="DICOMweb: STOW the derived series to the node")
+    batch.add_argument("--studies", help="PACS: Study Instance UIDs, comma-separated or a file with one per line")
+    batch.add_argument("--date", help="PACS: study date range YYYYMMDD-YYYYMMDD")
+    batch.add_argument("--modality", help="PACS: modality filter, e.g. CR or DX")
+    batch.add_argument("--store-back", action="store_true",
+                       help="PACS: store the derived series back to the node (STOW-RS or C-STORE)")
     _add_restoration_arguments(batch)
     batch.set_defaults(func=_cmd_batch)
 

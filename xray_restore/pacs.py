@@ -21,7 +21,7 @@ from .dicom_writer import MANUFACTURER
 from .errors import InputError
 from .atomic import atomic_path
 
-__all__ = ["InstanceRef", "DicomWebNode", "run_pacs_batch"]
+__all__ = ["InstanceRef", "DicomWebNode", "open_node", "run_pacs_batch"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,15 @@ class DicomWebNode:
         return len(datasets) - len(failed)
 
 
+def open_node(url: str):
+    """The PACS at ``url``: ``http(s)://…/dicom-web`` (DICOMweb) or ``dicom://AET@host:port`` (DIMSE)."""
+    if url.startswith("dicom://"):
+        from .dimse import DimseNode
+
+        return DimseNode(url)
+    return DicomWebNode(url)
+
+
 def run_pacs_batch(
     url: str,
     output_dir: str | os.PathLike,
@@ -158,7 +167,7 @@ def run_pacs_batch(
     store failure is kept in the summary's failures (the input stays ``done`` and is stored on the next run)."""
     from .batch import Manifest, run_batch
 
-    node = DicomWebNode(url)
+    node = open_node(url)
     staging = Path(output_dir) / "retrieved"
     staging.mkdir(parents=True, exist_ok=True)
     manifest = Path(output_dir) / "manifest.sqlite"
