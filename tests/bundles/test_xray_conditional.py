@@ -68,7 +68,7 @@ def test_inference_runs_as_a_monai_bundle_command(tmp_path):
 def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
     overrides = {"dataset_dir": str(cxr14_cache), "run_dir": str(tmp_path), "train_config#max_steps": 2,
                  "train_config#val_every": 2, "train_config#checkpoint_every": 2, "train_config#warmup_steps": 0,
-                 "train_config#batch_size": 4}
+                 "train_config#batch_size": 4, "val_limit": 8}
     run_config("train.json", **overrides)
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.pt").is_file()
     run_config("train.json", **{**overrides, "train_config#max_steps": 3})
