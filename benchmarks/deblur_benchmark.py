@@ -43,7 +43,7 @@ from xray_restore.baselines import (
 from xray_restore.conditional import ConditionalSampler
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
-from xray_restore.evaluation import evaluation_ids
+from xray_restore.evaluation import LMMSE_GRID, TIKHONOV_GRID, evaluation_ids
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
 from xray_restore.metrics import psnr, ssim
 from xray_restore.metrics import kid, lpips
@@ -57,9 +57,9 @@ REPORTED = {  # the reference case study (../shared/seeds/000), its table: repor
     "conditional (case study, reported)": {"psnr": 12.52},
 }
 SWEEP_SIGMAS = (5e-8, 5e-7, 5e-6, 5e-5, 5e-4, 5e-3, 5e-2, 5e-1)
-GRIDS = {
-    "tikhonov": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
-    "lmmse": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+GRIDS = {  # the linear baselines' grids are the library's (one home); Richardson-Lucy is the benchmark's own
+    "tikhonov": TIKHONOV_GRID,
+    "lmmse": LMMSE_GRID,
     "richardson_lucy": (10, 30, 100, 300, 1000),
     "richardson_lucy_skimage": (1, 3, 10, 30),
 }

@@ -72,3 +72,24 @@ def test_every_option_of_every_command_has_help():
     assert missing == []
     for name in ("run", "restore", "batch"):
         assert "64x64 model scale" in sub.choices[name].format_help()
+
+
+def test_a_corrupt_model_is_one_error_line_naming_the_file(tmp_path):
+    """A bundle whose model.pt is not a weights file: one ``xray-restore: error: <file>: <reason>`` line, exit 1,
+    no traceback (the InputError raised by load_weights reaches the CLI as it was raised)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    bundle = tmp_path / "xray_ddrm"
+    shutil.copytree(repo / "bundles" / "xray_ddrm", bundle, ignore=shutil.ignore_patterns("samples", "docs"))
+    (bundle / "models" / "model.pt").write_bytes(b"not a torch file")
+    done = subprocess.run([sys.executable, "-m", "xray_restore", "restore",
+                           str(repo.parent / "shared" / "data" / "dicom" / "CR-MONO1-10-chest.dcm"), "-o",
+                           str(tmp_path / "out"), "--bundle", str(bundle)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"xray-restore: error: {bundle / 'models' / 'model.pt'}: not a loadable weights file "
+                     "(UnpicklingError; expected a state dict saved with torch.save, loadable with weights_only=True)"]

@@ -62,21 +62,23 @@ def load_weights(network: nn.Module, path: str | os.PathLike, strict: bool = Tru
     """Load a plain state dict into ``network`` with ``torch.load(weights_only=True)``; returns it in eval mode.
 
     Raises:
-        FileNotFoundError: the weights file does not exist (the message names it).
-        ValueError: the file is not a state dict for this network.
+        InputError: the weights file does not exist, is not a state dict, or does not fit the network (the error
+            carries the file and the reason separately, end to end).
     """
+    from .errors import InputError
+
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: weights file not found.")
+        raise InputError(path, "weights file not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several unrelated types for a corrupt / non-torch file
-        raise ValueError(f"{path}: not a loadable weights file ({type(e).__name__}; expected a state dict saved "
-                         "with torch.save, loadable with weights_only=True).") from e
+        raise InputError(path, f"not a loadable weights file ({type(e).__name__}; expected a state dict saved "
+                               "with torch.save, loadable with weights_only=True)") from e
     if not isinstance(state, Mapping):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}.")
+        raise InputError(path, f"expected a state dict, got {type(state).__name__}")
     try:
         network.load_state_dict(state, strict=strict)
     except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not match the network: {e}") from e
+        raise InputError(path, f"weights do not match the network: {e}") from e
     return network.eval()

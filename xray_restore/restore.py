@@ -71,11 +71,8 @@ def _parsed(parser: ConfigParser, config_file: Path, key: str):
     except Exception as e:  # noqa: BLE001 - MONAI wraps the real cause in RuntimeError chains
         cause: BaseException | None = e
         while cause is not None:
-            if isinstance(cause, InputError):
+            if isinstance(cause, InputError):  # the file and the reason travel as they were raised
                 raise cause from None
-            if isinstance(cause, (FileNotFoundError, ValueError)) and ": " in str(cause):
-                path, _, reason = str(cause).partition(": ")
-                raise InputError(path, reason.rstrip(".")) from None
             cause = cause.__cause__ or cause.__context__
         raise InputError(config_file, f"cannot build {key!r} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
