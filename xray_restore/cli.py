@@ -25,7 +25,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     reference = args.reference or (None if args.input else bundle / "samples" / "sharp")
     summary = run_inference_bundle(bundle, args.input or bundle / "samples" / "blurred", args.output,
                                    reference_dir=reference,
-                                   num_samples=args.samples, seed=args.seed, quiet=args.quiet, **_overrides(args))
+                                   num_samples=args.samples, seed=args.seed, quiet=args.quiet,
+                                   progress=not args.quiet, **_overrides(args))
     return 0 if summary["n_failed"] == 0 else 1
 
 
@@ -34,7 +35,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
                       seed=args.seed, include_identifiers=args.include_identifiers, keep_images=False,
-                      **_overrides(args))
+                      progress=not args.quiet, **_overrides(args))
     summary = json.loads((Path(args.output) / "summary.json").read_text())
     for failure in restore.failures:
         print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)
@@ -205,7 +206,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     results = evaluate(args.data, args.weights, split=args.split, limit=args.limit,
                        samples=tuple(args.samples) if args.samples else None,
                        protocols=tuple(args.protocols) if args.protocols else None, bundle=bundle,
-                       out_file=args.out, **settings)
+                       out_file=args.out, progress=not args.quiet, **settings)
     print(format_results(results))
     return 0
 

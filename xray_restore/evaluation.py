@@ -38,8 +38,10 @@ def evaluate_methods(
     tikhonov_grid: tuple[float, ...] = TIKHONOV_GRID,
     out_file: str | None = None,
     settings: dict | None = None,
+    progress: bool = False,
 ) -> dict:
-    """Restorers from ``make_methods(protocol, operator, sigma_y)`` against blurred / pinv / Tikhonov / LMMSE.
+    """Restorers from ``make_methods(protocol, operator, sigma_y)`` against blurred / pinv / Tikhonov / LMMSE
+    (``progress``: a tqdm bar over protocols and methods on stderr).
 
     Each restorer maps a batch ``y`` ``(B, 1, N, N)`` in [0, 1] (and a generator seeded once per method) to its
     estimate. The linear baselines' hyper-parameters are tuned on val (grid search), never on test: evaluating val
@@ -56,6 +58,9 @@ def evaluate_methods(
     x = to_unit_range(load_cxr14_cache(data, split)["images"])[:limit]
     x_tune = x if split == "val" else to_unit_range(load_cxr14_cache(data, "val")["images"])[:limit]
     results: dict = {"split": split, "n_images": int(x.shape[0]), "protocols": {}}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="evaluate", disable=not progress, dynamic_ncols=True, unit="method")
     for protocol in protocols:
         op = make_operator(protocol)  # type: ignore[arg-type]
         sigma_y = PROTOCOLS[protocol]["sigma_y"]
@@ -81,12 +86,15 @@ def evaluate_methods(
         for name, restorer in make_methods(protocol, op, sigma_y).items():
             g = torch.Generator().manual_seed(seed + 1)
             start = time.time()
+            bar.set_postfix_str(f"{protocol}: {name}")
             out = torch.cat([restorer(y[i : i + batch_size], g) for i in range(0, x.shape[0], batch_size)])
             record(name, out, time.time() - start)
+            bar.update(1)
         reference = rows["lmmse" if baselines else "blurred"]["psnr"]
         for row in rows.values():
             row["gain_over_lmmse_db" if baselines else "gain_over_blurred_db"] = row["psnr"] - reference
         results["protocols"][protocol] = {"sigma_y": sigma_y, "methods": rows}
+    bar.close()
     results["settings"] = {"seed": seed, "threads": torch.get_num_threads(), **(settings or {})}
     return _write(results, out_file)
 
@@ -140,6 +148,7 @@ def evaluate_prior(
     tikhonov_grid: tuple[float, ...] = TIKHONOV_GRID,
     bundle: str | os.PathLike = DDRM_BUNDLE,
     protocol_settings: dict | None = None,
+    progress: bool = False,
     **settings,
 ) -> dict:
     """DDRM of a bundle (1 sample and means of ``samples``) under the val protocols, via :func:`evaluate_methods`.
@@ -170,7 +179,7 @@ def evaluate_prior(
 
     results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                batch_size=batch_size, seed=seed, baselines=baselines, lmmse_grid=lmmse_grid,
-                               tikhonov_grid=tikhonov_grid, out_file=None,
+                               tikhonov_grid=tikhonov_grid, out_file=None, progress=progress,
                                settings={"bundle": str(bundle), "overrides": settings,
                                          "protocol_settings": protocol_settings})
     results["settings"]["inferer"] = used
@@ -191,6 +200,7 @@ def evaluate_conditional(
     out_file: str | None = None,
     baselines: bool = True,
     bundle: str | os.PathLike = CONDITIONAL_BUNDLE,
+    progress: bool = False,
     **settings,
 ) -> dict:
     """The conditional baseline of a bundle (predictor alone, 1 sample, means of ``samples``) via
@@ -219,8 +229,8 @@ def evaluate_conditional(
     with torch.inference_mode():
         results = evaluate_methods(data, make_methods, split=split, protocols=protocols, limit=limit,
                                    batch_size=batch_size, seed=seed, baselines=baselines, out_file=None,
-                                   settings={"bundle": str(bundle), "overrides": settings,
-                                             "inferer": inferer.config})
+                                   progress=progress, settings={"bundle": str(bundle), "overrides": settings,
+                                                                "inferer": inferer.config})
     results["weights"] = str(weights if weights is not None else "the bundle's models/model.pt")
     return _write(results, out_file)
 

@@ -27,6 +27,7 @@ def run_inference_bundle(
     num_samples: int | None = None,
     seed: int | None = None,
     quiet: bool = False,
+    progress: bool = False,
     **overrides,
 ) -> dict:
     """Restore every image of ``input_dir`` with the bundle; write the outputs and the report
@@ -49,7 +50,7 @@ def run_inference_bundle(
             if candidate.is_file():
                 references[str(source)] = _reference_at_model_scale(candidate, chain)
     results = restore(sources, output_dir=output_dir, bundle=bundle_root, num_samples=num_samples, seed=seed,
-                      references=references, **overrides)
+                      references=references, progress=progress, **overrides)
     import json
 
     summary = json.loads((Path(output_dir) / "summary.json").read_text())

@@ -246,8 +246,9 @@ class Restorer:
         on_error: str = "raise",
         force: bool | None = None,
         keep_images: bool = True,
+        progress: bool = False,
     ) -> list[Restoration]:
-        """Restore files (DICOM or PNG paths) or pydicom ``Dataset`` objects.
+        """Restore files (DICOM or PNG paths) or pydicom ``Dataset`` objects (``progress``: a tqdm bar on stderr).
 
         With ``output_dir``, each DICOM source gets derived objects (restored, and uncertainty when
         ``num_samples > 1``) via :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
@@ -277,6 +278,9 @@ class Restorer:
                     paths.append(Path(item))
             loaded: list[dict] = []
             held = 0
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(paths), disable=not progress, desc="restore", unit="img", dynamic_ncols=True)
             for index, path in enumerate(paths):
                 try:
                     start = time.time()
@@ -290,6 +294,9 @@ class Restorer:
                     results.extend(self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error,
                                                        keep_images))
                     loaded, held = [], 0
+                    bar.update(index + 1 - bar.n)
+            bar.update(len(paths) - bar.n)
+            bar.close()
         return results
 
     def _fail(self, path, error: Exception, stage: str, on_error: str) -> None:
@@ -439,6 +446,7 @@ def restore(
     include_identifiers: bool = False,
     references: dict[str, np.ndarray] | None = None,
     keep_images: bool = True,
+    progress: bool = False,
     **overrides,
 ) -> list[Restoration]:
     """Restore DICOM/PNG files, folders or pydicom Datasets; with ``output_dir``, also write derived DICOMs (PNG
@@ -475,7 +483,7 @@ def restore(
                           include_identifiers=include_identifiers)
     report.load_seconds = round(load_seconds, 2)
     results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip",
-                               keep_images=keep_images or output_dir is None)
+                               keep_images=keep_images or output_dir is None, progress=progress)
     if output_dir is not None:
         for r in results:
             reference = (references or {}).get(str(r.source))
