@@ -85,14 +85,20 @@ def _setting(text: str):
         return text
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    """Bundle-id overrides from the restoration options; only what was given (the rest: the bundle's values)."""
+def _set_ids(items: list[str] | None) -> dict:
+    """``--set id=value`` options as bundle-id overrides."""
     out = {}
-    for item in args.set or []:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"xray-restore: error: --set expects id=value, got {item!r}")
         out[key] = _setting(value)
+    return out
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Bundle-id overrides from the restoration options; only what was given (the rest: the bundle's values)."""
+    out = _set_ids(args.set)
     for name in ("blur_sigma", "sigma_y", "output_mode", "output_format"):
         value = getattr(args, name)
         if value is not None:
@@ -197,12 +203,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate = evaluate_conditional if args.model == "conditional" else evaluate_prior
     bundle = args.bundle or (CONDITIONAL_BUNDLE if args.model == "conditional" else DEFAULT_BUNDLE)
-    settings = {}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"xray-restore: error: --set expects id=value, got {item!r}")
-        settings[key] = _setting(value)
+    settings = _set_ids(args.set)
     results = evaluate(args.data, args.weights, split=args.split, limit=args.limit,
                        samples=tuple(args.samples) if args.samples else None,
                        protocols=tuple(args.protocols) if args.protocols else None, bundle=bundle,

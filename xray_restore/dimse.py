@@ -20,7 +20,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .atomic import atomic_path
 from .errors import InputError
 from .readers import MANUFACTURER
 
@@ -132,6 +131,8 @@ class DimseNode:
         from pynetdicom import build_role, evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
+        from .pacs import stage
+
         ref.check()
         target = Path(staging) / ref.staged_name
         if target.is_file():
@@ -165,11 +166,7 @@ class DimseNode:
         dataset = received[0]
         if str(dataset.get("SOPInstanceUID", "")) != ref.sop:
             raise InputError(ref.key, "C-GET returned another object than the one asked for")
-        if str(dataset.get("Manufacturer", "")) == MANUFACTURER:
-            return None
-        with atomic_path(target) as tmp:
-            dataset.save_as(tmp, enforce_file_format=True)
-        return target
+        return stage(dataset, target)
 
     def missing(self, paths: Sequence[str | os.PathLike]) -> list[str]:
         """The files among ``paths`` whose SOP instance the node does not hold yet (C-FIND IMAGE)."""

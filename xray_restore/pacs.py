@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dicom_writer import MANUFACTURER
+from .readers import MANUFACTURER
 from .errors import InputError
 from .atomic import atomic_path
 
@@ -51,6 +51,15 @@ class InstanceRef:
                             ("SOPInstanceUID", self.sop)):
             if not value or not UID(value).is_valid:
                 raise InputError(self.key, f"the PACS returned an invalid {name} {ascii(value)}; not retrieved")
+
+
+def stage(dataset, target: Path) -> Path | None:
+    """Write a retrieved instance to its staging name atomically; None (nothing written) for our own objects."""
+    if str(dataset.get("Manufacturer", "")) == MANUFACTURER:
+        return None
+    with atomic_path(target) as tmp:
+        dataset.save_as(tmp, enforce_file_format=True)
+    return target
 
 
 def _value(item: dict, tag: str) -> str:
@@ -110,11 +119,7 @@ class DicomWebNode:
         if str(dataset.get("SOPInstanceUID", "")) != ref.sop:
             raise InputError(ref.key, f"WADO-RS returned SOPInstanceUID {ascii(str(dataset.get('SOPInstanceUID')))}"
                                       ", not the instance asked for")
-        if str(dataset.get("Manufacturer", "")) == MANUFACTURER:
-            return None
-        with atomic_path(target) as tmp:
-            dataset.save_as(tmp, enforce_file_format=True)
-        return target
+        return stage(dataset, target)
 
     def missing(self, paths: Sequence[str | os.PathLike]) -> list[str]:
         """The files among ``paths`` whose SOP instance the node does not hold yet (QIDO-RS, one query per study)."""
