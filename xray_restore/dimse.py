@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InputError
+from .instances import InstanceRef, stage
 from .readers import MANUFACTURER
 
 __all__ = ["DimseNode", "parse_dimse_url"]
@@ -105,8 +106,6 @@ class DimseNode:
     def search(self, study_uids: Sequence[str] | None = None, date_range: str | None = None,
                modality: str | None = None):
         """Instances matching all given filters: studies (C-FIND STUDY) → series → instances."""
-        from .pacs import InstanceRef
-
         studies = []
         for study in study_uids or [None]:
             keys = {"StudyInstanceUID": study or "", "StudyDate": date_range or ""}
@@ -130,8 +129,6 @@ class DimseNode:
         from pydicom.dataset import Dataset
         from pynetdicom import build_role, evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
-
-        from .pacs import stage
 
         ref.check()
         target = Path(staging) / ref.staged_name
