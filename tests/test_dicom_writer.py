@@ -39,7 +39,7 @@ def dciodvfy_errors(path: Path) -> list[str]:
 def test_derived_objects_are_valid_and_reference_the_source(name, tmp_path):
     source = DICOM_DIR / name
     image, _ = read_radiograph(source)
-    std = np.full_like(image, 0.02)
+    std = np.linspace(0.0, 0.05, image.size).reshape(image.shape).astype(np.float32)
     written = write_derived(source, image, tmp_path, PROVENANCE, uncertainty=std)
     assert [w.kind for w in written] == ["restored", "uncertainty"]
     src = pydicom.dcmread(source, force=True)
@@ -48,21 +48,70 @@ def test_derived_objects_are_valid_and_reference_the_source(name, tmp_path):
         ds = pydicom.dcmread(obj.path)
         assert ds.StudyInstanceUID == src.StudyInstanceUID
         assert ds.SeriesInstanceUID != src.SeriesInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
-        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
-        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        assert ds.ImageType[0] == "DERIVED"
         assert "DDRM" in ds.DerivationDescription and "eta=0.85" in ds.DerivationDescription
+        assert "num_samples=4" in ds.DerivationDescription
         assert ds.BurnedInAnnotation == "NO" and "restored" in ds.SeriesDescription.lower()
         assert ds.PhotometricInterpretation == "MONOCHROME2"
         assert (ds.Rows, ds.Columns) == image.shape
         assert obj.path.name == f"{ds.SOPInstanceUID}.dcm"
         assert obj.path.parent.name == ds.SeriesInstanceUID
-        # SimpleITK (GDCM) reads it back
-        assert sitk.GetArrayFromImage(sitk.ReadImage(str(obj.path))).squeeze().shape == image.shape
-    restored = pydicom.dcmread(written[0].path).pixel_array
-    levels = 2 ** int(pydicom.dcmread(written[0].path).BitsStored) - 1
-    np.testing.assert_allclose(restored / levels, image, atol=0.5 / levels + 1e-6)
+    # SimpleITK (GDCM) reads the restored image back (GDCM has no Parametric Map reader: the std map is for
+    # highdicom/pydicom, or the NIfTI export)
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(written[0].path))).squeeze().shape == image.shape
+    restored = pydicom.dcmread(written[0].path)
+    assert list(restored.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert restored.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    levels = 2 ** int(restored.BitsStored) - 1
+    np.testing.assert_allclose(restored.pixel_array / levels, image, atol=0.5 / levels + 1e-6)
     dump = subprocess.run(["dcmdump", str(written[0].path)], capture_output=True, text=True).stdout
     assert "DerivationDescription" in dump and "SourceImageSequence" in dump
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_uncertainty_is_a_parametric_map_whose_value_mapping_gives_the_std(name, tmp_path):
+    """The std map is a Parametric Map referencing the source; its Real World Value Mapping turns stored values
+    back into the std (intensity units) to within one step of its 16 bits."""
+    import highdicom as hd
+
+    source = DICOM_DIR / name
+    image, _ = read_radiograph(source)
+    std = np.linspace(0.0, 0.05, image.size).reshape(image.shape).astype(np.float32)
+    uncertainty = write_derived(source, image, tmp_path, PROVENANCE, uncertainty=std)[1]
+    pm = hd.pm.ParametricMap.from_dataset(pydicom.dcmread(uncertainty.path))
+    assert pm.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map Storage
+    src = pydicom.dcmread(source, force=True)
+    reference = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert reference.ReferencedSOPInstanceUID == src.SOPInstanceUID and reference.SpatialLocationsPreserved == "YES"
+    (mapping,) = pm.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence
+    assert mapping.LUTLabel == "POSTERIOR_STD" and mapping.MeasurementUnitsCodeSequence[0].CodeValue == "1"
+    real = pm.pixel_array.astype(np.float64) * float(mapping.RealWorldValueSlope) + float(
+        mapping.RealWorldValueIntercept)
+    np.testing.assert_allclose(real.squeeze(), std, atol=1.0 / 65535)
+    assert "num_samples=4" in pm.DerivationDescription and str(pm.Modality) == str(src.Modality)
+
+
+def test_spacing_keeps_its_meaning(tmp_path):
+    """Pixel Spacing with its calibration stays that; a source with only Imager Pixel Spacing gets an uncalibrated
+    Pixel Spacing equal to it (PS3.3 10.7.1.1) and says so, never a calibration it does not have; an invalid
+    spacing (0\\0) is not written."""
+    cases = {"MG_Explicit_Little.dcm": ("PixelSpacing", True), "MG-GH133-VOILUT-JPEGLL.dcm": ("ImagerPixelSpacing", False),
+             "RG1_J2KI.dcm": (None, False)}
+    for name, (keyword, calibrated) in cases.items():
+        source = DICOM_DIR / name
+        src = pydicom.dcmread(source, force=True)
+        image, meta = read_radiograph(source)
+        ds = pydicom.dcmread(write_derived(source, image, tmp_path / name, PROVENANCE)[0].path)
+        if keyword is None:
+            assert "PixelSpacing" not in ds and not meta["pixel_spacing_known"]
+            continue
+        assert [float(v) for v in ds.PixelSpacing] == [float(v) for v in src[keyword].value]
+        assert meta["pixel_spacing_plane"] == ("patient" if keyword == "PixelSpacing" else "detector")
+        if calibrated:
+            assert ds.PixelSpacingCalibrationType == src.PixelSpacingCalibrationType
+        else:
+            assert "PixelSpacingCalibrationType" not in ds and "Imager Pixel Spacing" in ds.ImageComments
+        assert "ImagerPixelSpacing" not in ds  # not in the Secondary Capture IOD
 
 
 def test_rerun_is_idempotent_and_never_touches_the_input(tmp_path):

@@ -141,6 +141,40 @@ def _carry_clinical_context(sc, ds, bits: int, kind: str) -> None:
         sc.WindowCenterWidthExplanation = "source display (its VOI already applied)"
 
 
+def _valid_spacing(value) -> tuple[float, float] | None:
+    """A two-valued positive spacing (mm) or None (absent or invalid, e.g. ``0\\0``: not written, never invented)."""
+    try:
+        spacing = tuple(float(v) for v in value) if value is not None else ()
+    except (TypeError, ValueError):
+        return None
+    return spacing if len(spacing) == 2 and min(spacing) > 0 else None  # type: ignore[return-value]
+
+
+def _carry_spacing(sc, ds, spacing, imager_spacing) -> str:
+    """Keep the source's spacing *semantics* on the derived grid (the source grid); returns a note for the
+    Image Comments ("" if none).
+
+    A Secondary Capture has Pixel Spacing only (Basic Pixel Spacing Calibration Macro; Imager Pixel Spacing is not
+    in its IOD). A source's Pixel Spacing is written with its calibration type and description. A source with only
+    Imager Pixel Spacing (most CR/DX/MG: detector plane, not corrected for geometric magnification) gets Pixel
+    Spacing equal to it and *no* calibration type, which is what PS3.3 10.7.1.1 defines an uncalibrated Pixel
+    Spacing to be; the Image Comments say so in words.
+    """
+    if spacing is not None:
+        for keyword in ("PixelSpacingCalibrationType", "PixelSpacingCalibrationDescription"):
+            if keyword in sc:
+                del sc[keyword]
+        kind = str(ds.get("PixelSpacingCalibrationType", "") or "").strip()
+        text = str(ds.get("PixelSpacingCalibrationDescription", "") or "").strip()
+        if kind and text:  # the description is required with a type (1C): both or neither
+            sc.PixelSpacingCalibrationType, sc.PixelSpacingCalibrationDescription = kind, text
+        return ""
+    if imager_spacing is not None:
+        return ("Pixel Spacing is the source's Imager Pixel Spacing (detector plane, not corrected for geometric "
+                "magnification)")
+    return ""
+
+
 def _atomic_save(dataset, path: Path) -> None:
     with atomic_path(path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)
@@ -189,7 +223,7 @@ def _from_ref(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, 
         sop_instance_uid=sop_uid,
         instance_number=1,
         manufacturer=MANUFACTURER,
-        pixel_spacing=tuple(float(v) for v in spacing) if spacing else None,
+        pixel_spacing=spacing,
         # highdicom requires an orientation for the PATIENT coordinate system and accepts single letters only;
         # the caller replaces this placeholder by the source's value verbatim (e.g. "FL"), or leaves it empty
         # (Type 2) if the source has none, so no orientation is ever invented.
@@ -249,34 +283,34 @@ def write_derived(
         if key in unusable:
             notes.append(f"source {key} {unusable[key]}: the source is not referenced")
     bits = 8 if int(ds.get("BitsStored", 8)) <= 8 else 16
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    if spacing is not None and (len(spacing) != 2 or min(float(v) for v in spacing) <= 0):
-        spacing = None  # absent or invalid (e.g. 0\0) in the source: not written rather than invented
+    spacing, imager_spacing = _valid_spacing(ds.get("PixelSpacing")), _valid_spacing(ds.get("ImagerPixelSpacing"))
     orientation_known = len(ds.get("PatientOrientation", []) or []) == 2
     out_root = Path(out_dir)
     stamp = json.dumps(provenance, sort_keys=True, default=str)
     outputs = [("restored", restored, derivation_description(provenance), series_number)]
+    uncertainty_object = None
     if uncertainty is not None:
         if uncertainty.shape != (rows, cols):
             raise InputError(source, f"uncertainty map is {uncertainty.shape}, the source grid is {(rows, cols)}")
-        outputs.append(("uncertainty", np.clip(uncertainty * 4.0, 0, 1),
-                        "per-pixel posterior std of " + derivation_description(provenance) + "; displayed value = 4 x std",
-                        series_number + 1))
+        std_description = "per-pixel posterior std of " + derivation_description(provenance)
+        if referenced and str(ds.get("SeriesInstanceUID", "") or "") and ds.SeriesInstanceUID.is_valid:
+            uncertainty_object = _uncertainty_object(hd, codes, ds, source, uncertainty, bits, stamp,
+                                                     series_number + 1, provenance, std_description, out_root)
+        if uncertainty_object is None:  # no Parametric Map for this source: a scaled Secondary Capture instead
+            outputs.append(("uncertainty", np.clip(uncertainty * 4.0, 0, 1),
+                            (std_description + "; displayed value = 4 x std")[:1024], series_number + 1))
     written = []
     for kind, image, description, number in outputs:
         series_uid = _uid(str(ds.StudyInstanceUID), stamp, kind, "series")
         sop_uid = _uid(str(ds.get("SOPInstanceUID", "")), stamp, kind)
-        equipment = hd.ContributingEquipment(
-            manufacturer=MANUFACTURER,
-            purpose_of_reference=codes.DCM.ProcessingEquipment,
-            manufacturer_model_name=str(provenance.get("method", "DDRM")),
-            software_versions=str(provenance.get("software_version", "unknown")),
-        )
+        equipment = _equipment(hd, codes, provenance)
         try:
-            sc = _secondary_capture(hd, ds, image, bits, series_uid, number, sop_uid, spacing, equipment)
+            sc = _secondary_capture(hd, ds, image, bits, series_uid, number, sop_uid, spacing or imager_spacing,
+                                    equipment)
         except ValueError as e:
             raise InputError(source, f"header cannot be copied into a derived object ({e})") from e
         sc.PatientOrientation = list(ds.PatientOrientation) if orientation_known else None
+        spacing_note = _carry_spacing(sc, ds, spacing, imager_spacing)
         _carry_clinical_context(sc, ds, bits, kind)
         sc.SeriesDescription = ("Computer-restored (DDRM deblurred)" if kind == "restored"
                                 else "Computer-restored: DDRM uncertainty (std)") + " - not for diagnosis"
@@ -296,10 +330,127 @@ def write_derived(
         sc.ImageComments = ("Computed at 64x64 by xray_restore; "
                             + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
                                else "resampled to the source grid") + "; research use only."
-                            + "".join(f" {n}." for n in notes))
+                            + "".join(f" {n}." for n in (*notes, spacing_note) if n))
         path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
         if path.resolve() == source.resolve():
             raise InputError(source, "output path equals the input; refusing to overwrite an input")
         _atomic_save(sc, path)
         written.append(DerivedObject(path, sop_uid, series_uid, str(ds.StudyInstanceUID), kind))
+    if uncertainty_object is not None:
+        pm, obj = uncertainty_object
+        _atomic_save(pm, obj.path)
+        written.append(obj)
     return written
+
+
+def _uncertainty_object(hd, codes, ds, source: Path, std: np.ndarray, bits: int, stamp: str, series_number: int,
+                        provenance: dict, description: str, out_root: Path):
+    """The uncertainty Parametric Map of ``source`` and where it goes, or None when highdicom cannot derive one from
+    this source's IOD (a classic multi-frame IOD such as XRF without functional groups)."""
+    series_uid = _uid(str(ds.StudyInstanceUID), stamp, "uncertainty", "series")
+    sop_uid = _uid(str(ds.get("SOPInstanceUID", "")), stamp, "uncertainty")
+    try:
+        pm = _uncertainty_map(hd, ds, std, bits, series_uid, series_number, sop_uid,
+                              _equipment(hd, codes, provenance), provenance)
+    except AttributeError:  # highdicom expects functional groups of a source whose IOD allows several frames
+        return None
+    except ValueError as e:
+        raise InputError(source, f"header cannot be copied into a parametric map ({e})") from e
+    pm.DerivationDescription = description[:1024]
+    _carry_clinical_context(pm, ds, bits, "uncertainty")
+    pm.PositionReferenceIndicator = None
+    pm.SeriesDescription = "Computer-restored: DDRM uncertainty (std) - not for diagnosis"
+    path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
+    return pm, DerivedObject(path, sop_uid, series_uid, str(ds.StudyInstanceUID), "uncertainty")
+
+
+def _equipment(hd, codes, provenance: dict):
+    return hd.ContributingEquipment(
+        manufacturer=MANUFACTURER,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=str(provenance.get("method", "DDRM")),
+        software_versions=str(provenance.get("software_version", "unknown")),
+    )
+
+
+#: Stored values of the uncertainty Parametric Map: 16 bits, real value = stored / STD_LEVELS (intensity units).
+STD_LEVELS = 2**16 - 1
+#: Type 2 attributes of the Patient / General Study modules that a Parametric Map copies from its source.
+_TYPE2_REFERENCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                    "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series_number: int, sop_uid: str,
+                     equipment, provenance: dict):
+    """The per-pixel posterior std as a highdicom Parametric Map with a Real World Value Mapping.
+
+    Stored values are unsigned 16-bit; the mapping gives the std in the restored image's intensity units (a
+    fraction of its display range: restored stored value / (2^b − 1)), so a viewer reads the real value directly.
+    """
+    from pydicom.dataset import Dataset
+
+    reference = Dataset()  # only what the map takes from its source (no Patient's Age etc. in a source's own VR)
+    for keyword in (*_TYPE2_REFERENCE, "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID",
+                    "Rows", "Columns", "PatientOrientation"):
+        setattr(reference, keyword, ds.get(keyword))
+    reference.file_meta = ds.file_meta
+    # The Parametric Map IOD needs a Frame of Reference and plane geometry, which a projection radiograph does not
+    # have: the map gets its own Frame of Reference (a new UID) whose unit position/orientation describe only the
+    # map's pixel grid; Spatial Locations Preserved = YES ties it pixel for pixel to the source.
+    reference.FrameOfReferenceUID = _uid(str(ds.SOPInstanceUID), "uncertainty", "frame of reference")
+    spacing = _valid_spacing(ds.get("PixelSpacing")) or _valid_spacing(ds.get("ImagerPixelSpacing")) or (1.0, 1.0)
+    reference.ImagePositionPatient, reference.ImageOrientationPatient = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    reference.PixelSpacing, reference.SliceThickness = list(spacing), 1.0
+    stored = np.round(np.clip(std, 0.0, 1.0) * STD_LEVELS).astype(np.uint16)
+    unit = hd.sr.CodedConcept("1", "UCUM", "no units")  # type: ignore[misc]
+    mapping = hd.pm.RealWorldValueMapping(
+        lut_label="POSTERIOR_STD",
+        lut_explanation=f"posterior std in restored stored value / {2**bits - 1}",  # LO: ≤ 64 characters
+        unit=unit, value_range=(0, STD_LEVELS), slope=1.0 / STD_LEVELS, intercept=0.0)
+    top = max(1.0, float(np.percentile(stored, 99.5)))
+    voi = hd.VOILUTTransformation(window_center=top / 2, window_width=top,
+                                  window_explanation="0 to the 99.5th percentile of the std")
+    return _ProjectionParametricMap(
+        source_images=[reference], pixel_array=stored, series_instance_uid=series_uid,
+        series_number=series_number, sop_instance_uid=sop_uid, instance_number=1, manufacturer=MANUFACTURER,
+        manufacturer_model_name=str(provenance.get("method", "DDRM")),
+        software_versions=str(provenance.get("software_version", "unknown")), device_serial_number="0",
+        contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
+        voi_lut_transformations=[voi], content_label="UNCERTAINTY",
+        pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=spacing, slice_thickness=1.0),
+        plane_orientation=hd.PlaneOrientationSequence("PATIENT", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),
+        plane_positions=[hd.PlanePositionSequence("PATIENT", (0.0, 0.0, 0.0))],
+        content_description="DDRM posterior std (research use only)", contributing_equipment=[equipment],
+        image_flavor="STATIC", derived_pixel_contrast="STD_DEVIATION")
+
+
+def _projection_map_class():
+    import highdicom as hd
+
+    class ProjectionParametricMap(hd.pm.ParametricMap):
+        """highdicom's Parametric Map for a source with no Frame of Reference (a projection radiograph).
+
+        highdicom (0.28) declares a Frame Label dimension for such a map but leaves each frame's Frame Label and
+        Dimension Index Values empty, then fails to index its own frames; they are filled here (one frame, label
+        "UNCERTAINTY", index 1) just before highdicom indexes them.
+        """
+
+        def _build_luts(self) -> None:
+            pointers = [int(item.DimensionIndexPointer) for item in self.get("DimensionIndexSequence", [])]
+            if pointers == [0x00209453]:  # Frame Label only
+                for item in self.get("PerFrameFunctionalGroupsSequence", []):
+                    content = item.FrameContentSequence[0]
+                    if not content.get("DimensionIndexValues"):
+                        content.FrameLabel = "UNCERTAINTY"
+                        content.DimensionIndexValues = [1]
+            super()._build_luts()
+
+    return ProjectionParametricMap
+
+
+def _ProjectionParametricMap(**kwargs):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+        return _projection_map_class()(**kwargs)

@@ -68,6 +68,19 @@ def _read_dicom_dataset(path: Path, pixels: bool = True):
     return ds
 
 
+def _spacing_of(ds) -> tuple[tuple[float, float] | None, str]:
+    """The source's (row, column) spacing in mm and its plane: Pixel Spacing ("patient") when valid, else Imager
+    Pixel Spacing ("detector"), else ``(None, "")``; an invalid value (e.g. ``0\\0``) counts as absent."""
+    for keyword, plane in (("PixelSpacing", "patient"), ("ImagerPixelSpacing", "detector")):
+        try:
+            values = tuple(float(v) for v in (ds.get(keyword) or ()))
+        except (TypeError, ValueError):
+            continue
+        if len(values) == 2 and min(values) > 0:
+            return values, plane  # type: ignore[return-value]
+    return None, ""
+
+
 def _check_dicom_image(path: Path, ds) -> None:
     """Refuse what is not a single-frame greyscale radiograph, from its header alone."""
     modality = str(ds.get("Modality", "")).upper()
@@ -241,7 +254,7 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
     del stored
     photometric = str(ds.PhotometricInterpretation).upper()
     invert = _inverted(ds)
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    spacing, plane = _spacing_of(ds)
     meta = {
         "format": "dicom",
         "modality": str(ds.get("Modality", "")),
@@ -251,8 +264,9 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
         "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
         "rows": int(ds.Rows),
         "columns": int(ds.Columns),
-        "pixel_spacing": [float(v) for v in spacing] if spacing else [1.0, 1.0],
+        "pixel_spacing": list(spacing) if spacing else [1.0, 1.0],
         "pixel_spacing_known": bool(spacing),
+        "pixel_spacing_plane": plane,  # "patient" (Pixel Spacing), "detector" (Imager Pixel Spacing only) or ""
         "bits_stored": int(ds.get("BitsStored", 8)),
         "bits_allocated": int(ds.get("BitsAllocated", 8)),
         "pixel_representation": int(ds.get("PixelRepresentation", 0)),
