@@ -39,7 +39,7 @@ def test_build_cache_from_real_pngs(tmp_path):
 def test_evaluate_conditional_bundle_on_val(tmp_path):
     out = tmp_path / "val.json"
     result = run("evaluate", "--model", "conditional", "--data", str(SHARED / "cxr14_64.npz"), "--limit", "4",
-                 "--samples", "1", "--out", str(out))
+                 "--samples", "1", "--device", "cpu", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "conditional_1sample" in result.stdout and "predictor" in result.stdout
     import json
@@ -93,3 +93,23 @@ def test_a_corrupt_model_is_one_error_line_naming_the_file(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines == [f"xray-restore: error: {bundle / 'models' / 'model.pt'}: not a loadable weights file "
                      "(UnpicklingError; expected a state dict saved with torch.save, loadable with weights_only=True)"]
+
+
+def test_every_command_writes_where_o_output_says():
+    """One output flag: every command that writes takes -o/--output."""
+    from xray_restore.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse has no public accessor
+    for name, sub in commands.items():
+        flags = {flag for action in sub._actions for flag in action.option_strings}  # noqa: SLF001
+        if flags & {"-o", "--output", "--out"}:
+            assert {"-o", "--output"} <= flags, name
+
+
+def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path):
+    import torch
+
+    wanted = "cuda" if not torch.cuda.is_available() else "cuda:99"
+    result = run("restore", str(SHARED / "dicom" / "DX-NIH-chest-8bit.dcm"), "-o", str(tmp_path), "--device", wanted)
+    assert result.returncode != 0 and "--device" in result.stderr and "Traceback" not in result.stderr

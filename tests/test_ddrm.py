@@ -179,3 +179,21 @@ def test_bad_inputs():
         inferer(inputs=torch.zeros(1, 1, 16, 12), network=net)
     with pytest.raises(TypeError, match="SVDOperator"):
         DDRMInferer("blur", DDPMScheduler(1000))
+
+
+def test_the_inferer_moves_with_everything_that_holds_tensors():
+    """``DDRMInferer`` is an ``nn.Module``: ``.to(device)`` moves its operator, and the blurs it builds for an
+    estimated σ are made on its device ("meta" stands in for a GPU: no data, same bookkeeping)."""
+    from monai.networks.schedulers import DDPMScheduler
+
+    from xray_restore.ddrm import DDRMInferer
+    from xray_restore.operators import GaussianBlur
+
+    inferer = DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000), num_steps=3, blur_sigma=1.0)
+    assert isinstance(inferer, torch.nn.Module) and inferer.device.type == "cpu"
+    inferer.to("meta")
+    assert inferer.device.type == "meta"
+    assert all(b.device.type == "meta" for b in inferer.buffers()) and len(list(inferer.buffers())) > 0
+    assert all(b.device.type == "meta" for b in inferer.operator_for(1.5).buffers())
+    assert all(b.device.type == "cpu" for b in DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000),
+                                                           blur_sigma=1.0).operator_for(1.5).buffers())

@@ -98,7 +98,7 @@ def _set_ids(items: list[str] | None) -> dict:
 
 def _overrides(args: argparse.Namespace) -> dict:
     """Bundle-id overrides from the restoration options; only what was given (the rest: the bundle's values)."""
-    out = _set_ids(args.set)
+    out = {**_set_ids(args.set), **_device_override(args)}
     for name in ("blur_sigma", "sigma_y", "output_mode", "output_format"):
         value = getattr(args, name)
         if value is not None:
@@ -124,8 +124,34 @@ def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="output_format", choices=["source", "nifti"],
                         help="source: a derived DICOM series for DICOM inputs, a PNG for PNG (bundle default); "
                              "nifti: .nii.gz images (restored, and the std with --samples > 1) with the pixel spacing")
+    _add_device_argument(parser)
     parser.add_argument("--set", action="append", metavar="ID=VALUE",
                         help="override any id of the bundle's inference.json, e.g. --set num_steps=50")
+
+
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="torch device to restore on, e.g. cpu, cuda, cuda:1 (bundle default: cuda if available, "
+                             "else cpu)")
+
+
+def _device_override(args: argparse.Namespace) -> dict:
+    """``--device`` as the bundle's ``device`` id (checked here, so a typo is one clear line)."""
+    device = getattr(args, "device", None)
+    if device is None:
+        return {}
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise SystemExit(f"xray-restore: error: --device {device!r} is not a torch device ({e})") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"xray-restore: error: --device {device}: this torch has no CUDA device "
+                         f"(torch {torch.__version__}); use --device cpu")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise SystemExit(f"xray-restore: error: --device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    return {"device": f"$torch.device({str(parsed)!r})"}
 
 
 def _train_config(args: argparse.Namespace, bundle: str):
@@ -203,7 +229,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate = evaluate_conditional if args.model == "conditional" else evaluate_prior
     bundle = args.bundle or (CONDITIONAL_BUNDLE if args.model == "conditional" else DEFAULT_BUNDLE)
-    settings = _set_ids(args.set)
+    settings = {**_set_ids(args.set), **_device_override(args)}
     results = evaluate(args.data, args.weights, split=args.split, limit=args.limit,
                        samples=tuple(args.samples) if args.samples else None,
                        protocols=tuple(args.protocols) if args.protocols else None, bundle=bundle,
@@ -223,7 +249,8 @@ def _cmd_build_cache(args: argparse.Namespace) -> int:
 def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -> None:
     """Options shared by the training commands (resumable runs on the ChestX-ray14 cache)."""
     parser.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
-    parser.add_argument("--out", default=out_default, help="run folder: checkpoint, log, weights (default: %(default)s)")
+    parser.add_argument("-o", "--output", "--out", dest="out", default=out_default,
+                        help="run folder: checkpoint, log, weights (default: %(default)s)")
     parser.add_argument("--extra-data", nargs="*", default=[],
                         help="training-only .npz archives (an 'images' array) added to the train split")
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the bundle's train.json)")
@@ -341,13 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=int, nargs="+", help="sample counts to average (default: the bundle's, 1 8)")
     ev.add_argument("--set", action="append", metavar="ID=VALUE",
                     help="override an id of the bundle's inference.json, e.g. --set num_steps=50")
-    ev.add_argument("--out", default=None, help="write the results as JSON here")
+    _add_device_argument(ev)
+    ev.add_argument("-o", "--output", "--out", dest="out", default=None, help="write the results as JSON here")
     ev.set_defaults(func=_cmd_evaluate)
 
     cache = sub.add_parser("build-cache", help="build a 64x64 .npz cache from full-size ChestX-ray14 PNGs")
     cache.add_argument("--csv", required=True, help="Data_Entry_2017.csv")
     cache.add_argument("--images", required=True, help="folder of the PNGs")
-    cache.add_argument("-o", "--out", required=True, help="output .npz")
+    cache.add_argument("-o", "--output", "--out", dest="out", required=True, help="output .npz")
     cache.add_argument("--seed", type=int, default=0, help="seed of the patient-disjoint split (default: %(default)s)")
     cache.add_argument("--workers", type=int, default=None, help="decode processes (default: CPU count)")
     cache.add_argument("--missing", choices=["error", "skip"], default="error",

@@ -160,18 +160,24 @@ class ConditionalSampler:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         scheduler = DDIMScheduler(num_train_timesteps=1000, schedule="linear_beta", clip_sample=False)
         scheduler.set_timesteps(self.num_steps)
-        cond = (2 * y.float() - 1).repeat_interleave(num_samples, dim=0)
+        device = next(self.network.parameters()).device  # sampled where the network lives
+        cond = (2 * y.to(device).float() - 1).repeat_interleave(num_samples, dim=0)
         refine = isinstance(self.network, PredictAndRefine)
         base = self.network.predict(cond) if refine else torch.zeros_like(cond)
         condition = base if refine else cond
-        x = self.temperature * torch.randn(cond.shape, generator=generator)
+        x = self.temperature * torch.randn(cond.shape, generator=generator).to(device)
+        step_generator = generator
+        if generator is not None and device.type != "cpu":  # the scheduler draws on the device: a generator there,
+            seed = int(torch.randint(2**62, (1,), generator=generator))  # seeded from this one (reproducible)
+            step_generator = torch.Generator(device).manual_seed(seed)
         for t in scheduler.timesteps:
-            timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long)
-            with bf16_autocast("cpu", enabled=self.autocast):
+            timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long, device=device)
+            with bf16_autocast(device.type, enabled=self.autocast):
                 eps = self.network(torch.cat([x, condition], dim=1), timesteps).float()
-            x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=generator)
+            x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=step_generator)
         scale = self.network.residual_std if refine else 1.0
         images = ((base + scale * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
+        images = images.to(y.device)
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if num_samples > 1 else torch.zeros_like(mean)
         return mean, std

@@ -60,8 +60,11 @@ def ddrm_timesteps(num_train_timesteps: int, num_steps: int, spacing: TimestepSp
     return grid
 
 
-class DDRMInferer(Inferer):
+class DDRMInferer(Inferer, nn.Module):
     """Restore ``y = H x + σ_y n`` with DDRM, using an ε-model trained on [-1, 1] images.
+
+    An ``nn.Module``: ``inferer.to(device)`` moves its operator (a submodule) and every blur it builds for an
+    estimated σ is made on that device; inputs are restored on the device of the inferer.
 
     Args:
         operator: an :class:`~xray_restore.operators.SVDOperator` (on the same device as ``y``).
@@ -112,7 +115,8 @@ class DDRMInferer(Inferer):
         estimator=None,
         no_blur_sigma: float = 0.0,
     ) -> None:
-        super().__init__()
+        Inferer.__init__(self)
+        nn.Module.__init__(self)
         if not isinstance(operator, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(operator).__name__}.")
         if not hasattr(scheduler, "alphas_cumprod"):
@@ -169,6 +173,11 @@ class DDRMInferer(Inferer):
             "no_blur_sigma": self.no_blur_sigma,
         }
 
+    @property
+    def device(self) -> torch.device:
+        """Where this inferer restores: the device of its operator."""
+        return next(iter(self.operator.buffers()), torch.empty(0)).device
+
     def operator_sigma(self) -> float | None:
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
@@ -205,7 +214,7 @@ class DDRMInferer(Inferer):
         if self.blur_sigma is None:
             return self.operator
         return blur_operator(self.operator.size, blur_sigma, threshold=self.operator.threshold,
-                             padding=getattr(self.operator, "padding", "zeros"))
+                             padding=getattr(self.operator, "padding", "zeros"), device=self.device)
 
     def restore(
         self,
@@ -330,7 +339,7 @@ class DDRMInferer(Inferer):
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {k}.")
         batch, dtype = inputs.shape[0], torch.float64
-        device = inputs.device
+        device = next(iter(op.buffers()), torch.empty(0)).device  # restored where the operator lives
         if isinstance(generator, Sequence):
             if len(generator) != batch:
                 raise ValueError(f"got {len(generator)} generators for {batch} inputs.")
@@ -350,7 +359,7 @@ class DDRMInferer(Inferer):
 
         # 1. Measurement in model space: x' = 2x - 1 ⇒ H x' = 2 H x - H 1, noise std doubles.
         y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        y = y.to(dtype)
+        y = y.to(device=device, dtype=dtype)
         y_model = 2.0 * y - op.H(torch.ones_like(y))
         sigma0 = (2.0 * noise_std).to(device).repeat_interleave(k, dim=0)  # (B·k, 1, 1, 1)
         y_model = y_model.repeat_interleave(k, dim=0)
@@ -394,4 +403,4 @@ class DDRMInferer(Inferer):
         images = ((x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *inputs.shape[1:])
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if k > 1 else torch.zeros_like(mean)
-        return mean.to(inputs.dtype), std.to(inputs.dtype)
+        return mean.to(inputs.device, inputs.dtype), std.to(inputs.device, inputs.dtype)

@@ -37,7 +37,7 @@ def as_decomposable_physics(operator: SVDOperator, sigma_y: float):
 
 
 class _Autocast(nn.Module):
-    """Runs a network under CPU bf16 autocast and returns float32 (the setting our inferer uses)."""
+    """Runs a network under bf16 autocast on its input's device and returns float32 (as our inferer does)."""
 
     def __init__(self, network: nn.Module, enabled: bool) -> None:
         super().__init__()
@@ -45,7 +45,7 @@ class _Autocast(nn.Module):
         self.enabled = enabled
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        with bf16_autocast("cpu", enabled=self.enabled):
+        with bf16_autocast(x.device.type, enabled=self.enabled):
             return self.network(x, timesteps).float()
 
 

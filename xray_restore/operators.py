@@ -277,17 +277,18 @@ class GaussianBlur(SeparableSVDOperator):
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_blur(size: int, sigma: float, threshold: float, padding: str) -> GaussianBlur:
-    return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding)
+def _cached_blur(size: int, sigma: float, threshold: float, padding: str, device: str) -> GaussianBlur:
+    return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding).to(device)
 
 
 def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION,
-                  padding: Padding = "zeros") -> GaussianBlur:
-    """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity).
+                  padding: Padding = "zeros", device: torch.device | str = "cpu") -> GaussianBlur:
+    """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity),
+    on ``device`` (one cache entry per device).
 
     Operators are shared between calls: do not move them to another device in place.
     """
     if not math.isfinite(sigma):
         raise ValueError(f"sigma must be finite, got {sigma}.")
     rounded = max(0.0, round(float(sigma) / resolution) * resolution)
-    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding)
+    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding, str(torch.device(device)))
