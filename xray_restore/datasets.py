@@ -237,3 +237,30 @@ def cxr14_datalists(
         out[str(split)].append({"image": row["image"], "label": row["labels"], "patient_id": row["patient_id"],
                                 "name": row["name"]})
     return out
+
+
+def training_items(path: str | os.PathLike, extra: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = ()
+                   ) -> list[dict[str, torch.Tensor]]:
+    """The training pool (:func:`load_training_pool`) as MONAI dataset items ``{"image": (1, H, W) float32 in
+    [0, 1]}`` (for a MONAI ``Dataset`` / ``SupervisedTrainer``)."""
+    return [{"image": image} for image in to_unit_range(load_training_pool(path, extra))]
+
+
+def protocol_pairs(path: str | os.PathLike, split: str, protocol: str = "realistic", seed: int = 0,
+                   limit: int | None = None) -> list[dict]:
+    """A split degraded under an evaluation protocol, as MONAI items ``{"image": y, "label": x}``.
+
+    ``y`` is a ``MetaTensor`` ``(1, H, W)`` in [0, 1] whose meta records ``bits_stored`` (8 for the realistic
+    protocol's stored y) so an estimating inferer knows the quantisation floor; ``x`` the clean image. Degraded by
+    :func:`~xray_restore.measurement.degrade` with one generator seeded with ``seed``: the pairs
+    ``xray-restore evaluate`` scores.
+    """
+    from monai.data import MetaTensor
+
+    from .measurement import PROTOCOLS, degrade
+
+    x = to_unit_range(load_cxr14_cache(path, split)["images"])[:limit]
+    y = degrade(x, protocol, torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
+    bits = PROTOCOLS[protocol]["quantize_bits"]
+    meta = {"bits_stored": bits} if bits else {}
+    return [{"image": MetaTensor(yi, meta=dict(meta)), "label": xi} for yi, xi in zip(y, x)]

@@ -27,6 +27,10 @@ from .atomic import atomic_path
 
 __all__ = [
     "TrainConfig",
+    "lr_factor",
+    "lr_schedule",
+    "latest_checkpoint",
+    "loss_iteration",
     "Trainer",
     "epsilon_loss",
     "random_shift",
@@ -63,6 +67,52 @@ class TrainConfig:
         if not 0 <= self.decay_steps <= self.max_steps or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"need 0 <= decay_steps <= max_steps and 0 <= min_lr_ratio <= 1, got {self.decay_steps}, "
                              f"{self.min_lr_ratio}.")
+
+
+def lr_factor(config: TrainConfig, step: int, warm_step: int = 0) -> float:
+    """The learning rate at ``step`` as a fraction of ``config.lr``: linear warm-up over ``warmup_steps`` from the
+    run's (warm-)start ``warm_step``, constant, then an optional cosine cooldown over the last ``decay_steps``."""
+    since = step - warm_step
+    factor = min(1.0, (since + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
+    decay_start = config.max_steps - config.decay_steps
+    if config.decay_steps > 0 and step >= decay_start:
+        progress = min(1.0, (step - decay_start) / config.decay_steps)
+        factor *= config.min_lr_ratio + (1.0 - config.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """:func:`lr_factor` as a per-iteration torch scheduler (for a MONAI ``LrScheduleHandler``)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:
+    """The newest ``<prefix>*.pt`` in ``run_dir`` (a MONAI ``CheckpointSaver``'s interval or final file), or None."""
+    found = sorted(Path(run_dir).glob(f"{prefix}*.pt"), key=lambda p: p.stat().st_mtime) if Path(run_dir).is_dir() else []
+    return str(found[-1]) if found else None
+
+
+def loss_iteration(loss_fn: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor], seed: int = 0,
+                   grad_clip: float | None = None) -> Callable:
+    """A MONAI ``SupervisedTrainer`` ``iteration_update`` for a ``loss_fn(model, x, generator)`` of this module (e.g.
+    the predict-and-refine joint loss, which one ``loss_function(pred, target)`` cannot express): clean batch
+    ``batchdata["image"]`` in [-1, 1] → loss, backward, gradient clipping, optimiser step; returns
+    ``{"image", "loss"}`` for the trainer's handlers."""
+    generator = torch.Generator().manual_seed(int(seed))
+
+    def iteration(engine, batchdata: dict) -> dict:
+        x = batchdata["image"].to(engine.state.device)
+        x = x.as_tensor() if hasattr(x, "as_tensor") else x
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(engine.network, x, generator)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(engine.network.parameters(), grad_clip)
+        engine.optimizer.step()
+        return {"image": x, "loss": loss.detach()}
+
+    return iteration
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
@@ -234,15 +284,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loop
     def _lr(self, step: int) -> float:
-        """Linear warm-up from the run's (warm-)start, constant, then an optional cosine cooldown to max_steps."""
-        cfg = self.config
-        since = step - self.warm_step
-        lr = cfg.lr * min(1.0, (since + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
-        decay_start = cfg.max_steps - cfg.decay_steps
-        if cfg.decay_steps > 0 and step >= decay_start:
-            progress = min(1.0, (step - decay_start) / cfg.decay_steps)
-            lr *= cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return lr
+        return self.config.lr * lr_factor(self.config, step, self.warm_step)
 
     def _log(self, row: dict) -> None:
         path = self.out_dir / "log.csv"

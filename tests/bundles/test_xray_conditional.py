@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "xray_conditional"
 
 
-def run_config(name: str, **overrides) -> ConfigWorkflow:
+def run_config(name: str, workflow_type: str = "infer", **overrides) -> ConfigWorkflow:
     workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), meta_file=str(BUNDLE / "configs" /
-                              "metadata.json"), workflow_type="infer", bundle_root=str(BUNDLE), **overrides)
+                              "metadata.json"), workflow_type=workflow_type, bundle_root=str(BUNDLE), **overrides)
     workflow.initialize()
     workflow.run()
     workflow.finalize()
@@ -65,19 +65,41 @@ def test_inference_runs_as_a_monai_bundle_command(tmp_path):
     assert len(list(tmp_path.glob("*_conditional.png"))) == len(list((BUNDLE / "samples" / "blurred").glob("*.png")))
 
 
-def test_train_config_runs_and_resumes(cxr14_cache, tmp_path):
-    overrides = {"dataset_dir": str(cxr14_cache), "run_dir": str(tmp_path), "train_config#max_steps": 2,
-                 "train_config#val_every": 2, "train_config#checkpoint_every": 2, "train_config#warmup_steps": 0,
-                 "train_config#batch_size": 4, "val_limit": 8}
-    run_config("train.json", **overrides)
-    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.pt").is_file()
-    run_config("train.json", **{**overrides, "train_config#max_steps": 3})
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 3
+def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path):
+    """train.json is a MONAI ``SupervisedTrainer`` with checkpoint handlers: a second ``run`` with more steps
+    continues from the first run's checkpoint (iteration count carried on), and the EMA weights it writes load with
+    ``weights_only=True`` into the bundle's network."""
+    overrides = {"dataset_dir": str(cxr14_cache.parent), "run_dir": str(tmp_path), "train_config#max_steps": 2,
+                 "train_config#batch_size": 4, "train_config#checkpoint_every": 2, "epoch_length": 2}
+    first = run_config("train.json", workflow_type="train", **overrides)
+    assert first.check_properties() == []
+    assert first.parser.get_parsed_content("train#trainer").state.iteration == 2
+    assert (tmp_path / "bundle_checkpoint_final.pt").is_file()
+    second = run_config("train.json", workflow_type="train", **{**overrides, "train_config#max_steps": 4})
+    assert second.parser.get_parsed_content("train#trainer").state.iteration == 4  # resumed at 2, not restarted
+    weights = torch.load(tmp_path / "model.pt", weights_only=True)
+    network = second.parser.get_parsed_content("network_def", instantiate=True)
+    network.load_state_dict(weights)
+
+
+def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, tmp_path):
+    from xray_restore.datasets import protocol_pairs
+
+    workflow = run_config("evaluate.json", workflow_type="eval", dataset_dir=str(cxr14_cache.parent), limit=4,
+                          output_dir=str(tmp_path), inference_overrides={})
+    assert workflow.check_properties() == []
+    rows = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
+    pairs = protocol_pairs(cxr14_cache, "val", "realistic", limit=4)  # what the evaluator restored
+    blurred = float(psnr(torch.stack([p["image"].as_tensor() for p in pairs]),
+                         torch.stack([p["label"] for p in pairs])).mean())
+    assert float(rows["val_psnr"]) > blurred + 2.0 and 0.0 < float(rows["val_ssim"]) <= 1.0
+    per_image = (tmp_path / "val_psnr_raw.csv").read_text().splitlines()
+    assert len(per_image) == 1 + 4  # header + one row per image
 
 
 def test_evaluate_config_runs(cxr14_cache, tmp_path):
     out = tmp_path / "val.json"
-    run_config("evaluate.json", dataset_dir=str(cxr14_cache), limit=4, num_samples=[1, 2],
+    run_config("evaluate.json", run_id="compare", data_file=str(cxr14_cache), limit=4, num_samples=[1, 2],
                inference_overrides={"num_steps": 5},
                output_file=str(out))
     result = json.loads(out.read_text())
