@@ -132,36 +132,13 @@ def run_config(name: str, workflow_type: str = "infer", **overrides) -> ConfigWo
     return workflow
 
 
-def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path):
-    """train.json is a MONAI ``SupervisedTrainer`` with checkpoint handlers: a second ``run`` with more steps
-    continues from the first run's checkpoint (iteration count carried on), and the EMA weights it writes load with
-    ``weights_only=True`` into the bundle's network."""
-    overrides = {"dataset_dir": str(cxr14_cache.parent), "run_dir": str(tmp_path), "train_config#max_steps": 2,
-                 "train_config#batch_size": 4, "train_config#checkpoint_every": 2, "epoch_length": 2}
-    first = run_config("train.json", workflow_type="train", **overrides)
-    assert first.check_properties() == []
-    assert first.parser.get_parsed_content("train#trainer").state.iteration == 2
-    assert (tmp_path / "bundle_checkpoint_final.pt").is_file()
-    second = run_config("train.json", workflow_type="train", **{**overrides, "train_config#max_steps": 4})
-    assert second.parser.get_parsed_content("train#trainer").state.iteration == 4  # resumed at 2, not restarted
-    weights = torch.load(tmp_path / "model.pt", weights_only=True)
-    network = second.parser.get_parsed_content("network_def", instantiate=True)
-    network.load_state_dict(weights)
+def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, check_trainer_resumes):
+    check_trainer_resumes(BUNDLE, cxr14_cache, tmp_path)
 
 
-def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, tmp_path):
-    from xray_restore.datasets import protocol_pairs
-
-    workflow = run_config("evaluate.json", workflow_type="eval", dataset_dir=str(cxr14_cache.parent), limit=4,
-                          output_dir=str(tmp_path), inference_overrides={"num_steps": 10})
-    assert workflow.check_properties() == []
-    rows = dict(line.split(",") for line in (tmp_path / "metrics.csv").read_text().splitlines())
-    pairs = protocol_pairs(cxr14_cache, "val", "realistic", limit=4)  # what the evaluator restored
-    blurred = float(psnr(torch.stack([p["image"].as_tensor() for p in pairs]),
-                         torch.stack([p["label"] for p in pairs])).mean())
-    assert float(rows["val_psnr"]) > blurred + 2.0 and 0.0 < float(rows["val_ssim"]) <= 1.0
-    per_image = (tmp_path / "val_psnr_raw.csv").read_text().splitlines()
-    assert len(per_image) == 1 + 4  # header + one row per image
+def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, tmp_path,
+                                                                  check_evaluator_beats_its_input):
+    check_evaluator_beats_its_input(BUNDLE, cxr14_cache, tmp_path, {"num_steps": 10})
 
 
 def test_evaluate_config_runs(cxr14_cache, tmp_path):
