@@ -193,14 +193,9 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
     from .datasets import load_training_pool, to_unit_range
     from .estimation import fit_spectrum, save_spectrum
+    from .locate import operator_padding
 
-    from monai.bundle import ConfigParser
-
-    from .locate import locate_bundle
-
-    config = ConfigParser()
-    config.read_config(str(locate_bundle(args.bundle) / "configs" / "inference.json"))
-    padding = config["operator"].get("padding", "zeros")  # the training blurs have the restoring operator's borders
+    padding = operator_padding(args.bundle)  # the training blurs have the restoring operator's borders
     output = args.output or str(Path(args.bundle) / "models" / "degradation_spectrum.pt")
     images = to_unit_range(load_training_pool(args.data, args.extra_data))
     spectrum = fit_spectrum(images, padding=padding)
@@ -208,6 +203,38 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
     print(f"fitted the degradation spectrum on {spectrum['num_images']} training images ({padding} borders) "
           f"-> {output}")
     return 0
+
+
+def _cmd_fit_regressor(args: argparse.Namespace) -> int:
+    from .blur_regressor import train_regressor
+    from .locate import operator_padding
+
+    import dataclasses
+
+    from monai.bundle import ConfigParser
+
+    from .blur_regressor import RegressorConfig
+    from .locate import locate_bundle
+
+    padding = operator_padding(args.bundle)
+    output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
+    parser = ConfigParser()
+    parser.read_config(str(locate_bundle(args.bundle) / "configs" / "train.json"))
+    fields = {f.name for f in dataclasses.fields(RegressorConfig)}
+    values = {k: v for k, v in parser["regressor_config"].items() if k in fields}
+    values.update({k: getattr(args, k) for k in ("steps", "seed") if getattr(args, k) is not None})
+    config = RegressorConfig(**values)
+    torch_threads(args.threads)
+    train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet)
+    print(f"trained the degradation regressor for {config.steps} steps ({padding} borders) -> {output}")
+    return 0
+
+
+def torch_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 def _cmd_train_conditional(args: argparse.Namespace) -> int:
@@ -347,6 +374,16 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
     spec.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_spectrum.pt")
     spec.set_defaults(func=_cmd_fit_spectrum)
+
+    reg = sub.add_parser("fit-regressor", help="train the estimator's learned blur/noise regressor on training images")
+    reg.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")
+    reg.add_argument("--extra-data", nargs="*", default=[], help="training-only .npz archives added to it")
+    reg.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
+    reg.add_argument("--steps", type=int, help="optimiser steps (default: the bundle's train.json regressor_config)")
+    reg.add_argument("--seed", type=int, help="random seed (default: the bundle's train.json regressor_config)")
+    reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    reg.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_regressor.pt")
+    reg.set_defaults(func=_cmd_fit_regressor)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
     cond.add_argument("--variant", choices=["sr3", "predict_refine"],

@@ -1,10 +1,13 @@
-"""Derived DICOM objects for restored radiographs (highdicom Secondary Capture from the source dataset).
+"""Derived DICOM objects for restored radiographs (highdicom, from the source dataset).
 
-Each restored image becomes a new SOP instance in its own new series of the source study: Patient and
+Each restored image becomes a Secondary Capture in its own new series of the source study: Patient and
 Study modules copied from the source (``SCImage.from_ref_dataset``), ``ImageType`` DERIVED\\SECONDARY, a
-Derivation Description naming method and parameters, Derivation Code and Source Image Sequence referencing
-the input, a Series Description saying it is computer-restored, Burned In Annotation NO, MONOCHROME2 on 8
-or 16 bits, and the pixel spacing of the written grid.
+Derivation Description naming method and parameters (the samples really drawn), Derivation Code and Source Image
+Sequence referencing the input, a Series Description saying it is computer-restored, Burned In Annotation NO,
+MONOCHROME2 on 8 or 16 bits, the source's Modality, body part, laterality, lossy history and display window, and the
+source's spacing with its meaning (:func:`_carry_spacing`). The posterior std (with several samples) is a highdicom
+Parametric Map in a second series, whose Real World Value Mapping gives the std in the restored image's intensity
+units; a source a map cannot reference gets a scaled Secondary Capture instead.
 
 UIDs are derived deterministically (``pydicom.uid.generate_uid`` with entropy sources) from the org root, the
 source SOP Instance UID and the provenance, so a re-run writes the same object instead of a duplicate.

@@ -18,6 +18,14 @@ pixel (white quantisation noise averages down like any other white noise).
 
 The DC coefficient is left out (it carries the mean, not the blur). The confidence of σ̂ is the curvature of the
 profile log-likelihood (an approximate standard error, in pixels).
+
+Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
+blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
+(:class:`~xray_restore.blur_regressor.DegradationRegressor`, trained on the training pool: it reads edges and
+texture), the estimate where the two agree to within ``max_disagreement`` px is ``w·σ_learned + (1 − w)·σ_spectral``
+and σ_y combines the regressor's (the noise before storage) with the quantisation floor in quadrature; where they
+disagree (an input unlike the training images) the
+spectral estimate stands alone. ``w`` = ``learned_weight`` was chosen on val.
 """
 
 from __future__ import annotations
@@ -176,6 +184,9 @@ class DegradationEstimate:
         operator_noise: what an error of ``operator_uncertainty`` px in σ̂ would change in this image
             (``δ·σ̂·rms(∇²y)``, [0, 1] units): DDRM adds it to the noise, so a slightly wrong blur is not trusted as
             exact.
+        spectral_blur_sigma: the spectral likelihood's own σ̂ (equal to ``blur_sigma`` without a regressor).
+        learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
+        method: ``"spectral"``, or ``"spectral+learned"`` where the regressor agreed and refined the estimate.
     """
 
     blur_sigma: float
@@ -184,6 +195,10 @@ class DegradationEstimate:
     gain: float
     noise_floor: float
     operator_noise: float = 0.0
+    spectral_blur_sigma: float | None = None
+    learned_blur_sigma: float | None = None
+    learned_sigma_y: float | None = None
+    method: str = "spectral"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -210,9 +225,25 @@ class SpectralDegradationEstimator:
     """
 
     def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10, max_tilt: float = 0.0,
-                 operator_uncertainty: float = 0.0) -> None:
+                 operator_uncertainty: float = 0.0, regressor=None, learned_weight: float | None = None,
+                 max_disagreement: float | None = None) -> None:
         if not isinstance(spectrum, dict):
             spectrum = load_spectrum(spectrum)
+        if regressor is not None and not isinstance(regressor, torch.nn.Module):
+            from .blur_regressor import load_regressor
+
+            regressor = load_regressor(regressor)
+        if regressor is None:
+            learned_weight, max_disagreement = 0.0, 0.0
+        elif learned_weight is None or max_disagreement is None:
+            raise ValueError("a regressor needs learned_weight and max_disagreement (their home: the bundle's "
+                             "inference.json estimator).")
+        if not 0.0 <= learned_weight <= 1.0 or not max_disagreement >= 0:
+            raise ValueError(f"need 0 <= learned_weight <= 1 and max_disagreement >= 0, got {learned_weight}, "
+                             f"{max_disagreement}.")
+        self.regressor = regressor
+        self.learned_weight = float(learned_weight)
+        self.max_disagreement = float(max_disagreement)
         self.size = int(spectrum["size"])
         self.margin = int(spectrum["margin"])
         self.alpha = float(spectrum["alpha"])
@@ -239,9 +270,13 @@ class SpectralDegradationEstimator:
         self.refine = 8  # the fine grid: the spectrum's step / refine, over ± one coarse step
     @property
     def config(self) -> dict:
-        return {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
-                "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0]),
-                "operator_uncertainty": self.operator_uncertainty}
+        config = {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
+                  "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0]),
+                  "operator_uncertainty": self.operator_uncertainty}
+        if self.regressor is not None:
+            config.update({"method": "spectral_ml+learned", "learned_weight": self.learned_weight,
+                           "max_disagreement": self.max_disagreement})
+        return config
 
     def _signal_at(self, sigmas: torch.Tensor) -> torch.Tensor:
         """``E[Y_k² | σ]`` at any ``sigmas`` ``(B, F)`` in [0, σ_max]: log-linear in σ² between grid points
@@ -322,6 +357,9 @@ class SpectralDegradationEstimator:
         curvature_rms = torch.nn.functional.conv2d(images.to(torch.float64), laplacian.view(1, 1, 3, 3))[
             ..., self.margin : -self.margin, self.margin : -self.margin].pow(2).mean(dim=(1, 2, 3)).sqrt()
         best = nll.argmin(dim=1)
+        learned_all = None
+        if self.regressor is not None:
+            learned_all = self.regressor(images.float()).double()  # (B, 2): σ, log σ_y
         h = step / self.refine
         out = []
         for i in range(b):
@@ -337,12 +375,24 @@ class SpectralDegradationEstimator:
                 curvature = 2 * (float(nll[i, j + 1]) - float(nll[i, j])) / h**2
             std = 1.0 / math.sqrt(curvature) if curvature > 0 else float("inf")
             sigma = max(0.0, sigma)
+            sigma_y = max(math.sqrt(float(noise[i, j]) / self.noise_gain), float(floors[i]))
+            spectral, method, learned = sigma, "spectral", (None, None)
+            if learned_all is not None:
+                learned = (max(0.0, float(learned_all[i, 0])), math.exp(float(learned_all[i, 1])))
+                if abs(learned[0] - spectral) <= self.max_disagreement:  # the two agree: the regressor refines
+                    sigma = self.learned_weight * learned[0] + (1.0 - self.learned_weight) * spectral
+                    # the regressor reads the noise before storage: the quantisation adds in quadrature
+                    sigma_y, method = math.hypot(learned[1], float(floors[i])), "spectral+learned"
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
-                sigma_y=max(math.sqrt(float(noise[i, j]) / self.noise_gain), float(floors[i])),
+                sigma_y=sigma_y,
                 blur_sigma_std=std,
                 gain=float(gain[i, j]),
                 noise_floor=float(floors[i]),
                 operator_noise=self.operator_uncertainty * sigma * float(curvature_rms[i]),
+                spectral_blur_sigma=spectral,
+                learned_blur_sigma=learned[0],
+                learned_sigma_y=learned[1],
+                method=method,
             ))
         return out

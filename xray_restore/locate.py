@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["locate_bundle", "BUNDLE_NAMES"]
+__all__ = ["locate_bundle", "operator_padding", "BUNDLE_NAMES"]
 
 BUNDLE_NAMES = ("xray_ddrm", "xray_conditional")
 
@@ -52,3 +52,15 @@ def locate_bundle(bundle: str | os.PathLike) -> Path:
         if (place / "configs").is_dir():
             return place
     raise InputError(path, "bundle not found (looked in: " + ", ".join(str(p) for p in [path, *places]) + ")")
+
+
+def operator_padding(bundle: str | os.PathLike) -> str:
+    """The border handling of ``bundle``'s restoring operator (its ``inference.json``, parsed): what blurs made to
+    match it (estimator statistics, embedded samples) must use."""
+    from monai.bundle import ConfigParser
+
+    root = locate_bundle(bundle)
+    config = ConfigParser()
+    config.read_config(str(root / "configs" / "inference.json"))
+    config["bundle_root"] = str(root)
+    return str(config.get_parsed_content("operator").padding)

@@ -112,12 +112,11 @@ def write_synthetic_samples(
     estimator = SpectralDegradationEstimator(spectrum or Path(weights).with_name("degradation_spectrum.pt"))
     score = torch.tensor([e.blur_sigma + 100 * e.sigma_y for e in estimator(pool, 8)])
     sharp = pool[score.argsort()[:num_images]]
-    from monai.bundle import ConfigParser
+    from .locate import operator_padding
 
-    config = ConfigParser()
-    config.read_config(str(Path(weights).resolve().parents[1] / "configs" / "inference.json"))
+    padding = operator_padding(Path(weights).resolve().parents[1])
     blurred = degrade(sharp, "realistic", torch.Generator().manual_seed(seed),
-                      operator=GaussianBlur(sharp.shape[-1], 2.0, padding=config["operator"]["padding"]))
+                      operator=GaussianBlur(sharp.shape[-1], 2.0, padding=padding))
     written = []
     for folder, images in (("sharp", sharp), ("blurred", blurred)):
         target = Path(out_dir) / folder

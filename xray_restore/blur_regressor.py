@@ -1,0 +1,153 @@
+"""A learned second opinion on the degradation: a small CNN that reads the blur σ and log σ_y from one input.
+
+The spectral estimator (:mod:`xray_restore.estimation`) sees only second-order statistics, so an image whose own
+spectrum is a little steeper or flatter than the training average looks a little blurred or sharp, and fine texture
+of a sharp image looks like noise. Edges and texture tell these apart; a CNN trained on the training pool with
+random blurs, noise and quantisation learns to read them. The estimator uses it to refine its own estimate where the
+two agree (see :class:`~xray_restore.estimation.SpectralDegradationEstimator`).
+
+Training data (:func:`random_degradations`): training radiographs ``x`` (64×64, [0, 1], random horizontal flips),
+``y = Q_b(h_σ * x + σ_y n)`` with σ ~ U[0, σ_max] (15 % exactly 0), log σ_y ~ U[log 3e-4, log 0.05], the operator's
+mirrored borders, and Q_b 8-bit (60 %), 12-bit (20 %) or none. The network sees each input normalised to zero mean
+and unit std (a contrast gain or offset of the source does not change the answer).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .atomic import atomic_path
+
+__all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor"]
+
+LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
+
+
+@dataclasses.dataclass
+class RegressorConfig:
+    """How the regressor is trained. Home of the values: the DDRM bundle's ``train.json`` ``regressor_config``
+    (these defaults equal it; a test checks)."""
+
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3  # peak of the one-cycle schedule
+    seed: int = 0
+    width: int = 32
+
+
+class DegradationRegressor(nn.Module):
+    """``(B, 1, 64, 64)`` in [0, 1] → ``(B, 2)``: blur σ (model-scale pixels) and log σ_y ([0, 1] units).
+
+    Six 3×3 conv layers (GroupNorm, GELU; stride 2 at layers 2, 4, 6), mean- and max-pooled features, a 2-layer
+    head; 0.32 M parameters for ``width=32``.
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for i, out in enumerate((width, width, 2 * width, 2 * width, 4 * width, 4 * width)):
+            layers += [nn.Conv2d(channels, out, 3, stride=2 if i in (1, 3, 5) else 1, padding=1),
+                       nn.GroupNorm(8, out), nn.GELU()]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(2 * channels, 128), nn.GELU(), nn.Linear(128, 2))
+
+    @staticmethod
+    def normalise(y: torch.Tensor) -> torch.Tensor:
+        y = y - y.mean(dim=(-1, -2), keepdim=True)
+        return y / y.std(dim=(-1, -2), keepdim=True).clamp_min(1e-6)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        z = self.features(self.normalise(y))
+        return self.head(torch.cat([z.mean(dim=(-1, -2)), z.amax(dim=(-1, -2))], dim=1))
+
+
+def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Generator, sigma_max: float = 4.0,
+                        padding: str = "symmetric") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch of ``(y, σ, log σ_y)`` from training images ``pool`` ``(N, 1, 64, 64)`` in [0, 1] (float64)."""
+    from .measurement import quantise
+    from .operators import convolution_matrix, gaussian_kernel_1d
+
+    size = pool.shape[-1]
+    x = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+    if bool(torch.rand(1, generator=generator) < 0.5):
+        x = x.flip(-1)
+    sigma = torch.rand(batch_size, generator=generator, dtype=torch.float64) * sigma_max
+    sigma = torch.where(torch.rand(batch_size, generator=generator) < 0.15, torch.zeros_like(sigma), sigma)
+    eye = torch.eye(size, dtype=torch.float64)
+    blur = torch.stack([convolution_matrix(gaussian_kernel_1d(s, math.ceil(3 * s)), size, padding) if s > 0 else eye
+                        for s in sigma.tolist()])[:, None]
+    y = blur @ x @ blur.transpose(-1, -2)
+    log_sigma_y = torch.empty(batch_size, dtype=torch.float64).uniform_(*LOG_SIGMA_Y_RANGE, generator=generator)
+    y = y + log_sigma_y.exp()[:, None, None, None] * torch.randn(y.shape, generator=generator, dtype=torch.float64)
+    u = torch.rand(batch_size, generator=generator)[:, None, None, None]
+    y = torch.where(u < 0.6, quantise(y, 8), torch.where(u < 0.8, quantise(y, 12), y))
+    return y.float(), sigma.float(), log_sigma_y.float()
+
+
+def load_regressor(path: str | os.PathLike) -> DegradationRegressor:
+    """Weights written by :func:`train_regressor` (``weights_only``), in eval mode; a clear error names the file."""
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "degradation regressor weights not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = DegradationRegressor(width=int(state.pop("_width", torch.tensor(32)).item()))
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - any failure means the same thing to the user
+        raise InputError(path, f"not a degradation regressor ({type(e).__name__}: {e})") from None
+    return model.eval()
+
+
+def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tuple | list = (),
+                    config: RegressorConfig | None = None, padding: str = "zeros", progress: bool = True) -> Path:
+    """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
+    read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
+    it. L1 loss on σ plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
+training blurs (the restoring operator's). Returns ``out``."""
+    from tqdm.auto import tqdm
+
+    from .datasets import load_training_pool, to_unit_range
+
+    config = config or RegressorConfig()
+    steps, batch_size, lr, seed, width = config.steps, config.batch_size, config.lr, config.seed, config.width
+    torch.manual_seed(seed)
+    pool = to_unit_range(load_training_pool(data, extra)).double()
+    model = DegradationRegressor(width)
+    optimizer = torch.optim.AdamW(model.parameters(), lr / 2, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
+    generator = torch.Generator().manual_seed(seed + 1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows, started, running = [], time.time(), 0.0
+    for step in tqdm(range(1, steps + 1), desc="regressor", disable=not progress):
+        y, sigma, log_sigma_y = random_degradations(pool, batch_size, generator, padding=padding)
+        prediction = model(y)
+        loss = (prediction[:, 0] - sigma).abs().mean() + 0.3 * (prediction[:, 1] - log_sigma_y).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+        if step % 250 == 0 or step == steps:
+            rows.append({"step": step, "loss": round(running, 5), "seconds": round(time.time() - started, 1)})
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["_width"] = torch.tensor(width)
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "loss", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
