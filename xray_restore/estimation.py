@@ -359,7 +359,9 @@ class SpectralDegradationEstimator:
         best = nll.argmin(dim=1)
         learned_all = None
         if self.regressor is not None:
-            learned_all = self.regressor(images.float()).double()  # (B, 2): σ, log σ_y
+            # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
+            # must not depend on its batch neighbours (B, 2): σ, log σ_y
+            learned_all = torch.cat([self.regressor(images[i : i + 1].float()) for i in range(b)]).double()
         h = step / self.refine
         out = []
         for i in range(b):
