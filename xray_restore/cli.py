@@ -154,24 +154,30 @@ def _device_override(args: argparse.Namespace) -> dict:
     return {"device": f"$torch.device({str(parsed)!r})"}
 
 
-def _train_config(args: argparse.Namespace, bundle: str):
-    """The :class:`~xray_restore.training.TrainConfig` of ``bundle``'s ``train.json``, with the options given."""
+def _bundle_section(bundle: str, section: str, cls, given: dict):
+    """The dataclass ``cls`` of ``bundle``'s ``train.json`` ``section`` (their home), with the options given
+    (``None``: the bundle's value)."""
     import dataclasses
 
     from monai.bundle import ConfigParser
-
-    from .training import TrainConfig
 
     from .locate import locate_bundle
 
     parser = ConfigParser()
     parser.read_config(str(locate_bundle(bundle) / "configs" / "train.json"))
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in parser["train_config"].items() if k in fields}
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in parser[section].items() if k in fields}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return cls(**values)
+
+
+def _train_config(args: argparse.Namespace, bundle: str):
+    """The :class:`~xray_restore.training.TrainConfig` of ``bundle``'s ``train.json``, with the options given."""
+    from .training import TrainConfig
+
     given = {"max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "decay_steps": args.decay_steps,
              "min_lr_ratio": args.min_lr_ratio, "autocast": False if args.fp32 else None}
-    values.update({k: v for k, v in given.items() if v is not None})
-    return TrainConfig(**values)
+    return _bundle_section(bundle, "train_config", TrainConfig, given)
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
@@ -206,35 +212,19 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit_regressor(args: argparse.Namespace) -> int:
-    from .blur_regressor import train_regressor
+    import torch
+
+    from .blur_regressor import RegressorConfig, train_regressor
     from .locate import operator_padding
-
-    import dataclasses
-
-    from monai.bundle import ConfigParser
-
-    from .blur_regressor import RegressorConfig
-    from .locate import locate_bundle
 
     padding = operator_padding(args.bundle)
     output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
-    parser = ConfigParser()
-    parser.read_config(str(locate_bundle(args.bundle) / "configs" / "train.json"))
-    fields = {f.name for f in dataclasses.fields(RegressorConfig)}
-    values = {k: v for k, v in parser["regressor_config"].items() if k in fields}
-    values.update({k: getattr(args, k) for k in ("steps", "seed") if getattr(args, k) is not None})
-    config = RegressorConfig(**values)
-    torch_threads(args.threads)
+    config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed})
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet)
     print(f"trained the degradation regressor for {config.steps} steps ({padding} borders) -> {output}")
     return 0
-
-
-def torch_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
 
 
 def _cmd_train_conditional(args: argparse.Namespace) -> int:

@@ -176,7 +176,7 @@ class DDRMInferer(Inferer, nn.Module):
     @property
     def device(self) -> torch.device:
         """Where this inferer restores: the device of its operator."""
-        return next(iter(self.operator.buffers()), torch.empty(0)).device
+        return self.operator.device
 
     def operator_sigma(self) -> float | None:
         """σ of the fixed operator (None for a non-Gaussian operator)."""
@@ -339,7 +339,7 @@ class DDRMInferer(Inferer, nn.Module):
         if k < 1:
             raise ValueError(f"num_samples must be >= 1, got {k}.")
         batch, dtype = inputs.shape[0], torch.float64
-        device = next(iter(op.buffers()), torch.empty(0)).device  # restored where the operator lives
+        device = op.device  # restored where the operator lives
         if isinstance(generator, Sequence):
             if len(generator) != batch:
                 raise ValueError(f"got {len(generator)} generators for {batch} inputs.")

@@ -16,6 +16,7 @@ Files are written as ``<out>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`` under a tempo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -144,15 +145,6 @@ def _carry_clinical_context(sc, ds, bits: int, kind: str) -> None:
         sc.WindowCenterWidthExplanation = "source display (its VOI already applied)"
 
 
-def _valid_spacing(value) -> tuple[float, float] | None:
-    """A two-valued positive spacing (mm) or None (absent or invalid, e.g. ``0\\0``: not written, never invented)."""
-    try:
-        spacing = tuple(float(v) for v in value) if value is not None else ()
-    except (TypeError, ValueError):
-        return None
-    return spacing if len(spacing) == 2 and min(spacing) > 0 else None  # type: ignore[return-value]
-
-
 def _carry_spacing(sc, ds, spacing, imager_spacing) -> str:
     """Keep the source's spacing *semantics* on the derived grid (the source grid); returns a note for the
     Image Comments ("" if none).
@@ -261,7 +253,7 @@ def write_derived(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from .readers import _check_dicom_image, _read_dicom_dataset
+    from .readers import _check_dicom_image, _read_dicom_dataset, _spacing_of
 
     source = Path(source)
     ds = _read_dicom_dataset(source, pixels=False)  # the header is all a derived object takes from its source
@@ -286,7 +278,9 @@ def write_derived(
         if key in unusable:
             notes.append(f"source {key} {unusable[key]}: the source is not referenced")
     bits = 8 if int(ds.get("BitsStored", 8)) <= 8 else 16
-    spacing, imager_spacing = _valid_spacing(ds.get("PixelSpacing")), _valid_spacing(ds.get("ImagerPixelSpacing"))
+    source_spacing, plane = _spacing_of(ds)  # Pixel Spacing if valid, else Imager Pixel Spacing
+    spacing = source_spacing if plane == "patient" else None
+    imager_spacing = source_spacing if plane == "detector" else None
     orientation_known = len(ds.get("PatientOrientation", []) or []) == 2
     out_root = Path(out_dir)
     stamp = json.dumps(provenance, sort_keys=True, default=str)
@@ -392,6 +386,8 @@ def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series
     """
     from pydicom.dataset import Dataset
 
+    from .readers import _spacing_of
+
     reference = Dataset()  # only what the map takes from its source (no Patient's Age etc. in a source's own VR)
     for keyword in (*_TYPE2_REFERENCE, "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID",
                     "Rows", "Columns", "PatientOrientation"):
@@ -401,7 +397,7 @@ def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series
     # have: the map gets its own Frame of Reference (a new UID) whose unit position/orientation describe only the
     # map's pixel grid; Spatial Locations Preserved = YES ties it pixel for pixel to the source.
     reference.FrameOfReferenceUID = _uid(str(ds.SOPInstanceUID), "uncertainty", "frame of reference")
-    spacing = _valid_spacing(ds.get("PixelSpacing")) or _valid_spacing(ds.get("ImagerPixelSpacing")) or (1.0, 1.0)
+    spacing = _spacing_of(ds)[0] or (1.0, 1.0)
     reference.ImagePositionPatient, reference.ImageOrientationPatient = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     reference.PixelSpacing, reference.SliceThickness = list(spacing), 1.0
     stored = np.round(np.clip(std, 0.0, 1.0) * STD_LEVELS).astype(np.uint16)
@@ -413,7 +409,7 @@ def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series
     top = max(1.0, float(np.percentile(stored, 99.5)))
     voi = hd.VOILUTTransformation(window_center=top / 2, window_width=top,
                                   window_explanation="0 to the 99.5th percentile of the std")
-    return _ProjectionParametricMap(
+    return _parametric_map(
         source_images=[reference], pixel_array=stored, series_instance_uid=series_uid,
         series_number=series_number, sop_instance_uid=sop_uid, instance_number=1, manufacturer=MANUFACTURER,
         manufacturer_model_name=str(provenance.get("method", "DDRM")),
@@ -427,6 +423,7 @@ def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series
         image_flavor="STATIC", derived_pixel_contrast="STD_DEVIATION")
 
 
+@functools.cache
 def _projection_map_class():
     import highdicom as hd
 
@@ -451,7 +448,7 @@ def _projection_map_class():
     return ProjectionParametricMap
 
 
-def _ProjectionParametricMap(**kwargs):
+def _parametric_map(**kwargs):
     import warnings
 
     with warnings.catch_warnings():

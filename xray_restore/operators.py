@@ -83,6 +83,11 @@ class SVDOperator(nn.Module):
 
     size: int
 
+    @property
+    def device(self) -> torch.device:
+        """Where the operator's tensors live (CPU for an operator without any)."""
+        return next(iter(self.buffers()), torch.empty(0)).device
+
     def U(self, z: torch.Tensor) -> torch.Tensor:  # noqa: N802 - maths name
         raise NotImplementedError
 
