@@ -111,11 +111,13 @@ def load_regressor(path: str | os.PathLike) -> DegradationRegressor:
 
 
 def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tuple | list = (),
-                    config: RegressorConfig | None = None, padding: str = "zeros", progress: bool = True) -> Path:
+                    config: RegressorConfig | None = None, padding: str = "zeros", progress: bool = True,
+                    init: str | os.PathLike | None = None) -> Path:
     """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
     it. L1 loss on σ plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
-training blurs (the restoring operator's). Returns ``out``."""
+training blurs (the restoring operator's). ``init``: weights (of the same width) to continue from, with a new
+schedule. Returns ``out``."""
     from tqdm.auto import tqdm
 
     from .datasets import load_training_pool, to_unit_range
@@ -125,6 +127,12 @@ training blurs (the restoring operator's). Returns ``out``."""
     torch.manual_seed(seed)
     pool = to_unit_range(load_training_pool(data, extra)).double()
     model = DegradationRegressor(width)
+    if init is not None:
+        start = load_regressor(init)
+        if start.features[0].out_channels != width:
+            raise ValueError(f"{init}: width {start.features[0].out_channels}, but the config trains width {width}.")
+        model.load_state_dict(start.state_dict())
+        model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(seed + 1)

@@ -219,10 +219,12 @@ def _cmd_fit_regressor(args: argparse.Namespace) -> int:
 
     padding = operator_padding(args.bundle)
     output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
-    config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed})
+    config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed,
+                                                                                  "lr": args.lr})
     if args.threads:
         torch.set_num_threads(args.threads)
-    train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet)
+    train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet,
+                    init=args.init_weights)
     print(f"trained the degradation regressor for {config.steps} steps ({padding} borders) -> {output}")
     return 0
 
@@ -371,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
     reg.add_argument("--steps", type=int, help="optimiser steps (default: the bundle's train.json regressor_config)")
     reg.add_argument("--seed", type=int, help="random seed (default: the bundle's train.json regressor_config)")
+    reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    reg.add_argument("--init-weights", default=None, help="continue from these regressor weights (a new schedule)")
     reg.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_regressor.pt")
     reg.set_defaults(func=_cmd_fit_regressor)
 

@@ -85,6 +85,8 @@ class DDRMInferer(Inferer, nn.Module):
         estimator: a :class:`~xray_restore.estimation.SpectralDegradationEstimator`, needed for ``"auto"``.
         no_blur_sigma: with an estimated blur below this (model-scale pixels), ``__call__`` hands the input back
             unchanged (no blur at the model scale: nothing to restore); 0 disables it.
+        operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
+            error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
             whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
 
@@ -114,6 +116,7 @@ class DDRMInferer(Inferer, nn.Module):
         blur_sigma: float | str | None = None,
         estimator=None,
         no_blur_sigma: float = 0.0,
+        operator_uncertainty: float = 0.0,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)
@@ -135,6 +138,8 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
+        if not (math.isfinite(operator_uncertainty) and operator_uncertainty >= 0):
+            raise ValueError(f"operator_uncertainty must be a finite number >= 0, got {operator_uncertainty}.")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.operator = operator
@@ -149,6 +154,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.blur_sigma = blur_sigma if blur_sigma in (None, AUTO) else float(blur_sigma)
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
+        self.operator_uncertainty = float(operator_uncertainty)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
@@ -171,6 +177,7 @@ class DDRMInferer(Inferer, nn.Module):
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
+            "operator_uncertainty": self.operator_uncertainty,
         }
 
     @property
@@ -188,8 +195,9 @@ class DDRMInferer(Inferer, nn.Module):
 
         ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor;
         ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma"}`` per input
-        (``operator_sigma``: the blur DDRM restores with; 0 for an input with no blur at the model scale).
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma", "operator_uncertainty"}``
+        per input (``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the model scale;
+        ``operator_uncertainty``: the likely error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if needs
@@ -199,12 +207,12 @@ class DDRMInferer(Inferer, nn.Module):
             blur = self.blur_sigma
             blur = e.blur_sigma if blur == AUTO else (self.operator_sigma() if blur is None else blur)
             noise = e.sigma_y if self.sigma_y == AUTO else self.sigma_y
-            if self.blur_sigma == AUTO:  # an estimated blur is not exact: its likely error counts as noise
-                noise = math.sqrt(noise**2 + e.operator_noise**2)
             no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
-            # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image
+            # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
+            # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
-                        "operator_sigma": 0.0 if no_blur else blur})
+                        "operator_sigma": 0.0 if no_blur else blur,
+                        "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0})
         return out
 
     def operator_for(self, blur_sigma: float | None) -> SVDOperator:
@@ -242,7 +250,8 @@ class DDRMInferer(Inferer, nn.Module):
             op = self.operator_for(sigma_of(settings[index[0]]))
             gen = [generator[i] for i in index] if per_input else generator
             m, s = self.sample(inputs[index], network, num_samples=num_samples, generator=gen, operator=op,
-                               sigma_y=[settings[i]["sigma_y"] for i in index])
+                               sigma_y=[settings[i]["sigma_y"] for i in index],
+                               operator_uncertainty=[settings[i].get("operator_uncertainty", 0.0) for i in index])
             mean[index], std[index] = m, s
         return mean, std
 
@@ -314,6 +323,7 @@ class DDRMInferer(Inferer, nn.Module):
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         operator: SVDOperator | None = None,
         sigma_y: float | Sequence[float] | torch.Tensor | None = None,
+        operator_uncertainty: float | Sequence[float] = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw DDRM posterior samples for each input.
 
@@ -325,6 +335,11 @@ class DDRMInferer(Inferer, nn.Module):
                 per input, so that an input's samples never depend on the other inputs of its batch.
             operator: the blur of this call (default: the inferer's), e.g. one built for an estimated σ.
             sigma_y: noise std of this call in [0, 1] units, one value or one per input (default: the inferer's).
+            operator_uncertainty: likely error δ (pixels) of the operator's blur σ, one value or one per input
+                (0: the operator is exact). A Gaussian transfer ``s(ω) = exp(−σ²ω²/2)`` gives
+                ``∂ log s_i/∂σ = 2 log s_i / σ``, so component i of ``Uᵀy`` carries a model error of about
+                ``δ · 2|log s_i|/σ · |(Uᵀy)_i|``; it is added to that component's noise, and DDRM trusts the
+                components a slightly wrong blur would corrupt less (the prior fills them in).
 
         Returns:
             ``(mean, std)``, each ``(B, 1, N, N)``: the sample mean in [0, 1] and the per-pixel standard
@@ -366,10 +381,16 @@ class DDRMInferer(Inferer, nn.Module):
 
         # 2. Spectral measurement (float64) and the static split informative / missing.
         s = op.singulars().to(device=device, dtype=dtype)
+        u_t_y = op.Ut(y_model)
+        delta = self._noise_std(operator_uncertainty, batch).to(device).repeat_interleave(k, dim=0)
+        blur = float(getattr(op, "sigma", 0.0) or 0.0)
+        if blur > 0 and bool((delta > 0).any()):
+            slope = torch.where(s > 0, 2.0 * s.clamp_min(1e-30).log().abs() / blur, torch.zeros_like(s))
+            sigma0 = torch.sqrt(sigma0**2 + (delta * slope * u_t_y.abs()) ** 2)  # (B·k, 1, N, N) per component
         sigma_T = self._sigma(self.timesteps[-1])
         informative = (s > 0) & (s * sigma_T > sigma0)
         safe_s = torch.where(informative, s, torch.ones_like(s))
-        y_bar = torch.where(informative, op.Ut(y_model) / safe_s, torch.zeros_like(y_model))
+        y_bar = torch.where(informative, u_t_y / safe_s, torch.zeros_like(y_model))
         ratio = torch.where(informative, sigma0 / safe_s, torch.zeros_like(y_model))  # σ_y / s_i
         safe_ratio = torch.where(ratio > 0, ratio, torch.ones_like(ratio))
 

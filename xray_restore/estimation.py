@@ -181,9 +181,6 @@ class DegradationEstimate:
         blur_sigma_std: approximate standard error of ``blur_sigma`` (pixels; curvature of the profile likelihood).
         gain: fitted contrast gain ``a`` relative to the training radiographs.
         noise_floor: the quantisation floor that ``sigma_y`` was held above.
-        operator_noise: what an error of ``operator_uncertainty`` px in σ̂ would change in this image
-            (``δ·σ̂·rms(∇²y)``, [0, 1] units): DDRM adds it to the noise, so a slightly wrong blur is not trusted as
-            exact.
         spectral_blur_sigma: the spectral likelihood's own σ̂ (equal to ``blur_sigma`` without a regressor).
         learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
         method: ``"spectral"``, or ``"spectral+learned"`` where the regressor agreed and refined the estimate.
@@ -194,7 +191,6 @@ class DegradationEstimate:
     blur_sigma_std: float
     gain: float
     noise_floor: float
-    operator_noise: float = 0.0
     spectral_blur_sigma: float | None = None
     learned_blur_sigma: float | None = None
     learned_sigma_y: float | None = None
@@ -225,7 +221,7 @@ class SpectralDegradationEstimator:
     """
 
     def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10, max_tilt: float = 0.0,
-                 operator_uncertainty: float = 0.0, regressor=None, learned_weight: float | None = None,
+                 regressor=None, learned_weight: float | None = None,
                  max_disagreement: float | None = None) -> None:
         if not isinstance(spectrum, dict):
             spectrum = load_spectrum(spectrum)
@@ -252,9 +248,6 @@ class SpectralDegradationEstimator:
         self.length = power.shape[-1]
         self.iterations = int(iterations)
         self.max_tilt = float(max_tilt)
-        if not operator_uncertainty >= 0:
-            raise ValueError(f"operator_uncertainty must be >= 0, got {operator_uncertainty}.")
-        self.operator_uncertainty = float(operator_uncertainty)
         self.dtype = torch.float32
         keep = torch.ones(self.length, self.length, dtype=torch.bool)
         keep[0, 0] = False  # DC: the mean, not the blur
@@ -271,8 +264,7 @@ class SpectralDegradationEstimator:
     @property
     def config(self) -> dict:
         config = {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
-                  "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0]),
-                  "operator_uncertainty": self.operator_uncertainty}
+                  "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0])}
         if self.regressor is not None:
             config.update({"method": "spectral_ml+learned", "learned_weight": self.learned_weight,
                            "max_disagreement": self.max_disagreement})
@@ -353,9 +345,6 @@ class SpectralDegradationEstimator:
         centre = self.sigmas[coarse.argmin(dim=1)]
         fine = (centre[:, None] + offsets[None]).clamp(0.0, float(self.sigmas[-1]))  # (B, F)
         nll, gain, noise = self._profile(y2, floor2, self._signal_at(fine))
-        laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-        curvature_rms = torch.nn.functional.conv2d(images.to(torch.float64), laplacian.view(1, 1, 3, 3))[
-            ..., self.margin : -self.margin, self.margin : -self.margin].pow(2).mean(dim=(1, 2, 3)).sqrt()
         best = nll.argmin(dim=1)
         learned_all = None
         if self.regressor is not None:
@@ -391,7 +380,6 @@ class SpectralDegradationEstimator:
                 blur_sigma_std=std,
                 gain=float(gain[i, j]),
                 noise_floor=float(floors[i]),
-                operator_noise=self.operator_uncertainty * sigma * float(curvature_rms[i]),
                 spectral_blur_sigma=spectral,
                 learned_blur_sigma=learned[0],
                 learned_sigma_y=learned[1],

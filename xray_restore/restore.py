@@ -97,8 +97,7 @@ class Restoration:
 
     ``status`` is ``"restored"`` or ``"no_blur"`` (no blur at the model scale: ``restored`` is the input, written
     only when forced). ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
-    the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None; its
-    ``operator_noise`` is added to σ_y inside DDRM).
+    the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None).
     """
 
     source: str
