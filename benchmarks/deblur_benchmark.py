@@ -5,7 +5,7 @@
 
 Protocols (``xray_restore.evaluation``): ``case_study`` (the reference study's thresholded 9-tap operator, float y,
 σ_y = 5e-6: the inverse crime) and ``realistic`` (exact 13-tap blur, σ_y = 0.01, y quantised to 8 bits).
-Methods: blurred input, thresholded pseudo-inverse, Tikhonov, Gaussian LMMSE (mean/covariance of train), Richardson-
+Methods: blurred input, thresholded pseudo-inverse, Tikhonov, Gaussian LMMSE (mean/covariance of the training pool with flips), Richardson-
 Lucy (ours, for the zero-padded operator, and scikit-image's), DDRM (ours, 1 sample and mean of K), the conditional
 predict-and-refine baseline (1 sample and mean of K), and DeepInverse's ``DDRM`` over the same UNet and SVD.
 Every hyper-parameter of a baseline (λ, shrinkage, iterations) is tuned on the val split, never on test; the
@@ -43,7 +43,7 @@ from xray_restore.baselines import (
 from xray_restore.conditional import ConditionalSampler
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
-from xray_restore.evaluation import LMMSE_GRID, TIKHONOV_GRID, evaluation_ids
+from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, TIKHONOV_GRID, evaluation_ids, linear_prior_pool
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
 from xray_restore.metrics import psnr, ssim
 from xray_restore.metrics import kid, lpips
@@ -140,12 +140,13 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
     lam = tune("tikhonov", lambda v: lambda yy: tikhonov(op, yy, v), y_val, x_val)
     record("tikhonov", lambda: tikhonov(op, y, lam), lam=lam)
     fit_start = time.perf_counter()
-    moments = models["moments"][protocol] = SpectralGaussian(op, train)  # the sweep reuses the case-study fit
+    # the sweep reuses the case-study fit
+    moments = models["moments"][protocol] = SpectralGaussian(op, train, flips=LMMSE_FLIPS)
     estimators = {v: GaussianLMMSE(op, moments, v, sigma_y, exact=exact) for v in GRIDS["lmmse"]}
     fit_seconds = (time.perf_counter() - fit_start) / len(estimators)
     shrink = tune("lmmse", lambda v: estimators[v], y_val, x_val)
     record("lmmse", lambda: estimators[shrink](y), shrinkage=shrink, fit_seconds=round(fit_seconds, 2),
-           note="fit on train (fit time not in seconds), shrinkage tuned on val")
+           note="fit on the training pool with flips (fit time not in seconds), shrinkage tuned on val")
     iters = tune("richardson_lucy", lambda v: lambda yy: richardson_lucy(op, yy, int(v)), y_val, x_val)
     record("richardson_lucy", lambda: richardson_lucy(op, y, int(iters)), num_iter=iters)
     iters_sk = tune("richardson_lucy_skimage", lambda v: lambda yy: richardson_lucy_skimage(op, yy, int(v)), y_val,
@@ -195,7 +196,8 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
 def sigma_sweep(data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -> dict:
     """PSNR / LPIPS vs σ_y under the case-study operator (float y): DDRM 1 sample, pinv, Tikhonov, LMMSE."""
     x, x_val, train = data["test"], data["val"], data["train"]
-    moments = models["moments"].get("case_study") or SpectralGaussian(make_operator("case_study"), train)
+    moments = models["moments"].get("case_study") or SpectralGaussian(make_operator("case_study"), train,
+                                                                                   flips=LMMSE_FLIPS)
     op = moments.operator
     unet, inferer = ddrm_of("case_study", args)
     out: dict[str, dict] = {}
@@ -343,7 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
     if shared_weights.is_dir():
         os.environ.setdefault("TORCH_HOME", str(shared_weights))
     start = time.time()
-    data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("train", "val", "test")}
+    data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("val", "test")}
+    data["train"] = linear_prior_pool(args.data)  # train + the training-only archives beside it
     data["test"], data["val"] = data["test"][: args.limit], data["val"][: args.limit]
     given = {"num_steps": args.cond_steps, "eta": args.cond_eta, "temperature": args.cond_temperature}
     conditional = Restorer.from_bundle(args.conditional_bundle, **{k: v for k, v in given.items() if v is not None})

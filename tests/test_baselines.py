@@ -55,6 +55,21 @@ def test_lmmse_from_shared_moments_equals_a_fresh_fit(images):
         SpectralGaussian(op, train[:1])
 
 
+def test_flipped_moments_are_those_of_the_train_set_and_its_mirror_images(images):
+    """flips=True: μ and C over the 2M images (each one and its left-right mirror), so μ is mirror-symmetric and an
+    LMMSE of a mirrored input is the mirror of its LMMSE (the prior has no preferred side)."""
+    train, x = images
+    op = GaussianBlur(size=16, sigma=2.0, threshold=3e-3)
+    flipped = SpectralGaussian(op, train, flips=True)
+    both = SpectralGaussian(op, torch.cat([train, train.flip(-1)]))
+    assert torch.allclose(flipped.mean, both.mean) and torch.allclose(flipped.cov, both.cov)
+    assert torch.allclose(flipped.mean, flipped.mean.flip(-1))
+    assert not torch.allclose(SpectralGaussian(op, train).mean, flipped.mean)  # the option does something
+    y = op.H(x)
+    lmmse = GaussianLMMSE(op, flipped, 1e-3, 0.01)
+    assert torch.allclose(lmmse(y.flip(-1)), lmmse(y).flip(-1), atol=1e-8)
+
+
 def test_tikhonov_is_the_regularised_least_squares_solution(images):
     _, x = images
     op = GaussianBlur(size=16)

@@ -114,3 +114,15 @@ def test_cache_errors(tmp_path):
         load_cxr14_cache(tmp_path / "missing.npz", "train")
     with pytest.raises(ValueError, match="split"):
         load_cxr14_cache(tmp_path / "missing.npz", "validation")
+
+
+def test_extra_archives_are_the_training_only_files_beside_a_cache(cxr14_cache, tmp_path):
+    """The shared cache has cxr14_extra_64.npz beside it (2,039 images in the pool); a cache alone has none."""
+    from xray_restore.datasets import extra_archives, load_training_pool
+
+    found = extra_archives(cxr14_cache)
+    assert [p.name for p in found] == ["cxr14_extra_64.npz"]
+    assert len(load_training_pool(cxr14_cache, found)) == 2039
+    alone = tmp_path / "cxr14_64.npz"
+    shutil.copy(cxr14_cache, alone)
+    assert extra_archives(alone) == []

@@ -30,13 +30,18 @@ class SpectralGaussian:
     Args:
         operator: the separable SVD operator whose ``V`` is the basis.
         train: ``(M, 1, N, N)`` training images in [0, 1], M >= 2.
+        flips: add the horizontally flipped copy of every training image (2M images): the moments of a
+            left-right symmetric population (μ and C over both orientations).
     """
 
-    def __init__(self, operator: SeparableSVDOperator, train: torch.Tensor) -> None:
+    def __init__(self, operator: SeparableSVDOperator, train: torch.Tensor, flips: bool = False) -> None:
         if train.ndim != 4 or train.shape[1] != 1 or train.shape[0] < 2:
             raise ValueError(f"train must be (M >= 2, 1, N, N), got {tuple(train.shape)}.")
         self.operator = operator
+        self.flips = bool(flips)
         x = train.to(torch.float64)
+        if self.flips:
+            x = torch.cat([x, x.flip(-1)])
         n = x.shape[-1] ** 2
         self.mean = x.mean(dim=0, keepdim=True)
         centred = operator.Vt(x - self.mean).reshape(x.shape[0], n)

@@ -12,6 +12,8 @@ from .errors import InputError
 
 __all__ = [
     "SPLITS",
+    "EXTRA_ARCHIVES",
+    "extra_archives",
     "IMAGE_SUFFIXES",
     "LABEL_NAMES",
     "find_images",
@@ -58,6 +60,16 @@ def load_cxr14_cache(path: str | os.PathLike, split: str) -> dict[str, np.ndarra
     if out["images"].ndim != 3 or out["images"].dtype != np.uint8:
         raise InputError(path, f"{key} must be (N, H, W) uint8, got {out['images'].shape} {out['images'].dtype}")
     return out
+
+
+#: Training-only archives looked for beside a cache (patients in no val/test split).
+EXTRA_ARCHIVES = ("cxr14_extra_64.npz",)
+
+
+def extra_archives(cache: str | os.PathLike) -> list[Path]:
+    """The training-only archives (:data:`EXTRA_ARCHIVES`) present beside ``cache``."""
+    folder = Path(cache).parent
+    return [folder / name for name in EXTRA_ARCHIVES if (folder / name).is_file()]
 
 
 def load_training_pool(

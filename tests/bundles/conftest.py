@@ -48,6 +48,14 @@ def run_bundle_config(bundle, name: str, workflow_type: str = "infer", **overrid
     return workflow
 
 
+@pytest.fixture
+def run_config(request):
+    """``run_config(name, workflow_type="infer", **overrides)``: :func:`run_bundle_config` for the bundle of the
+    test module (its ``BUNDLE``)."""
+    bundle = request.module.BUNDLE
+    return lambda name, workflow_type="infer", **overrides: run_bundle_config(bundle, name, workflow_type, **overrides)
+
+
 def _check_trainer_resumes(bundle, cxr14_cache, run_dir) -> None:
     """train.json is a MONAI ``SupervisedTrainer`` with checkpoint handlers: a second run with more steps continues
     from the first run's checkpoint (iteration count carried on), and the EMA weights it writes load with

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, verify_metadata
+from monai.bundle import verify_metadata
 from PIL import Image
 
 from xray_restore.conditional import PredictAndRefine, build_conditional
@@ -19,15 +19,6 @@ from xray_restore.networks import load_weights
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "xray_conditional"
-
-
-def run_config(name: str, workflow_type: str = "infer", **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), meta_file=str(BUNDLE / "configs" /
-                              "metadata.json"), workflow_type=workflow_type, bundle_root=str(BUNDLE), **overrides)
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
-    return workflow
 
 
 def test_metadata_and_layout():
@@ -48,7 +39,7 @@ def test_shipped_weights_load_with_weights_only_into_the_config_network():
     assert float(net.residual_std) == pytest.approx(config["residual_std"], rel=1e-5)  # EMA-averaged fp32 buffer
 
 
-def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path):
+def test_inference_config_restores_real_blurred_xrays(blurred_val_images, tmp_path, run_config):
     folder, x, y = blurred_val_images
     run_config("inference.json", input_dir=str(folder), output_dir=str(tmp_path))
     outputs = sorted(tmp_path.glob("*_conditional.png"))
@@ -74,7 +65,7 @@ def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, 
     check_evaluator_beats_its_input(BUNDLE, cxr14_cache, tmp_path, {})
 
 
-def test_evaluate_config_runs(cxr14_cache, tmp_path):
+def test_evaluate_config_runs(cxr14_cache, tmp_path, run_config):
     out = tmp_path / "val.json"
     run_config("evaluate.json", run_id="compare", data_file=str(cxr14_cache), limit=4, num_samples=[1, 2],
                inference_overrides={"num_steps": 5},

@@ -123,15 +123,6 @@ def test_main_job_runs_on_embedded_default(tmp_path, render_report):
     assert page["images"] == n * 6 and page["charts"] == 4, page  # input/restored/reference + zooms; PSNR, SSIM, σ, σ_y
 
 
-def run_config(name: str, workflow_type: str = "infer", **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / name), meta_file=str(BUNDLE / "configs" /
-                              "metadata.json"), workflow_type=workflow_type, bundle_root=str(BUNDLE), **overrides)
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
-    return workflow
-
-
 def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, check_trainer_resumes):
     check_trainer_resumes(BUNDLE, cxr14_cache, tmp_path)
 
@@ -141,7 +132,7 @@ def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, 
     check_evaluator_beats_its_input(BUNDLE, cxr14_cache, tmp_path, {"num_steps": 10})
 
 
-def test_evaluate_config_runs(cxr14_cache, tmp_path):
+def test_evaluate_config_runs(cxr14_cache, tmp_path, run_config):
     out = tmp_path / "val.json"
     run_config("evaluate.json", run_id="compare", data_file=str(cxr14_cache), limit=4, num_samples=[1], protocols=["realistic"],
                output_file=str(out))
@@ -151,7 +142,7 @@ def test_evaluate_config_runs(cxr14_cache, tmp_path):
     assert result["split"] == "val" and result["n_images"] == 4
 
 
-def test_cli_evaluate_and_the_bundle_evaluate_config_report_the_same_numbers(cxr14_cache, tmp_path):
+def test_cli_evaluate_and_the_bundle_evaluate_config_report_the_same_numbers(cxr14_cache, tmp_path, run_config):
     """One composition root: ``xray-restore evaluate`` and ``monai.bundle run evaluate.json`` build the same model
     and inferer from the bundle, so the same settings give the same numbers (both protocols: the case study's η
     comes from evaluate.json's protocol_settings in both)."""
