@@ -58,8 +58,7 @@ def main() -> None:
             settings = inferer.settings_for(y, 8)
             per_image = (time.time() - start) / len(y)
             est_sigma = np.array([s["blur_sigma"] for s in settings])
-            est_noise = np.array([s["estimate"].sigma_y for s in settings])  # the noise alone (DDRM adds the
-            # operator's uncertainty to it: settings["sigma_y"])
+            est_noise = np.array([s["estimate"].sigma_y for s in settings])
             ratio = est_noise / sigma_y
             rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": len(y), "sigma_hat_mean": float(est_sigma.mean()),
                          "abs_sigma_error": float(np.abs(est_sigma - sigma).mean()),

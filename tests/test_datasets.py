@@ -121,7 +121,7 @@ def test_extra_archives_are_the_training_only_files_beside_a_cache(cxr14_cache, 
     from xray_restore.datasets import extra_archives, load_training_pool
 
     found = extra_archives(cxr14_cache)
-    assert [p.name for p in found] == ["cxr14_extra_64.npz"]
+    assert [Path(p).name for p in found] == ["cxr14_extra_64.npz"]
     assert len(load_training_pool(cxr14_cache, found)) == 2039
     alone = tmp_path / "cxr14_64.npz"
     shutil.copy(cxr14_cache, alone)

@@ -121,6 +121,15 @@ def test_operator_uncertainty_tempers_a_wrong_blur_and_costs_little_on_the_right
     assert mse(true, 0.1) < 1.5 * right
     with pytest.raises(ValueError, match="operator_uncertainty"):
         DDRMInferer(true, scheduler, operator_uncertainty=-0.1)
+    # restore() hands each input's setting to sample(): the same pixels as a direct call, not those of δ = 0
+    inferer = DDRMInferer(wrong, scheduler, num_steps=5, sigma_y=0.002, clip_denoised=False)
+    settings = [{"blur_sigma": 1.3, "sigma_y": 0.002, "operator_uncertainty": 0.1}] * 2
+    via_restore, _ = inferer.restore(y[:2], net, settings, generator=torch.Generator().manual_seed(2))
+    direct, _ = inferer.sample(y[:2], net, generator=torch.Generator().manual_seed(2), operator_uncertainty=0.1)
+    exact, _ = inferer.sample(y[:2], net, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(via_restore, direct) and not torch.allclose(direct, exact)
+    with pytest.raises(ValueError, match="operator_uncertainty must be"):
+        inferer.sample(y[:2], net, operator_uncertainty=-0.1)
 
 
 def tiny_unet() -> DiffusionModelUNet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from xray_restore.estimation import (
 )
 from xray_restore.measurement import degrade
 from xray_restore.operators import GaussianBlur
+from xray_restore.restore import Restorer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -163,21 +165,45 @@ def test_the_regressor_reads_the_noise_of_a_sharp_image(refined, val_images):
     assert 1 / 1.5 < ratio < 1.5
 
 
-def test_a_regressor_that_disagrees_is_ignored(val_images):
-    """An input unlike the training images (here: a regressor reading nonsense) leaves the spectral estimate alone."""
+class FixedReading(torch.nn.Module):
+    """A regressor that reads the same (σ, log σ_y) from every input."""
 
-    class Nonsense(torch.nn.Module):
-        def forward(self, y: torch.Tensor) -> torch.Tensor:
-            return torch.tensor([[9.0, 0.0]]).expand(y.shape[0], 2)
+    def __init__(self, sigma: float, sigma_y: float) -> None:
+        super().__init__()
+        self.reading = torch.tensor([[sigma, math.log(sigma_y)]])
 
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.reading.expand(y.shape[0], 2)
+
+
+def test_when_the_two_disagree_the_smaller_blur_is_kept(val_images):
+    """σ = 2 px: a regressor reading 9 px (nonsense) leaves the spectral estimate alone; one reading 0 px keeps its
+    own (smaller) blur and noise — an under-restored image is the lesser harm — and says so."""
     y = _degraded(val_images[:4], 2.0, 0.01)
     plain = SpectralDegradationEstimator(SPECTRUM)(y, 8)
-    guarded = SpectralDegradationEstimator(SPECTRUM, regressor=Nonsense(), learned_weight=0.5, max_disagreement=0.5)(y, 8)
-    assert [e.blur_sigma for e in guarded] == [e.blur_sigma for e in plain]
-    assert [e.sigma_y for e in guarded] == [e.sigma_y for e in plain]
-    assert all(e.method == "spectral" and e.learned_blur_sigma == 9.0 for e in guarded)
+    assert all(1.5 < e.blur_sigma < 2.5 for e in plain)
+    larger = SpectralDegradationEstimator(SPECTRUM, regressor=FixedReading(9.0, 1.0), learned_weight=0.5,
+                                          max_disagreement=0.5)(y, 8)
+    assert [e.blur_sigma for e in larger] == [e.blur_sigma for e in plain]
+    assert [e.sigma_y for e in larger] == [e.sigma_y for e in plain]
+    assert all(e.method == "spectral" and e.learned_blur_sigma == 9.0 for e in larger)
+    smaller = SpectralDegradationEstimator(SPECTRUM, regressor=FixedReading(0.0, 0.01), learned_weight=0.5,
+                                           max_disagreement=0.5)(y, 8)
+    floor = quantisation_floor(8)
+    for e, p in zip(smaller, plain):
+        assert e.method == "learned" and e.blur_sigma == 0.0 and e.spectral_blur_sigma == p.blur_sigma
+        assert e.sigma_y == pytest.approx(math.hypot(0.01, floor)) and math.isinf(e.blur_sigma_std)
     with pytest.raises(ValueError, match="learned_weight"):
-        SpectralDegradationEstimator(SPECTRUM, regressor=Nonsense())
+        SpectralDegradationEstimator(SPECTRUM, regressor=FixedReading(9.0, 1.0))
+
+
+def test_an_estimated_blur_carries_the_bundles_operator_uncertainty_and_a_given_one_none(val_images):
+    y = _degraded(val_images[:2], 2.0, 0.01)
+    auto = Restorer.from_bundle(BUNDLE).inferer
+    assert auto.operator_uncertainty > 0
+    assert [s["operator_uncertainty"] for s in auto.settings_for(y, 8)] == [auto.operator_uncertainty] * 2
+    given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01).inferer
+    assert [s["operator_uncertainty"] for s in given.settings_for(y, 8)] == [0.0, 0.0]
 
 
 def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):

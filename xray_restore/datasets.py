@@ -66,10 +66,11 @@ def load_cxr14_cache(path: str | os.PathLike, split: str) -> dict[str, np.ndarra
 EXTRA_ARCHIVES = ("cxr14_extra_64.npz",)
 
 
-def extra_archives(cache: str | os.PathLike) -> list[Path]:
-    """The training-only archives (:data:`EXTRA_ARCHIVES`) present beside ``cache``."""
+def extra_archives(cache: str | os.PathLike) -> list[str]:
+    """The training-only archives (:data:`EXTRA_ARCHIVES`) present beside ``cache`` (the bundles' ``train.json``
+    ``extra_files`` and the linear baselines' pool read them from here)."""
     folder = Path(cache).parent
-    return [folder / name for name in EXTRA_ARCHIVES if (folder / name).is_file()]
+    return [str(folder / name) for name in EXTRA_ARCHIVES if (folder / name).is_file()]
 
 
 def load_training_pool(

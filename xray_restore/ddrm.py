@@ -3,14 +3,15 @@
 Notation (paper ↔ code), all in the operator's spectral space, image-shaped ``(B, 1, N, N)``:
 
     s_i        ``s``          kept singular values of H (0 where dropped by the threshold)
-    σ_y        ``sigma0``     measurement noise std in the model's [-1, 1] units (= 2 · ``sigma_y``)
+    σ_y        ``sigma0``     measurement noise std in the model's [-1, 1] units (= 2 · ``sigma_y``); per component
+                              when an estimated blur's likely error is counted as noise (``operator_uncertainty``)
     ȳ_i        ``y_bar``      (Uᵀy)_i / s_i on informative components, 0 elsewhere
     σ_y/s_i    ``ratio``      the noise std of ȳ_i
     σ_t        ``sigma_t``    VE noise level √((1-ᾱ_t)/ᾱ_t) of DDPM step t; the VE state is x_t / √ᾱ_t
     x̄_θ        ``x0_bar``     Vᵀ x₀ of the network's clean estimate
     x̄_t        ``x_bar``      Vᵀ of the current VE state
 
-A component is *informative* if s_i > 0 and σ_y/s_i < σ_T; every other component (dropped by the
+A component is *informative* if s_i > 0 and σ_y/s_i < σ_T (its own σ_y where that is per component); every other component (dropped by the
 threshold, or noisier than the initial noise) takes the "missing" update at every step, so no division by
 a zeroed singular value ever happens and σ_y = 0 works.
 """
@@ -286,15 +287,16 @@ class DDRMInferer(Inferer, nn.Module):
 
     # ------------------------------------------------------------------------------------------------
     @staticmethod
-    def _noise_std(sigma_y: float | Sequence[float] | torch.Tensor, batch: int) -> torch.Tensor:
-        """σ_y as a ``(B, 1, 1, 1)`` float64 tensor (one value per input), checked."""
+    def _noise_std(sigma_y: float | Sequence[float] | torch.Tensor, batch: int, name: str = "sigma_y"
+                   ) -> torch.Tensor:
+        """σ_y (or another per-input setting ``name``) as a ``(B, 1, 1, 1)`` float64 tensor, checked."""
         values = torch.as_tensor(sigma_y, dtype=torch.float64).reshape(-1)
         if values.numel() == 1:
             values = values.expand(batch)
         if values.numel() != batch:
-            raise ValueError(f"got {values.numel()} sigma_y values for {batch} inputs.")
+            raise ValueError(f"got {values.numel()} {name} values for {batch} inputs.")
         if not (torch.isfinite(values).all() and (values >= 0).all()):
-            raise ValueError(f"sigma_y must be finite and >= 0, got {values.tolist()}.")
+            raise ValueError(f"{name} must be finite and >= 0, got {values.tolist()}.")
         return values.reshape(batch, 1, 1, 1).clone()
 
     def _alpha_bar(self, t: int) -> float:
@@ -382,7 +384,10 @@ class DDRMInferer(Inferer, nn.Module):
         # 2. Spectral measurement (float64) and the static split informative / missing.
         s = op.singulars().to(device=device, dtype=dtype)
         u_t_y = op.Ut(y_model)
-        delta = self._noise_std(operator_uncertainty, batch).to(device).repeat_interleave(k, dim=0)
+        delta = self._noise_std(operator_uncertainty, batch, "operator_uncertainty").to(device)
+        delta = delta.repeat_interleave(k, dim=0)
+        if bool((delta > 0).any()) and not isinstance(getattr(op, "sigma", None), (int, float)):
+            raise ValueError(f"operator_uncertainty is the error of a Gaussian blur's σ; {type(op).__name__} has none.")
         blur = float(getattr(op, "sigma", 0.0) or 0.0)
         if blur > 0 and bool((delta > 0).any()):
             slope = torch.where(s > 0, 2.0 * s.clamp_min(1e-30).log().abs() / blur, torch.zeros_like(s))

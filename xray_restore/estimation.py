@@ -24,8 +24,9 @@ blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
 (:class:`~xray_restore.blur_regressor.DegradationRegressor`, trained on the training pool: it reads edges and
 texture), the estimate where the two agree to within ``max_disagreement`` px is ``w·σ_learned + (1 − w)·σ_spectral``
 and σ_y combines the regressor's (the noise before storage) with the quantisation floor in quadrature; where they
-disagree (an input unlike the training images) the
-spectral estimate stands alone. ``w`` = ``learned_weight`` was chosen on val.
+disagree (one of them misread the image: on val mostly the spectral fit of a high-noise input) the smaller blur is
+kept, with its own σ_y — an under-restored image is the lesser harm, and a sharp input stays "no blur". ``w`` =
+``learned_weight`` and ``max_disagreement`` were chosen on val.
 """
 
 from __future__ import annotations
@@ -178,12 +179,14 @@ class DegradationEstimate:
     Attributes:
         blur_sigma: Gaussian blur std in model-scale pixels (0 = no blur), ≥ 0.
         sigma_y: white-noise std in [0, 1] intensity units, ≥ the quantisation floor.
-        blur_sigma_std: approximate standard error of ``blur_sigma`` (pixels; curvature of the profile likelihood).
+        blur_sigma_std: approximate standard error of ``blur_sigma`` (pixels; curvature of the profile likelihood;
+            inf where unknown: no curvature, or the regressor's reading was kept).
         gain: fitted contrast gain ``a`` relative to the training radiographs.
         noise_floor: the quantisation floor that ``sigma_y`` was held above.
         spectral_blur_sigma: the spectral likelihood's own σ̂ (equal to ``blur_sigma`` without a regressor).
         learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
-        method: ``"spectral"``, or ``"spectral+learned"`` where the regressor agreed and refined the estimate.
+        method: ``"spectral+learned"`` where the two agreed (the blend), else the one whose smaller blur was kept:
+            ``"spectral"`` (also without a regressor) or ``"learned"``.
     """
 
     blur_sigma: float
@@ -370,10 +373,14 @@ class SpectralDegradationEstimator:
             spectral, method, learned = sigma, "spectral", (None, None)
             if learned_all is not None:
                 learned = (max(0.0, float(learned_all[i, 0])), math.exp(float(learned_all[i, 1])))
+                # the regressor reads the noise before storage: the quantisation adds in quadrature
+                learned_noise = math.hypot(learned[1], float(floors[i]))
                 if abs(learned[0] - spectral) <= self.max_disagreement:  # the two agree: the regressor refines
                     sigma = self.learned_weight * learned[0] + (1.0 - self.learned_weight) * spectral
-                    # the regressor reads the noise before storage: the quantisation adds in quadrature
-                    sigma_y, method = math.hypot(learned[1], float(floors[i])), "spectral+learned"
+                    sigma_y, method = learned_noise, "spectral+learned"
+                elif learned[0] < spectral:  # they disagree: the smaller blur (under-restoring harms least)
+                    sigma, sigma_y, method = learned[0], learned_noise, "learned"
+                    std = float("inf")  # the likelihood's curvature says nothing about the regressor's reading
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
                 sigma_y=sigma_y,

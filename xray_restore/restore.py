@@ -354,7 +354,6 @@ class Restorer:
         source = str(d["image"].meta["filename_or_obj"])
         src = d.pop("source_image")[0].float().numpy()  # the batch no longer holds it: freed once used here
         estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
-        # the record names the noise found in the image (DDRM's σ_y also counts the blur estimate's uncertainty)
         noise = estimate["sigma_y"] if estimate is not None and self.inferer.sigma_y == "auto" else st["sigma_y"]
         meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
                                                                          "photometric_interpretation")}

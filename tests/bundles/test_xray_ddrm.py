@@ -81,19 +81,9 @@ def test_every_bundle_id_is_reachable_from_the_restorer():
         Restorer.from_bundle(BUNDLE, etaa=0.5)
 
 
-def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, tmp_path):
+def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, tmp_path, run_config):
     folder, x, y = real_blurred_val_images
-    workflow = ConfigWorkflow(
-        config_file=str(BUNDLE / "configs" / "inference.json"),
-        meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        workflow_type="infer",
-        bundle_root=str(BUNDLE),
-        input_dir=str(folder),
-        output_dir=str(tmp_path),
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    run_config("inference.json", input_dir=str(folder), output_dir=str(tmp_path))
     outputs = sorted(tmp_path.glob("*_ddrm.png"))
     assert [p.name for p in outputs] == [f"val_{i}_ddrm.png" for i in range(4)]
     restored = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255)[None] for p in outputs])
