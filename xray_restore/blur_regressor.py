@@ -132,7 +132,6 @@ schedule. Returns ``out``."""
         if start.features[0].out_channels != width:
             raise ValueError(f"{init}: width {start.features[0].out_channels}, but the config trains width {width}.")
         model.load_state_dict(start.state_dict())
-        model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(seed + 1)

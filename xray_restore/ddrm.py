@@ -11,9 +11,9 @@ Notation (paper ↔ code), all in the operator's spectral space, image-shaped ``
     x̄_θ        ``x0_bar``     Vᵀ x₀ of the network's clean estimate
     x̄_t        ``x_bar``      Vᵀ of the current VE state
 
-A component is *informative* if s_i > 0 and σ_y/s_i < σ_T (its own σ_y where that is per component); every other component (dropped by the
-threshold, or noisier than the initial noise) takes the "missing" update at every step, so no division by
-a zeroed singular value ever happens and σ_y = 0 works.
+A component is *informative* if s_i > 0 and σ_y/s_i < σ_T (its own σ_y where that is per component); every
+other component (dropped by the threshold, or noisier than the initial noise) takes the "missing" update at every
+step, so no division by a zeroed singular value ever happens and σ_y = 0 works.
 """
 
 from __future__ import annotations
@@ -287,10 +287,9 @@ class DDRMInferer(Inferer, nn.Module):
 
     # ------------------------------------------------------------------------------------------------
     @staticmethod
-    def _noise_std(sigma_y: float | Sequence[float] | torch.Tensor, batch: int, name: str = "sigma_y"
-                   ) -> torch.Tensor:
-        """σ_y (or another per-input setting ``name``) as a ``(B, 1, 1, 1)`` float64 tensor, checked."""
-        values = torch.as_tensor(sigma_y, dtype=torch.float64).reshape(-1)
+    def _per_input(value: float | Sequence[float] | torch.Tensor, batch: int, name: str = "sigma_y") -> torch.Tensor:
+        """A setting ``name`` ≥ 0 (one value, or one per input) as a ``(B, 1, 1, 1)`` float64 tensor, checked."""
+        values = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
         if values.numel() == 1:
             values = values.expand(batch)
         if values.numel() != batch:
@@ -372,7 +371,7 @@ class DDRMInferer(Inferer, nn.Module):
 
         if sigma_y is None and self.sigma_y == AUTO:
             raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
-        noise_std = self._noise_std(self.sigma_y if sigma_y is None else sigma_y, batch)
+        noise_std = self._per_input(self.sigma_y if sigma_y is None else sigma_y, batch)
 
         # 1. Measurement in model space: x' = 2x - 1 ⇒ H x' = 2 H x - H 1, noise std doubles.
         y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
@@ -384,14 +383,16 @@ class DDRMInferer(Inferer, nn.Module):
         # 2. Spectral measurement (float64) and the static split informative / missing.
         s = op.singulars().to(device=device, dtype=dtype)
         u_t_y = op.Ut(y_model)
-        delta = self._noise_std(operator_uncertainty, batch, "operator_uncertainty").to(device)
-        delta = delta.repeat_interleave(k, dim=0)
-        if bool((delta > 0).any()) and not isinstance(getattr(op, "sigma", None), (int, float)):
-            raise ValueError(f"operator_uncertainty is the error of a Gaussian blur's σ; {type(op).__name__} has none.")
-        blur = float(getattr(op, "sigma", 0.0) or 0.0)
-        if blur > 0 and bool((delta > 0).any()):
-            slope = torch.where(s > 0, 2.0 * s.clamp_min(1e-30).log().abs() / blur, torch.zeros_like(s))
-            sigma0 = torch.sqrt(sigma0**2 + (delta * slope * u_t_y.abs()) ** 2)  # (B·k, 1, N, N) per component
+        delta = self._per_input(operator_uncertainty, batch, "operator_uncertainty").to(device)
+        if bool((delta > 0).any()):
+            blur = getattr(op, "sigma", None)
+            if not isinstance(blur, (int, float)):
+                raise ValueError(f"operator_uncertainty is the error of a Gaussian blur's σ; {type(op).__name__} "
+                                 "has none.")
+            if blur > 0:
+                slope = torch.where(s > 0, 2.0 * s.clamp_min(1e-30).log().abs() / blur, torch.zeros_like(s))
+                model_error = delta.repeat_interleave(k, dim=0) * slope * u_t_y.abs()
+                sigma0 = torch.sqrt(sigma0**2 + model_error**2)  # (B·k, 1, N, N): per component
         sigma_T = self._sigma(self.timesteps[-1])
         informative = (s > 0) & (s * sigma_T > sigma0)
         safe_s = torch.where(informative, s, torch.ones_like(s))

@@ -15,7 +15,8 @@ from .measurement import PROTOCOLS, Protocol, degrade, make_operator
 from .metrics import psnr, ssim
 from .operators import GaussianBlur
 
-__all__ = ["TIKHONOV_GRID", "LMMSE_GRID", "LMMSE_FLIPS", "linear_prior_pool", "evaluate_methods", "evaluate_prior", "evaluate_conditional", "evaluation_ids", "format_results", "Protocol"]
+__all__ = ["TIKHONOV_GRID", "LMMSE_GRID", "LMMSE_FLIPS", "linear_prior_pool", "evaluate_methods", "evaluate_prior",
+           "evaluate_conditional", "evaluation_ids", "format_results", "Protocol"]
 
 #: The linear baselines' settings: one home for the library and the benchmarks (tuned on val, never on test).
 TIKHONOV_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -69,7 +70,7 @@ def evaluate_methods(
     from .baselines import GaussianLMMSE, SpectralGaussian, tikhonov
     from .datasets import load_cxr14_cache, to_unit_range
 
-    train = linear_prior_pool(data, extra)
+    train = linear_prior_pool(data, extra) if baselines else None  # only LMMSE needs the training pool
     x = to_unit_range(load_cxr14_cache(data, split)["images"])[:limit]
     x_tune = x if split == "val" else to_unit_range(load_cxr14_cache(data, "val")["images"])[:limit]
     results: dict = {"split": split, "n_images": int(x.shape[0]), "protocols": {}}
