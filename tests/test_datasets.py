@@ -126,3 +126,16 @@ def test_extra_archives_are_the_training_only_files_beside_a_cache(cxr14_cache, 
     alone = tmp_path / "cxr14_64.npz"
     shutil.copy(cxr14_cache, alone)
     assert extra_archives(alone) == []
+
+
+def test_pool_leaves_out_images_made_from_too_small_a_copy(cxr14_cache, tmp_path):
+    """An archive that records ``native_res`` loses the images not area-averaged ≥ 4× into the model grid (upsampled
+    copies are blurred at the model scale); the shared other-CXR archive has 18 made from under 256 px."""
+    from xray_restore.datasets import load_training_pool
+
+    other = SHARED / "cxr_other_64.npz"
+    train = len(load_training_pool(cxr14_cache))
+    assert len(load_training_pool(cxr14_cache, [other])) == train + 2426 - 18
+    images = np.full((3, 64, 64), 7, np.uint8)
+    np.savez(tmp_path / "small.npz", images=images, native_res=np.array([1024, 255, 256], np.int32))
+    assert len(load_training_pool(cxr14_cache, [tmp_path / "small.npz"])) == train + 2

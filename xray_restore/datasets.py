@@ -73,13 +73,19 @@ def extra_archives(cache: str | os.PathLike) -> list[str]:
     return [str(folder / name) for name in EXTRA_ARCHIVES if (folder / name).is_file()]
 
 
+MIN_NATIVE_FACTOR = 4  # source pixels per model pixel (a side) for an image to count as sharp at the model scale
+
+
 def load_training_pool(
     path: str | os.PathLike, extra: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = ()
 ) -> np.ndarray:
     """The training images: the ``train`` split of a cache plus every image of each ``extra`` archive.
 
     ``extra`` archives hold an ``images`` array ``(N, H, W)`` uint8 of the cache's size and no split (e.g.
-    ``cxr14_extra_64.npz``: training-only ChestX-ray14 images of patients in no val/test split).
+    ``cxr14_extra_64.npz``: training-only ChestX-ray14 images of patients in no val/test split). Where an archive
+    also records ``native_res`` (the side of the copy each image was made from, as ``cxr_other_64.npz`` does), an
+    image made from fewer than :data:`MIN_NATIVE_FACTOR` source pixels per model pixel is left out: it was not
+    area-averaged enough to be sharp at the model scale, so it cannot stand for an unblurred radiograph.
 
     Returns:
         ``(N_train + Σ N_extra, H, W)`` uint8.
@@ -97,11 +103,14 @@ def load_training_pool(
                 if "images" not in data.files:
                     raise InputError(extra_path, f"has no array 'images' (arrays: {', '.join(sorted(data.files))})")
                 images = data["images"]
+                native = data["native_res"] if "native_res" in data.files else None
         except (OSError, ValueError) as e:
             raise InputError(extra_path, f"not a readable .npz archive ({e})") from e
         if images.dtype != np.uint8 or images.shape[1:] != pool[0].shape[1:]:
             raise InputError(extra_path, f"images must be (N, {pool[0].shape[1]}, {pool[0].shape[2]}) uint8, "
                                          f"got {images.shape} {images.dtype}")
+        if native is not None:
+            images = images[np.asarray(native) >= MIN_NATIVE_FACTOR * images.shape[-1]]
         pool.append(images)
     return np.concatenate(pool)
 
