@@ -36,7 +36,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
 from xray_restore.batch import Manifest, run_batch
-from xray_restore.datasets import load_training_pool, to_unit_range
+from xray_restore.evaluation import LMMSE_FLIPS, linear_prior_pool
 from xray_restore.metrics import psnr, ssim
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
@@ -104,6 +104,13 @@ def scores(estimate: torch.Tensor, x: torch.Tensor) -> dict:
             "psnr_64": psnr(down(e), down(r)).tolist(), "ssim_64": ssim(down(e), down(r)).tolist()}
 
 
+def val_shrinkage(protocol: str, path: str = "benchmarks/results/lmmse_val.json") -> float:
+    """The LMMSE shrinkage λ chosen on val (``benchmarks/lmmse_val.py``) for the library's pool and flips."""
+    rows = json.loads(Path(path).read_text())["rows"]
+    (row,) = [r for r in rows if r["protocol"] == protocol and r["pool"] == "train+extra" and r["flips"] == LMMSE_FLIPS]
+    return float(row["best_lambda"])
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", default="../shared/data/cxr14_full")
@@ -114,7 +121,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     parser.add_argument("--conditional", default="bundles/xray_conditional")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--lmmse-shrinkage", type=float, default=3e-3)
+    parser.add_argument("--lmmse-shrinkage", type=float, default=None,
+                        help="LMMSE λ (default: the realistic val optimum of benchmarks/results/lmmse_val.json)")
     parser.add_argument("--out", default="benchmarks/results/end_to_end.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,15 +134,16 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     cond.read_config(str(Path(args.conditional) / "configs" / "inference.json"))
     cond["bundle_root"] = args.conditional
     cond_net, cond_inferer = cond.get_parsed_content("network"), cond.get_parsed_content("inferer")
-    pool = to_unit_range(load_training_pool(args.data, [args.extra]))
+    pool = linear_prior_pool(args.data, [args.extra])
+    shrinkage = args.lmmse_shrinkage if args.lmmse_shrinkage is not None else val_shrinkage("realistic")
     lmmse_cache: dict = {}
 
     def lmmse(y: torch.Tensor, sigma: float, sigma_y: float) -> torch.Tensor:
         key = (round(sigma * 2) / 2, float(np.exp(np.round(np.log(max(sigma_y, 1e-5)) * 2) / 2)))
         if key not in lmmse_cache:
             op = blur_operator(64, key[0], padding=forced.inferer.operator.padding)
-            moments = lmmse_cache.setdefault(("moments", key[0]), SpectralGaussian(op, pool))
-            lmmse_cache[key] = GaussianLMMSE(op, moments, args.lmmse_shrinkage, key[1])
+            moments = lmmse_cache.setdefault(("moments", key[0]), SpectralGaussian(op, pool, flips=LMMSE_FLIPS))
+            lmmse_cache[key] = GaussianLMMSE(op, moments, shrinkage, key[1])
         return lmmse_cache[key](y)
 
     conditions, per_image = [], []
@@ -231,6 +240,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                      "forced_psnr_vs_input": round(float(10 * np.log10(1 / np.mean((r.restored - r.image) ** 2))), 2)})
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "images": len(sources),
               "conditions": conditions, "real_dicom": real, "per_image": per_image, "bundle": args.bundle,
+              "lmmse": {"shrinkage": shrinkage, "flips": LMMSE_FLIPS, "pool_images": int(pool.shape[0])},
               "command": "python benchmarks/end_to_end.py" + (f" --limit {args.limit}" if args.limit else "")}
     print("\n| σ_64 | σ_y | |σ err| | σ_y ratio | default: done/skipped | PSNR 64: input | default | DDRM est | "
           "DDRM true | LMMSE est | conditional | PSNR 1024: input | default | DDRM detail | DDRM upsample | "

@@ -206,8 +206,14 @@ def test_an_estimated_blur_carries_the_bundles_operator_uncertainty_and_a_given_
     auto = Restorer.from_bundle(BUNDLE).inferer
     assert auto.operator_uncertainty > 0
     assert [s["operator_uncertainty"] for s in auto.settings_for(y, 8)] == [auto.operator_uncertainty] * 2
-    given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01).inferer
-    assert [s["operator_uncertainty"] for s in given.settings_for(y, 8)] == [0.0, 0.0]
+    given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01)
+    settings = given.inferer.settings_for(y, 8)
+    assert [s["operator_uncertainty"] for s in settings] == [0.0, 0.0]
+    # the record says what was applied, not what the inferer would apply to an estimated blur
+    assert given.provenance_for(settings[0], 1)["inferer"]["operator_uncertainty"] == 0.0
+    auto_restorer = Restorer.from_bundle(BUNDLE)
+    applied = auto_restorer.provenance_for(auto_restorer.inferer.settings_for(y, 8)[0], 1)
+    assert applied["inferer"]["operator_uncertainty"] == auto.operator_uncertainty
 
 
 def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):

@@ -398,7 +398,9 @@ class Restorer:
     def provenance_for(self, settings: dict, num_samples: int, digest: str = "") -> dict:
         """What a derived object records for one input: the settings actually used and how they were found."""
         inferer = {**self.provenance["inferer"], "num_samples": num_samples, "sigma_y": round(settings["sigma_y"], 6),
-                   "blur_sigma": round(settings["blur_sigma"], 3)}
+                   "blur_sigma": round(settings["blur_sigma"], 3),
+                   # the δ DDRM applied: 0 for a given blur (exact by assumption)
+                   "operator_uncertainty": settings.get("operator_uncertainty", 0.0)}
         operator_sigma = settings.get("operator_sigma", settings["blur_sigma"])
         operator = {**self.provenance["operator"], "sigma": round(operator_sigma, 3)}
         estimated = [name for name in ("blur_sigma", "sigma_y") if getattr(self.inferer, name) == "auto"]
