@@ -69,6 +69,20 @@ def test_condition_is_blurred_quantised_and_in_range():
     assert torch.allclose(levels, levels.round(), atol=1e-4) and y.min() >= -1 and y.max() <= 1
 
 
+def test_condition_draws_each_images_borders_from_the_paddings():
+    """With two border models every image is blurred by exactly one of them, and both occur in a batch."""
+    x = torch.rand(16, 1, 32, 32) * 2 - 1
+    zeros, mirrored = GaussianBlur(size=32), GaussianBlur(size=32, padding="symmetric")
+    y = (blur_condition(zeros, 0.0, quantize_bits=None, paddings=("zeros", "symmetric"))(
+        x, torch.Generator().manual_seed(0)) + 1) / 2
+    x01 = (x + 1) / 2
+    by_zeros = (y - zeros.H(x01)).abs().amax(dim=(1, 2, 3)) < 1e-5
+    by_mirror = (y - mirrored.H(x01)).abs().amax(dim=(1, 2, 3)) < 1e-5
+    assert bool((by_zeros ^ by_mirror).all()) and 0 < int(by_zeros.sum()) < 16
+    with pytest.raises(ValueError, match="GaussianBlur"):
+        blur_condition(object(), paddings=("zeros",))  # type: ignore[arg-type]
+
+
 def test_unknown_variant():
     with pytest.raises(ValueError, match="variant"):
         build_conditional("gan")

@@ -235,11 +235,11 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
     config = _train_config(args, CONDITIONAL_BUNDLE)
     from .locate import locate_bundle
 
-    variant = args.variant or json.loads((locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())[
-        "network_def"]["variant"]
+    bundle_train = json.loads((locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())
+    variant = args.variant or bundle_train["network_def"]["variant"]
     train_conditional(args.data, args.out, variant=variant, config=config, resume=not args.restart,
                       num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step,
-                      extra_data=args.extra_data)
+                      extra_data=args.extra_data, paddings=bundle_train["condition_paddings"])
     return 0
 
 

@@ -41,14 +41,33 @@ __all__ = [
 
 
 def blur_condition(
-    operator: SVDOperator, sigma_y_max: float = 0.05, quantize_bits: int | None = 8
+    operator: SVDOperator, sigma_y_max: float = 0.05, quantize_bits: int | None = 8, paddings: Sequence[str] = ()
 ) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """``condition_fn(x, g)``: clean ``(B, 1, N, N)`` in [-1, 1] → blurred, noisy, quantised y in [-1, 1]."""
+    """``condition_fn(x, g)``: clean ``(B, 1, N, N)`` in [-1, 1] → blurred, noisy, quantised y in [-1, 1].
+
+    ``paddings``: border models each image's blur is drawn from, uniformly (e.g. ``("zeros", "symmetric")``: the
+    benchmark protocols' dark borders and the mirrored borders a real radiograph's blur leaves at the model scale),
+    each a :class:`~xray_restore.operators.GaussianBlur` like ``operator``; empty: ``operator`` alone.
+    """
+    operators = [operator]
+    if paddings:
+        from .operators import GaussianBlur
+
+        if not isinstance(operator, GaussianBlur):
+            raise ValueError(f"paddings need a GaussianBlur operator, got {type(operator).__name__}.")
+        operators = [GaussianBlur(operator.size, operator.sigma, operator.threshold, operator.radius,
+                                  operator.threshold_on, padding=p) for p in paddings]
 
     def condition(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x01 = (x.detach().float() + 1) / 2
         sigma = torch.rand((x.shape[0], 1, 1, 1), generator=generator) * sigma_y_max
-        y = measure(x01, operator, sigma, torch.randn(x01.shape, generator=generator), quantize_bits)
+        noise = torch.randn(x01.shape, generator=generator)
+        if len(operators) == 1:
+            y = measure(x01, operators[0], sigma, noise, quantize_bits)
+        else:
+            pick = torch.randint(len(operators), (x.shape[0],), generator=generator)
+            every = torch.stack([measure(x01, op, sigma, noise, quantize_bits) for op in operators])
+            y = every[pick, torch.arange(x.shape[0])]
         return (2 * y - 1).to(x.dtype)
 
     return condition
@@ -303,8 +322,12 @@ def train_conditional(
     init_weights: str | None = None,
     init_step: int = 0,
     extra_data: tuple[str, ...] | list[str] = (),
+    paddings: Sequence[str] = (),
 ):
     """Train (or resume) a conditional baseline on the ``train`` split only; validate on ``val`` pairs.
+
+    ``paddings``: border models the training and validation blurs are drawn from (:func:`blur_condition`; empty:
+    the operator's own).
 
     ``init_weights`` warm-starts a new run (no checkpoint in ``out_dir`` yet), as for the prior.
 
@@ -322,9 +345,10 @@ def train_conditional(
     val = to_model_space(load_cxr14_cache(data, "val")["images"])[:val_limit]
     scheduler = build_scheduler()
     operator = operator or GaussianBlur()
-    condition = blur_condition(operator, sigma_y_max)
     torch.manual_seed(config.seed)
     model = network if network is not None else build_conditional(variant, operator=operator)
+
+    condition = blur_condition(operator, sigma_y_max, paddings=paddings)
     loss_fn = epsilon_loss(scheduler, condition) if variant == "sr3" else predict_and_refine_loss(scheduler, condition)
 
     @torch.inference_mode()
