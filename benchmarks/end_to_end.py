@@ -234,10 +234,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         except Exception as e:  # noqa: BLE001 - reported per file
             real.append({"file": path.name, "error": str(e).split(": ", 1)[-1]})
             continue
+        mse = float(np.mean((r.restored - r.image) ** 2))
         default_state = "no blur" if r.blur_sigma < forced.inferer.no_blur_sigma else "blurred"
         real.append({"file": path.name, "grid": list(r.image.shape), "blur_sigma": round(r.blur_sigma, 3),
                      "sigma_y": round(r.estimate["sigma_y"], 6), "default": default_state,
-                     "forced_psnr_vs_input": round(float(10 * np.log10(1 / np.mean((r.restored - r.image) ** 2))), 2)})
+                     # None: the forced output is the input itself, pixel for pixel (no blur found: nothing to undo)
+                     "forced_psnr_vs_input": round(10 * math.log10(1 / mse), 2) if mse > 0 else None,
+                     "forced_identical_to_input": mse == 0})
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "images": len(sources),
               "conditions": conditions, "real_dicom": real, "per_image": per_image, "bundle": args.bundle,
               "lmmse": {"shrinkage": shrinkage, "flips": LMMSE_FLIPS, "pool_images": int(pool.shape[0])},
@@ -264,7 +267,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         else:
             print(f"| {r['file']} | {r['grid'][0]}x{r['grid'][1]} | {r['blur_sigma']} | {r['sigma_y']} | "
                   f"{r['default']} "
-                  f"| {r['forced_psnr_vs_input']} |")
+                  f"| {'identical' if r['forced_identical_to_input'] else r['forced_psnr_vs_input']} |")
     write_json(args.out, result)
     print(f"\nwrote {args.out} ({result['wall_seconds']} s)")
     json.dumps(result)
