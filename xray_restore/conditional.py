@@ -66,8 +66,11 @@ def blur_condition(
             y = measure(x01, operators[0], sigma, noise, quantize_bits)
         else:
             pick = torch.randint(len(operators), (x.shape[0],), generator=generator)
-            every = torch.stack([measure(x01, op, sigma, noise, quantize_bits) for op in operators])
-            y = every[pick, torch.arange(x.shape[0])]
+            y = torch.empty_like(x01)
+            for k, op in enumerate(operators):  # each image blurred once, by its own border model
+                chosen = pick == k
+                if chosen.any():
+                    y[chosen] = measure(x01[chosen], op, sigma[chosen], noise[chosen], quantize_bits)
         return (2 * y - 1).to(x.dtype)
 
     return condition
@@ -347,7 +350,6 @@ def train_conditional(
     operator = operator or GaussianBlur()
     torch.manual_seed(config.seed)
     model = network if network is not None else build_conditional(variant, operator=operator)
-
     condition = blur_condition(operator, sigma_y_max, paddings=paddings)
     loss_fn = epsilon_loss(scheduler, condition) if variant == "sr3" else predict_and_refine_loss(scheduler, condition)
 
