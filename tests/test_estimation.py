@@ -227,3 +227,43 @@ def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):
     assert model(torch.rand(2, 1, 64, 64)).shape == (2, 2)
     with pytest.raises(InputError, match="not a degradation regressor"):
         load_regressor(SPECTRUM)
+
+
+def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_path, monkeypatch):
+    """Killed at step 3 of 4, a rerun continues from its last checkpoint and ends with the weights of a run never
+    stopped; the checkpoint is gone once the weights are written, and one of another run is refused."""
+    from xray_restore import blur_regressor
+    from xray_restore.blur_regressor import RegressorConfig, checkpoint_path, train_regressor
+
+    config = RegressorConfig(steps=4, batch_size=4)
+    straight = torch.load(train_regressor(cxr14_cache, tmp_path / "straight.pt", config=config, progress=False),
+                          weights_only=True)
+
+    real, calls = blur_regressor.random_degradations, []
+
+    def killed_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = tmp_path / "resumed.pt"
+    monkeypatch.setattr(blur_regressor, "random_degradations", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_regressor(cxr14_cache, out, config=config, progress=False, checkpoint_seconds=0)
+    assert checkpoint_path(out).is_file() and not out.exists()
+    with pytest.raises(ValueError, match="another run"):
+        train_regressor(cxr14_cache, out, config=RegressorConfig(steps=5, batch_size=4), progress=False)
+    rerun_steps = []
+
+    def counted(*args, **kwargs):
+        rerun_steps.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blur_regressor, "random_degradations", counted)
+    resumed = torch.load(train_regressor(cxr14_cache, out, config=config, progress=False), weights_only=True)
+    assert len(rerun_steps) == 2  # steps 3 and 4 only: it resumed, it did not start over
+    assert not checkpoint_path(out).exists()
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)

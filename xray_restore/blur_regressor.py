@@ -26,7 +26,8 @@ from torch import nn
 
 from .atomic import atomic_path
 
-__all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor"]
+__all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor",
+           "checkpoint_path"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
 
@@ -110,14 +111,24 @@ def load_regressor(path: str | os.PathLike) -> DegradationRegressor:
     return model.eval()
 
 
+def checkpoint_path(out: str | os.PathLike) -> Path:
+    """Where :func:`train_regressor` keeps its resumable state while it runs: ``<out>.checkpoint.pt``."""
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoint.pt")
+
+
 def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tuple | list = (),
                     config: RegressorConfig | None = None, padding: str = "zeros", progress: bool = True,
-                    init: str | os.PathLike | None = None) -> Path:
+                    init: str | os.PathLike | None = None, resume: bool = True,
+                    checkpoint_seconds: float = 180.0) -> Path:
     """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
     it. L1 loss on σ plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
 training blurs (the restoring operator's). ``init``: weights (of the same width) to continue from, with a new
-schedule. Returns ``out``."""
+schedule. Every ``checkpoint_seconds`` the whole state (model, optimizer, schedule, RNGs, log) goes to
+:func:`checkpoint_path` (temp name, then rename); a rerun with the same run settings resumes there and continues
+exactly as if never stopped (``resume=False`` starts over), and the file is removed once ``out`` is written.
+Returns ``out``."""
     from tqdm.auto import tqdm
 
     from .datasets import load_training_pool, to_unit_range
@@ -137,8 +148,33 @@ schedule. Returns ``out``."""
     generator = torch.Generator().manual_seed(seed + 1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, started, running = [], time.time(), 0.0
-    for step in tqdm(range(1, steps + 1), desc="regressor", disable=not progress):
+    rows, elapsed, running, first = [], 0.0, 0.0, 1
+    ckpt = checkpoint_path(out)
+    run = {"data": str(data), "extra": [str(e) for e in extra], "padding": padding,
+           "init": None if init is None else str(init), **dataclasses.asdict(config)}
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state["run"] != run:
+            raise ValueError(f"{ckpt}: a checkpoint of another run ({state['run']}); remove it or pass resume=False "
+                             f"(CLI: --restart) to start this one ({run}).")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        rows, elapsed, running, first = state["rows"], state["seconds"], state["running"], state["step"] + 1
+
+    def save_checkpoint(step: int) -> None:
+        state = {"run": run, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "rows": rows, "running": running,
+                 "seconds": elapsed + time.time() - started}
+        with atomic_path(ckpt) as tmp:
+            torch.save(state, tmp)
+
+    started = last_save = time.time()
+    for step in tqdm(range(first, steps + 1), desc="regressor", disable=not progress, initial=first - 1,
+                     total=steps):
         y, sigma, log_sigma_y = random_degradations(pool, batch_size, generator, padding=padding)
         prediction = model(y)
         loss = (prediction[:, 0] - sigma).abs().mean() + 0.3 * (prediction[:, 1] - log_sigma_y).abs().mean()
@@ -146,9 +182,13 @@ schedule. Returns ``out``."""
         loss.backward()
         optimizer.step()
         schedule.step()
-        running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+        running = 0.98 * running + 0.02 * float(loss.detach()) if step > 1 else float(loss.detach())
         if step % 250 == 0 or step == steps:
-            rows.append({"step": step, "loss": round(running, 5), "seconds": round(time.time() - started, 1)})
+            rows.append({"step": step, "loss": round(running, 5),
+                         "seconds": round(elapsed + time.time() - started, 1)})
+        if time.time() - last_save >= checkpoint_seconds and step < steps:
+            save_checkpoint(step)
+            last_save = time.time()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     state["_width"] = torch.tensor(width)
     with atomic_path(out) as tmp:
@@ -157,4 +197,5 @@ schedule. Returns ``out``."""
         writer = csv.DictWriter(f, fieldnames=["step", "loss", "seconds"])
         writer.writeheader()
         writer.writerows(rows)
+    ckpt.unlink(missing_ok=True)
     return out

@@ -224,7 +224,7 @@ def _cmd_fit_regressor(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet,
-                    init=args.init_weights)
+                    init=args.init_weights, resume=not args.restart)
     print(f"trained the degradation regressor for {config.steps} steps ({padding} borders) -> {output}")
     return 0
 
@@ -376,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     reg.add_argument("--init-weights", default=None, help="continue from these regressor weights (a new schedule)")
+    reg.add_argument("--restart", action="store_true",
+                     help="ignore a checkpoint of an interrupted run (<output>.checkpoint.pt) and start over")
     reg.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_regressor.pt")
     reg.set_defaults(func=_cmd_fit_regressor)
 
