@@ -61,6 +61,21 @@ def test_training_options_build_the_train_config():
         assert untouched.max_steps == 100000 and untouched.lr == 3e-4  # the bundle's train.json, not a CLI copy
 
 
+def test_train_conditional_trains_the_network_of_the_bundles_train_json(cxr14_cache, tmp_path):
+    """Two real steps from the CLI: the weights it writes load into the bundle's own ``network_def`` (the CLI builds
+    the network, blur and noise range from train.json, it does not restate them)."""
+    from monai.bundle import ConfigParser
+
+    from xray_restore.cli import main
+    from xray_restore.networks import load_weights
+
+    assert main(["train-conditional", "--data", str(cxr14_cache), "--out", str(tmp_path), "--steps", "2",
+                 "--batch-size", "4", "--threads", "2"]) == 0
+    parser = ConfigParser()
+    parser.read_config("bundles/xray_conditional/configs/train.json")
+    load_weights(parser.get_parsed_content("network_def"), tmp_path / "model.pt")
+
+
 def test_every_option_of_every_command_has_help():
     import argparse
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xray_restore.conditional import ConditionalSampler, blur_condition, build_conditional, train_conditional
+from xray_restore.conditional import (ConditionalSampler, PredictAndRefine, blur_condition, build_conditional,
+                                      train_conditional)
 from xray_restore.datasets import load_cxr14_cache
 from xray_restore.operators import GaussianBlur
 from xray_restore.training import TrainConfig
@@ -13,20 +14,17 @@ from xray_restore.training import TrainConfig
 TINY = (8, 16)
 
 
-def tiny(variant):
+def tiny():
     from monai.networks.nets import DiffusionModelUNet
 
     from xray_restore.conditional import PredictAndRefine
 
     kw = {"spatial_dims": 2, "out_channels": 1, "channels": TINY, "attention_levels": (False, False),
           "num_res_blocks": 1, "norm_num_groups": 8}
-    if variant == "sr3":
-        return DiffusionModelUNet(in_channels=2, **kw)
     return PredictAndRefine(DiffusionModelUNet(in_channels=1, **kw), DiffusionModelUNet(in_channels=2, **kw))
 
 
-@pytest.mark.parametrize("variant", ["sr3", "predict_refine"])
-def test_training_reduces_loss_and_reads_train_only(variant, cxr14_cache, tmp_path, monkeypatch):
+def test_training_reduces_loss_and_reads_train_only(cxr14_cache, tmp_path, monkeypatch):
     import xray_restore.datasets as datasets
 
     read = []
@@ -40,8 +38,8 @@ def test_training_reduces_loss_and_reads_train_only(variant, cxr14_cache, tmp_pa
     torch.manual_seed(0)
     config = TrainConfig(max_steps=16, batch_size=8, lr=2e-3, warmup_steps=0, val_every=8, checkpoint_every=8,
                          autocast=False)
-    trainer = train_conditional(str(cxr14_cache), str(tmp_path), variant=variant, config=config,
-                                network=tiny(variant), progress=False, val_limit=16)
+    trainer = train_conditional(str(cxr14_cache), str(tmp_path), config=config,
+                                network=tiny(), progress=False, val_limit=16)
     assert sorted(set(read)) == ["train", "val"] and "test" not in read
     rows = (tmp_path / "log.csv").read_text().strip().splitlines()[1:]
     vals = [float(r.split(",")[2]) for r in rows if r.split(",")[2]]
@@ -49,10 +47,9 @@ def test_training_reduces_loss_and_reads_train_only(variant, cxr14_cache, tmp_pa
     assert trainer.splits_used == {"train": "train", "validation": "val"}
 
 
-@pytest.mark.parametrize("variant", ["sr3", "predict_refine"])
-def test_sampling_is_seeded_with_right_shapes(variant, cxr14_cache):
+def test_sampling_is_seeded_with_right_shapes(cxr14_cache):
     torch.manual_seed(0)
-    net = tiny(variant)
+    net = tiny()
     x = torch.from_numpy(load_cxr14_cache(cxr14_cache, "val")["images"][:2, 16:48, 16:48]).float()[:, None] / 255
     y = (blur_condition(GaussianBlur(size=32), 0.01)(2 * x - 1, torch.Generator().manual_seed(0)) + 1) / 2
     sampler = ConditionalSampler(net, num_steps=3)
@@ -83,9 +80,14 @@ def test_condition_draws_each_images_borders_from_the_paddings():
         blur_condition(object(), paddings=("zeros",))  # type: ignore[arg-type]
 
 
-def test_unknown_variant():
-    with pytest.raises(ValueError, match="variant"):
-        build_conditional("gan")
+def test_the_sampler_samples_predict_and_refine_only():
+    from monai.networks.nets import DiffusionModelUNet
+
+    assert isinstance(build_conditional(channels=(32, 32)), PredictAndRefine)
+    bare = DiffusionModelUNet(spatial_dims=2, in_channels=2, out_channels=1, channels=TINY,
+                              attention_levels=(False, False), num_res_blocks=1, norm_num_groups=8)
+    with pytest.raises(TypeError, match="PredictAndRefine"):
+        ConditionalSampler(bare, num_steps=2)
 
 
 def test_residual_is_diffused_at_unit_scale_and_restored_by_the_sampler(cxr14_cache):
@@ -93,7 +95,7 @@ def test_residual_is_diffused_at_unit_scale_and_restored_by_the_sampler(cxr14_ca
     from xray_restore.conditional import PredictAndRefine, TikhonovFrontEnd
     from xray_restore.networks import build_scheduler
 
-    net = tiny("predict_refine")
+    net = tiny()
     x = torch.from_numpy(load_cxr14_cache(cxr14_cache, "val")["images"][:2, 16:48, 16:48]).float()[:, None] / 255
     y = GaussianBlur(size=32).H(x)
     abar = build_scheduler().alphas_cumprod

@@ -230,16 +230,20 @@ def _cmd_fit_regressor(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_conditional(args: argparse.Namespace) -> int:
-    from .conditional import train_conditional
+    import torch
+    from monai.bundle import ConfigParser
 
-    config = _train_config(args, CONDITIONAL_BUNDLE)
+    from .conditional import train_conditional
     from .locate import locate_bundle
 
-    bundle_train = json.loads((locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json").read_text())
-    variant = args.variant or bundle_train["network_def"]["variant"]
-    train_conditional(args.data, args.out, variant=variant, config=config, resume=not args.restart,
-                      num_threads=args.threads, init_weights=args.init_weights, init_step=args.init_step,
-                      extra_data=args.extra_data, paddings=bundle_train["condition_paddings"])
+    config = _train_config(args, CONDITIONAL_BUNDLE)
+    parser = ConfigParser()  # the network, blur and noise range of the bundle's train.json (their home)
+    parser.read_config(str(locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json"))
+    torch.manual_seed(config.seed)  # a fresh network's initial weights are reproducible
+    train_conditional(args.data, args.out, config=config, network=parser.get_parsed_content("network_def"),
+                      operator=parser.get_parsed_content("operator"), sigma_y_max=parser["sigma_y_max"],
+                      resume=not args.restart, num_threads=args.threads, init_weights=args.init_weights,
+                      init_step=args.init_step, extra_data=args.extra_data, paddings=parser["condition_paddings"])
     return 0
 
 
@@ -382,8 +386,6 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=_cmd_fit_regressor)
 
     cond = sub.add_parser("train-conditional", help="train or resume a conditional (blurred, sharp) baseline")
-    cond.add_argument("--variant", choices=["sr3", "predict_refine"],
-                      help="network (default: the bundle's train.json network_def, predict_refine)")
     _add_training_arguments(cond, "runs/conditional")
     cond.set_defaults(func=_cmd_train_conditional)
 

@@ -1,9 +1,7 @@
-"""Conditional diffusion deblurrers trained on (blurred, sharp) pairs: SR3 and predict-and-refine.
+"""The conditional diffusion deblurrer trained on (blurred, sharp) pairs: predict-and-refine.
 
-- **SR3** (Saharia et al.): an ε-model ``DiffusionModelUNet(in_channels=2)`` sees ``[x_t, y]`` (channel concat,
-  MONAI ``DiffusionInferer(mode="concat")``); the same DDPM schedule trains it and (DDIM-strided) samples it.
 - **Predict-and-refine** (Whang et al., CVPR 2022): a deterministic predictor ``g(y)`` plus a small ε-model that
-  diffuses the residual ``x − g(y)`` conditioned on ``g(y)``; both trained jointly
+  diffuses the residual ``x − g(y)`` conditioned on ``g(y)`` (channel concat); both trained jointly
   (``‖g(y) − x‖² + ε-MSE``). The mean of K samples is the distortion-optimised output; their std the uncertainty.
   Our predictor sees the blur through the operator: ``g(y) = w + UNet(w)`` with ``w`` a fixed Tikhonov
   deconvolution of ``y`` (:class:`TikhonovFrontEnd`), so the network learns a correction, not the inverse filter.
@@ -151,12 +149,12 @@ def predict_and_refine_loss(
 
 
 class ConditionalSampler:
-    """DDIM sampling of a concat-conditioned ε-model (SR3 or the residual of predict-and-refine).
+    """DDIM sampling of the residual of predict-and-refine (a concat-conditioned ε-model).
 
     The DDIM schedule has the training betas (linear, 1000 steps) and ``num_steps`` strided timesteps.
 
     Args:
-        network: ``DiffusionModelUNet(in_channels=2)`` or :class:`PredictAndRefine`.
+        network: a :class:`PredictAndRefine`.
         num_steps: sampling steps.
         eta: DDIM η (0 deterministic given the initial noise, 1 ancestral).
         autocast: bf16 autocast for the network on CPU.
@@ -168,6 +166,8 @@ class ConditionalSampler:
                  temperature: float = 1.0) -> None:
         if not 0.0 <= temperature <= 1.0:
             raise ValueError(f"temperature must be in [0, 1], got {temperature}.")
+        if not isinstance(network, PredictAndRefine):
+            raise TypeError(f"ConditionalSampler samples a PredictAndRefine network, got {type(network).__name__}.")
         self.network = network.eval()
         self.num_steps = int(num_steps)
         self.eta = float(eta)
@@ -184,9 +184,7 @@ class ConditionalSampler:
         scheduler.set_timesteps(self.num_steps)
         device = next(self.network.parameters()).device  # sampled where the network lives
         cond = (2 * y.to(device).float() - 1).repeat_interleave(num_samples, dim=0)
-        refine = isinstance(self.network, PredictAndRefine)
-        base = self.network.predict(cond) if refine else torch.zeros_like(cond)
-        condition = base if refine else cond
+        base = self.network.predict(cond)
         x = self.temperature * torch.randn(cond.shape, generator=generator).to(device)
         step_generator = generator
         if generator is not None and device.type != "cpu":  # the scheduler draws on the device: a generator there,
@@ -195,10 +193,9 @@ class ConditionalSampler:
         for t in scheduler.timesteps:
             timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long, device=device)
             with bf16_autocast(device.type, enabled=self.autocast):
-                eps = self.network(torch.cat([x, condition], dim=1), timesteps).float()
+                eps = self.network(torch.cat([x, base], dim=1), timesteps).float()
             x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=step_generator)
-        scale = self.network.residual_std if refine else 1.0
-        images = ((base + scale * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
+        images = ((base + self.network.residual_std * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
         images = images.to(y.device)
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if num_samples > 1 else torch.zeros_like(mean)
@@ -220,8 +217,7 @@ class ConditionalInferer(Inferer):
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
                  seed: int | None = None, temperature: float | None = None, operator: SVDOperator | None = None,
-                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
-                 variant: str = "conditional") -> None:
+                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0) -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
@@ -233,7 +229,6 @@ class ConditionalInferer(Inferer):
         self.trained_sigma_y = trained_sigma_y
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
-        self.variant = variant
         # what the records say was estimated (the network itself restores as for its training degradation)
         self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
         self.sigma_y = "auto" if estimator is not None else trained_sigma_y
@@ -241,7 +236,7 @@ class ConditionalInferer(Inferer):
     @property
     def config(self) -> dict:
         """Hyper-parameters, for provenance (reports, DICOM DerivationDescription)."""
-        return {"method": f"{self.variant} (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
+        return {"method": "predict_refine (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
                 "temperature": self.temperature, "num_samples": self.num_samples, "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
@@ -285,35 +280,30 @@ class ConditionalInferer(Inferer):
         return mean
 
 
-def build_conditional(variant: str, channels: tuple[int, ...] = (32, 64, 64),
-                      operator: SVDOperator | None = None, front_end_lam: float | None = 1e-2,
-                      residual_std: float = 0.05) -> nn.Module:
-    """The baseline networks: ``"sr3"`` (one 2-channel ε-UNet) or ``"predict_refine"`` (predictor + denoiser).
+def build_conditional(channels: tuple[int, ...] = (32, 64, 64), operator: SVDOperator | None = None,
+                      front_end_lam: float | None = 1e-2, residual_std: float = 0.05) -> "PredictAndRefine":
+    """The baseline network: a :class:`PredictAndRefine` of two MONAI ``DiffusionModelUNet`` (predictor 1 → 1
+    channel, residual denoiser 2 → 1), attention at the lowest level.
 
-    ``predict_refine`` puts a :class:`TikhonovFrontEnd` of ``operator`` (default :class:`GaussianBlur`) with
-    ``front_end_lam`` before the predictor (``None``: the predictor sees y itself); ``residual_std`` (in [-1, 1]
-    units, ≈ the predictor's RMSE at σ_y = 0.01) normalises the diffused residual.
+    A :class:`TikhonovFrontEnd` of ``operator`` (default :class:`GaussianBlur`) with ``front_end_lam`` comes before
+    the predictor (``None``: the predictor sees y itself); ``residual_std`` (in [-1, 1] units, ≈ the predictor's
+    RMSE at σ_y = 0.01) normalises the diffused residual.
     """
     common = {"spatial_dims": 2, "out_channels": 1, "channels": channels,
               "attention_levels": (False,) * (len(channels) - 1) + (True,), "num_res_blocks": 1,
               "num_head_channels": channels[-1]}
-    if variant == "sr3":
-        return DiffusionModelUNet(in_channels=2, **common)
-    if variant == "predict_refine":
-        front_end = None
-        if front_end_lam is not None:
-            from .operators import GaussianBlur
+    front_end = None
+    if front_end_lam is not None:
+        from .operators import GaussianBlur
 
-            front_end = TikhonovFrontEnd(operator if operator is not None else GaussianBlur(), front_end_lam)
-        return PredictAndRefine(DiffusionModelUNet(in_channels=1, **common), DiffusionModelUNet(in_channels=2, **common),
-                                front_end, residual_std)
-    raise ValueError(f"variant must be 'sr3' or 'predict_refine', got {variant!r}.")
+        front_end = TikhonovFrontEnd(operator if operator is not None else GaussianBlur(), front_end_lam)
+    return PredictAndRefine(DiffusionModelUNet(in_channels=1, **common), DiffusionModelUNet(in_channels=2, **common),
+                            front_end, residual_std)
 
 
 def train_conditional(
     data: str,
     out_dir: str,
-    variant: str,
     config=None,
     network: nn.Module | None = None,
     operator: SVDOperator | None = None,
@@ -327,7 +317,7 @@ def train_conditional(
     extra_data: tuple[str, ...] | list[str] = (),
     paddings: Sequence[str] = (),
 ):
-    """Train (or resume) a conditional baseline on the ``train`` split only; validate on ``val`` pairs.
+    """Train (or resume) the predict-and-refine baseline on the training pool only; validate on ``val`` pairs.
 
     ``paddings``: border models the training and validation blurs are drawn from (:func:`blur_condition`; empty:
     the operator's own).
@@ -339,7 +329,7 @@ def train_conditional(
     from .datasets import load_cxr14_cache, load_training_pool, to_model_space
     from .networks import build_scheduler
     from .operators import GaussianBlur
-    from .training import TrainConfig, Trainer, epsilon_loss
+    from .training import TrainConfig, Trainer
 
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -349,9 +339,9 @@ def train_conditional(
     scheduler = build_scheduler()
     operator = operator or GaussianBlur()
     torch.manual_seed(config.seed)
-    model = network if network is not None else build_conditional(variant, operator=operator)
+    model = network if network is not None else build_conditional(operator=operator)
     condition = blur_condition(operator, sigma_y_max, paddings=paddings)
-    loss_fn = epsilon_loss(scheduler, condition) if variant == "sr3" else predict_and_refine_loss(scheduler, condition)
+    loss_fn = predict_and_refine_loss(scheduler, condition)
 
     @torch.inference_mode()
     def val_fn(ema: nn.Module) -> float:

@@ -224,7 +224,7 @@ def evaluate_conditional(
 ) -> dict:
     """The conditional baseline of a bundle (predictor alone, 1 sample, means of ``samples``) via
     :func:`evaluate_methods`; settings as in :func:`evaluate_prior` (``settings`` override ``inference.json`` ids,
-    e.g. ``num_steps``, ``eta``, ``temperature``). An SR3 network has no ``predictor`` row."""
+    e.g. ``num_steps``, ``eta``, ``temperature``)."""
     from .conditional import ConditionalSampler, PredictAndRefine
 
     defaults = evaluation_ids(bundle)

@@ -131,24 +131,14 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
-def epsilon_loss(
-    scheduler: Scheduler, condition_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
-    """The DDPM ε-prediction MSE for clean ``(B, 1, N, N)`` batches in [-1, 1], via MONAI's ``DiffusionInferer``.
-
-    With ``condition_fn`` the model is conditioned by channel concatenation (SR3): ``condition_fn(x, g)``
-    builds the condition (e.g. the blurred image) from the clean batch.
-    """
+def epsilon_loss(scheduler: Scheduler) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
+    """The DDPM ε-prediction MSE for clean ``(B, 1, N, N)`` batches in [-1, 1], via MONAI's ``DiffusionInferer``."""
     inferer = DiffusionInferer(scheduler)
 
     def loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(x.shape, generator=generator)
         t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator)
-        if condition_fn is None:
-            pred = inferer(inputs=x, diffusion_model=model, noise=noise, timesteps=t)
-        else:
-            cond = condition_fn(x, generator)
-            pred = inferer(inputs=x, diffusion_model=model, noise=noise, timesteps=t, condition=cond, mode="concat")
+        pred = inferer(inputs=x, diffusion_model=model, noise=noise, timesteps=t)
         return nn.functional.mse_loss(pred.float(), noise)
 
     return loss

@@ -32,7 +32,7 @@ def test_shipped_weights_load_with_weights_only_into_the_config_network():
     state = torch.load(BUNDLE / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     config = json.loads((BUNDLE / "configs" / "inference.json").read_text())["network_def"]
-    net = load_weights(build_conditional(config["variant"], channels=tuple(config["channels"]),
+    net = load_weights(build_conditional(channels=tuple(config["channels"]),
                                          front_end_lam=config["front_end_lam"], residual_std=config["residual_std"]),
                        BUNDLE / "models" / "model.pt")
     assert isinstance(net, PredictAndRefine)
