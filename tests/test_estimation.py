@@ -235,7 +235,7 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
     from xray_restore import blur_regressor
     from xray_restore.blur_regressor import RegressorConfig, checkpoint_path, train_regressor
 
-    config = RegressorConfig(steps=4, batch_size=4)
+    config = RegressorConfig(steps=4, batch_size=4, sigma_loss_offset=0.5)
     straight = torch.load(train_regressor(cxr14_cache, tmp_path / "straight.pt", config=config, progress=False),
                           weights_only=True)
 
@@ -253,7 +253,8 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
         train_regressor(cxr14_cache, out, config=config, progress=False, checkpoint_seconds=0)
     assert checkpoint_path(out).is_file() and not out.exists()
     with pytest.raises(ValueError, match="another run"):
-        train_regressor(cxr14_cache, out, config=RegressorConfig(steps=5, batch_size=4), progress=False)
+        train_regressor(cxr14_cache, out, config=RegressorConfig(steps=5, batch_size=4, sigma_loss_offset=0.5),
+                        progress=False)
     rerun_steps = []
 
     def counted(*args, **kwargs):

@@ -42,6 +42,9 @@ class RegressorConfig:
     lr: float = 2e-3  # peak of the one-cycle schedule
     seed: int = 0
     width: int = 32
+    # 0: L1 on σ. c > 0: L1 on σ weighted by (2 + c) / (σ + c), i.e. ≈ relative error, as DDRM's tolerance of a σ
+    # error grows with σ (benchmarks/blur_sensitivity.py); weight 1 at σ = 2
+    sigma_loss_offset: float = 0.0
 
 
 class DegradationRegressor(nn.Module):
@@ -123,7 +126,7 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
                     checkpoint_seconds: float = 180.0) -> Path:
     """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
-    it. L1 loss on σ plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
+    it. L1 loss on σ (weighted towards small blurs with ``config.sigma_loss_offset``) plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
 training blurs (the restoring operator's). ``init``: weights (of the same width) to continue from, with a new
 schedule. Every ``checkpoint_seconds`` the whole state (model, optimizer, schedule, RNGs, log) goes to
 :func:`checkpoint_path` (temp name, then rename); a rerun with the same run settings resumes there and continues
@@ -177,7 +180,10 @@ Returns ``out``."""
                      total=steps):
         y, sigma, log_sigma_y = random_degradations(pool, batch_size, generator, padding=padding)
         prediction = model(y)
-        loss = (prediction[:, 0] - sigma).abs().mean() + 0.3 * (prediction[:, 1] - log_sigma_y).abs().mean()
+        sigma_error = (prediction[:, 0] - sigma).abs()
+        if config.sigma_loss_offset > 0:
+            sigma_error = sigma_error * (2 + config.sigma_loss_offset) / (sigma + config.sigma_loss_offset)
+        loss = sigma_error.mean() + 0.3 * (prediction[:, 1] - log_sigma_y).abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -220,7 +220,8 @@ def _cmd_fit_regressor(args: argparse.Namespace) -> int:
     padding = operator_padding(args.bundle)
     output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
     config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed,
-                                                                                  "lr": args.lr})
+                                                                                  "lr": args.lr,
+                                                                                  "sigma_loss_offset": args.sigma_loss_offset})
     if args.threads:
         torch.set_num_threads(args.threads)
     train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet,
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--steps", type=int, help="optimiser steps (default: the bundle's train.json regressor_config)")
     reg.add_argument("--seed", type=int, help="random seed (default: the bundle's train.json regressor_config)")
     reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
+    reg.add_argument("--sigma-loss-offset", type=float,
+                     help="c > 0 weights the σ error by (2 + c) / (σ + c), towards small blurs; 0: plain L1 "
+                          "(default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     reg.add_argument("--init-weights", default=None, help="continue from these regressor weights (a new schedule)")
     reg.add_argument("--restart", action="store_true",
