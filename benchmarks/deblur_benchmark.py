@@ -319,6 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cond-steps", type=int, default=None, help="conditional sampler steps (default: bundle's)")
     parser.add_argument("--cond-eta", type=float, default=None, help="default: the conditional bundle's")
     parser.add_argument("--cond-temperature", type=float, default=None, help="default: the conditional bundle's")
+    parser.add_argument("--cond-strength", type=float, default=None, help="default: the conditional bundle's")
     parser.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP_SIGMAS), help="σ_y values (none: skip)")
     parser.add_argument("--batch-size", type=int, default=32, help="network batch (images × samples per call)")
     parser.add_argument("--threads", type=int, default=2)
@@ -348,10 +349,12 @@ def main(argv: list[str] | None = None) -> dict:
     data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("val", "test")}
     data["train"] = linear_prior_pool(args.data)  # train + the training-only archives beside it
     data["test"], data["val"] = data["test"][: args.limit], data["val"][: args.limit]
-    given = {"num_steps": args.cond_steps, "eta": args.cond_eta, "temperature": args.cond_temperature}
+    given = {"num_steps": args.cond_steps, "eta": args.cond_eta, "temperature": args.cond_temperature,
+             "strength": args.cond_strength}
     conditional = Restorer.from_bundle(args.conditional_bundle, **{k: v for k, v in given.items() if v is not None})
     cond_inferer = conditional.inferer
-    settings = {"num_steps": cond_inferer.num_steps, "eta": cond_inferer.eta, "temperature": cond_inferer.temperature}
+    settings = {"num_steps": cond_inferer.num_steps, "eta": cond_inferer.eta, "temperature": cond_inferer.temperature,
+                "strength": cond_inferer.strength}
     cond_net = (conditional.network if args.conditional_weights is None
                 else load_weights(conditional.network, args.conditional_weights))
     models = {"conditional": cond_net, "conditional_inferer": cond_inferer, "conditional_settings": settings,

@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--bundle", default="bundles/xray_ddrm")
     parser.add_argument("--limit", type=int, default=None, help="val images for the estimator (default: all)")
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images for the DDRM comparison (0: none)")
+    parser.add_argument("--regressor", default=None,
+                        help="degradation regressor weights to try in place of the bundle's (a candidate)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/estimation_val.json")
@@ -46,6 +48,10 @@ def main() -> None:
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle)
     inferer = restorer.inferer
+    if args.regressor:
+        from xray_restore.blur_regressor import load_regressor
+
+        inferer.estimator.regressor = load_regressor(args.regressor)
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])[: args.limit]
     rows, ddrm_rows = [], []
     for sigma_y in NOISES:
@@ -62,6 +68,9 @@ def main() -> None:
             ratio = est_noise / sigma_y
             rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": len(y), "sigma_hat_mean": float(est_sigma.mean()),
                          "abs_sigma_error": float(np.abs(est_sigma - sigma).mean()),
+                         # what DDRM's loss follows (benchmarks/blur_sensitivity.py): bias and RMS of σ̂ − σ
+                         "sigma_bias": float((est_sigma - sigma).mean()),
+                         "rms_sigma_error": float(np.sqrt(((est_sigma - sigma) ** 2).mean())),
                          "sigma_hat_p01": float(np.percentile(est_sigma, 1)),
                          "sigma_hat_p05": float(np.percentile(est_sigma, 5)),
                          "sigma_hat_p99": float(np.percentile(est_sigma, 99)),
@@ -89,7 +98,7 @@ def main() -> None:
                                   "psnr_ddrm_true": float(psnr(out["true"], xs).mean()),
                                   "psnr_default_output": float(psnr(default, xs).mean())})
             print(f"sigma {sigma:.1f} sigma_y {sigma_y:.3f}: sigma_hat {rows[-1]['sigma_hat_mean']:.3f} "
-                  f"|err| {rows[-1]['abs_sigma_error']:.3f}, sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
+                  f"|err| {rows[-1]['abs_sigma_error']:.3f} rms {rows[-1]['rms_sigma_error']:.3f}, sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
                   + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / "
                      f"true {ddrm_rows[-1]['psnr_ddrm_true']:.2f}"
                      f" dB" if ddrm_rows else ""), flush=True)

@@ -92,6 +92,8 @@ def test_the_sampler_samples_predict_and_refine_only():
 
 def test_residual_is_diffused_at_unit_scale_and_restored_by_the_sampler(cxr14_cache):
     """With an oracle ε for the residual (x − g(y)) / residual_std, DDIM must return x exactly: checks both scalings."""
+    from monai.networks.schedulers import DDIMScheduler
+
     from xray_restore.conditional import PredictAndRefine, TikhonovFrontEnd
     from xray_restore.networks import build_scheduler
 
@@ -112,6 +114,14 @@ def test_residual_is_diffused_at_unit_scale_and_restored_by_the_sampler(cxr14_ca
         oracle.r0 = ((2 * x - 1) - model.predict(2 * y - 1)) / 0.05
     mean, _ = ConditionalSampler(model, num_steps=10, eta=0.0).sample(y, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(mean, x, atol=1e-3)
+    # started part-way (from the predictor's output noised to t ≈ 300): the same x, in the steps asked for
+    part_way = ConditionalSampler(model, num_steps=6, eta=0.0, strength=0.3)
+    timesteps = part_way.timesteps(DDIMScheduler(num_train_timesteps=1000, schedule="linear_beta"))
+    assert 6 <= len(timesteps) <= 7 and timesteps[0] <= 300 and timesteps[-1] == 0
+    mean, _ = part_way.sample(y, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(mean, x, atol=1e-3)
+    with pytest.raises(ValueError, match="strength"):
+        ConditionalSampler(model, num_steps=6, strength=0.0)
     with pytest.raises(ValueError, match="residual_std"):
         PredictAndRefine(net.predictor, net.denoiser, residual_std=0.0)
 

@@ -12,6 +12,7 @@ per image (in [0, 1] units), so one model serves noisy and noiseless inputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -158,14 +159,21 @@ class ConditionalSampler:
         num_steps: sampling steps.
         eta: DDIM η (0 deterministic given the initial noise, 1 ancestral).
         autocast: bf16 autocast for the network on CPU.
-        temperature: scale of the initial noise x_T (1 = the model's distribution; < 1 pulls samples toward the
-            conditional mean, trading diversity for distortion). Per-step noise (η > 0) is not tempered.
+        temperature: scale of the initial noise (1 = the model's distribution; < 1 pulls samples toward the
+            conditional mean, but puts the first step's input off the distribution the network was trained on).
+            Per-step noise (η > 0) is not tempered.
+        strength: where on the schedule the residual diffusion starts, as a fraction of its 1000 steps (as in
+            SDEdit / CCDF, and the ``strength`` of diffusers' image-to-image pipelines): 1 starts from pure noise
+            at t = 999; s < 1 starts from the predictor's output (residual 0) noised to t ≈ 1000·s, so the
+            refiner only works where its ε is accurate (low noise levels) and ``num_steps`` steps cover [0, 1000·s].
     """
 
     def __init__(self, network: nn.Module, num_steps: int, eta: float = 1.0, autocast: bool = False,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, strength: float = 1.0) -> None:
         if not 0.0 <= temperature <= 1.0:
             raise ValueError(f"temperature must be in [0, 1], got {temperature}.")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {strength}.")
         if not isinstance(network, PredictAndRefine):
             raise TypeError(f"ConditionalSampler samples a PredictAndRefine network, got {type(network).__name__}.")
         self.network = network.eval()
@@ -173,6 +181,13 @@ class ConditionalSampler:
         self.eta = float(eta)
         self.autocast = autocast
         self.temperature = float(temperature)
+        self.strength = float(strength)
+
+    def timesteps(self, scheduler: DDIMScheduler) -> list[int]:
+        """The DDIM timesteps run, from ≈ ``strength``·T down to 0: the schedule of ⌈num_steps / strength⌉ strided
+        steps (so each step's DDIM stride is the scheduler's own), cut at ``strength``·T."""
+        scheduler.set_timesteps(math.ceil(self.num_steps / self.strength))
+        return [int(t) for t in scheduler.timesteps if t <= self.strength * scheduler.num_train_timesteps]
 
     @torch.inference_mode()
     def sample(self, y: torch.Tensor, num_samples: int = 1, generator: torch.Generator | None = None
@@ -181,20 +196,22 @@ class ConditionalSampler:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         scheduler = DDIMScheduler(num_train_timesteps=1000, schedule="linear_beta", clip_sample=False)
-        scheduler.set_timesteps(self.num_steps)
+        timesteps = self.timesteps(scheduler)
         device = next(self.network.parameters()).device  # sampled where the network lives
         cond = (2 * y.to(device).float() - 1).repeat_interleave(num_samples, dim=0)
         base = self.network.predict(cond)
-        x = self.temperature * torch.randn(cond.shape, generator=generator).to(device)
+        # the residual's diffusion at the first timestep, started from residual 0 (the predictor's output)
+        start_std = float((1 - scheduler.alphas_cumprod[timesteps[0]]).sqrt())
+        x = self.temperature * start_std * torch.randn(cond.shape, generator=generator).to(device)
         step_generator = generator
         if generator is not None and device.type != "cpu":  # the scheduler draws on the device: a generator there,
             seed = int(torch.randint(2**62, (1,), generator=generator))  # seeded from this one (reproducible)
             step_generator = torch.Generator(device).manual_seed(seed)
-        for t in scheduler.timesteps:
-            timesteps = torch.full((x.shape[0],), int(t), dtype=torch.long, device=device)
+        for t in timesteps:
+            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
             with bf16_autocast(device.type, enabled=self.autocast):
-                eps = self.network(torch.cat([x, base], dim=1), timesteps).float()
-            x, _ = scheduler.step(eps, int(t), x, eta=self.eta, generator=step_generator)
+                eps = self.network(torch.cat([x, base], dim=1), t_batch).float()
+            x, _ = scheduler.step(eps, t, x, eta=self.eta, generator=step_generator)
         images = ((base + self.network.residual_std * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
         images = images.to(y.device)
         mean = images.mean(dim=1)
@@ -216,13 +233,15 @@ class ConditionalInferer(Inferer):
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
-                 seed: int | None = None, temperature: float | None = None, operator: SVDOperator | None = None,
+                 seed: int | None = None, temperature: float | None = None, strength: float = 1.0,
+                 operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0) -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
         self.temperature = 1.0 if temperature is None else float(temperature)  # None: the model's distribution
+        self.strength = float(strength)
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         self.operator = operator
@@ -237,7 +256,7 @@ class ConditionalInferer(Inferer):
     def config(self) -> dict:
         """Hyper-parameters, for provenance (reports, DICOM DerivationDescription)."""
         return {"method": "predict_refine (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
-                "temperature": self.temperature, "num_samples": self.num_samples, "seed": self.seed,
+                "temperature": self.temperature, "strength": self.strength, "num_samples": self.num_samples, "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
 
@@ -255,6 +274,11 @@ class ConditionalInferer(Inferer):
                         "no_blur": no_blur, "operator_sigma": trained})
         return out
 
+    def sampler(self, network: nn.Module) -> ConditionalSampler:
+        """The :class:`ConditionalSampler` of ``network`` with this inferer's sampler settings."""
+        return ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,
+                                  temperature=self.temperature, strength=self.strength)
+
     def restore(self, inputs: torch.Tensor, network: nn.Module, settings: list[dict], num_samples: int | None = None,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,16 +287,14 @@ class ConditionalInferer(Inferer):
         if len(settings) != inputs.shape[0]:
             raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
         k = self.num_samples if num_samples is None else int(num_samples)
-        sampler = ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,
-                                     temperature=self.temperature)
+        sampler = self.sampler(network)
         if not isinstance(generator, Sequence):
             return sampler.sample(inputs, num_samples=k, generator=generator)
         pairs = [sampler.sample(inputs[i : i + 1], num_samples=k, generator=g) for i, g in enumerate(generator)]
         return torch.cat([m for m, _ in pairs]), torch.cat([s for _, s in pairs])
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]
-        sampler = ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,
-                                     temperature=self.temperature)
+        sampler = self.sampler(network)
         y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         mean, _ = sampler.sample(y, num_samples=self.num_samples, generator=self._generator)
         if isinstance(inputs, MetaTensor):

@@ -224,8 +224,8 @@ def evaluate_conditional(
 ) -> dict:
     """The conditional baseline of a bundle (predictor alone, 1 sample, means of ``samples``) via
     :func:`evaluate_methods`; settings as in :func:`evaluate_prior` (``settings`` override ``inference.json`` ids,
-    e.g. ``num_steps``, ``eta``, ``temperature``)."""
-    from .conditional import ConditionalSampler, PredictAndRefine
+    e.g. ``num_steps``, ``eta``, ``temperature``, ``strength``)."""
+    from .conditional import PredictAndRefine
 
     defaults = evaluation_ids(bundle)
     split = split or defaults.get("split", "val")
@@ -236,11 +236,10 @@ def evaluate_conditional(
 
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
         methods: dict[str, Restorer] = {}
-        if isinstance(model, PredictAndRefine):
+        if isinstance(model, PredictAndRefine):  # a model given as a network may be anything
             methods["predictor"] = lambda y, g: ((model.predict(2 * y - 1) + 1) / 2).clamp(0, 1)
         for k in samples:
-            sampler = ConditionalSampler(model, num_steps=inferer.num_steps, eta=inferer.eta,
-                                         autocast=inferer.autocast, temperature=inferer.temperature)
+            sampler = inferer.sampler(model)
             methods["conditional_1sample" if k == 1 else f"conditional_mean{k}"] = (
                 lambda y, g, sampler=sampler, k=k: sampler.sample(y, num_samples=k, generator=g)[0])
         return methods
