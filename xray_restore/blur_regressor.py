@@ -126,12 +126,12 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
                     checkpoint_seconds: float = 180.0) -> Path:
     """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
-    it. L1 loss on σ (weighted towards small blurs with ``config.sigma_loss_offset``) plus 0.3 × L1 on log σ_y; AdamW with a one-cycle schedule. ``padding``: the borders of the
-training blurs (the restoring operator's). ``init``: weights (of the same width) to continue from, with a new
-schedule. Every ``checkpoint_seconds`` the whole state (model, optimizer, schedule, RNGs, log) goes to
-:func:`checkpoint_path` (temp name, then rename); a rerun with the same run settings resumes there and continues
-exactly as if never stopped (``resume=False`` starts over), and the file is removed once ``out`` is written.
-Returns ``out``."""
+    it. L1 loss on σ (weighted towards small blurs with ``config.sigma_loss_offset``) plus 0.3 × L1 on log σ_y;
+    AdamW with a one-cycle schedule. ``padding``: the borders of the training blurs (the restoring operator's).
+    ``init``: weights (of the same width) to continue from, with a new schedule. Every ``checkpoint_seconds`` the
+    whole state (model, optimizer, schedule, RNGs, log) goes to :func:`checkpoint_path` (temp name, then rename); a
+    rerun with the same run settings resumes there and continues exactly as if never stopped (``resume=False``
+    starts over), and the file is removed once ``out`` is written. Returns ``out``."""
     from tqdm.auto import tqdm
 
     from .datasets import load_training_pool, to_unit_range

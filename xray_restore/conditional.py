@@ -184,7 +184,7 @@ class ConditionalSampler:
         self.strength = float(strength)
 
     def timesteps(self, scheduler: DDIMScheduler) -> list[int]:
-        """The DDIM timesteps run, from ≈ ``strength``·T down to 0: the schedule of ⌈num_steps / strength⌉ strided
+        """The DDIM timesteps run, from ≈ ``strength``·T down to 0: the schedule of ⌈num_steps / strength⌉
         steps (so each step's DDIM stride is the scheduler's own), cut at ``strength``·T."""
         scheduler.set_timesteps(math.ceil(self.num_steps / self.strength))
         return [int(t) for t in scheduler.timesteps if t <= self.strength * scheduler.num_train_timesteps]
@@ -233,7 +233,7 @@ class ConditionalInferer(Inferer):
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
-                 seed: int | None = None, temperature: float | None = None, strength: float = 1.0,
+                 seed: int | None = None, temperature: float | None = None, strength: float | None = None,
                  operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0) -> None:
         super().__init__()
@@ -241,7 +241,7 @@ class ConditionalInferer(Inferer):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
         self.temperature = 1.0 if temperature is None else float(temperature)  # None: the model's distribution
-        self.strength = float(strength)
+        self.strength = 1.0 if strength is None else float(strength)  # None: from pure noise at t = 999
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         self.operator = operator
@@ -256,7 +256,8 @@ class ConditionalInferer(Inferer):
     def config(self) -> dict:
         """Hyper-parameters, for provenance (reports, DICOM DerivationDescription)."""
         return {"method": "predict_refine (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
-                "temperature": self.temperature, "strength": self.strength, "num_samples": self.num_samples, "seed": self.seed,
+                "temperature": self.temperature, "strength": self.strength, "num_samples": self.num_samples,
+                "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
 
