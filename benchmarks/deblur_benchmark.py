@@ -40,7 +40,6 @@ from xray_restore.baselines import (
     richardson_lucy_skimage,
     tikhonov,
 )
-from xray_restore.conditional import ConditionalSampler
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, TIKHONOV_GRID, evaluation_ids, linear_prior_pool
@@ -174,7 +173,7 @@ def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespa
 
     cond, cond_inferer = models["conditional"], models["conditional_inferer"]
     for k in (1, args.samples):
-        sampler = ConditionalSampler(cond, autocast=cond_inferer.autocast, **models["conditional_settings"])
+        sampler = cond_inferer.sampler(cond)
         g = torch.Generator().manual_seed(args.seed + 3)
         record("conditional_1sample" if k == 1 else f"conditional_mean{k}",
                lambda: batched(lambda b: sampler.sample(b, num_samples=k, generator=g)[0], y,
@@ -353,8 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
              "strength": args.cond_strength}
     conditional = Restorer.from_bundle(args.conditional_bundle, **{k: v for k, v in given.items() if v is not None})
     cond_inferer = conditional.inferer
-    settings = {"num_steps": cond_inferer.num_steps, "eta": cond_inferer.eta, "temperature": cond_inferer.temperature,
-                "strength": cond_inferer.strength}
+    settings = {k: getattr(cond_inferer, k) for k in ("num_steps", "eta", "temperature", "strength")}
     cond_net = (conditional.network if args.conditional_weights is None
                 else load_weights(conditional.network, args.conditional_weights))
     models = {"conditional": cond_net, "conditional_inferer": cond_inferer, "conditional_settings": settings,

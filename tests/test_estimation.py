@@ -268,3 +268,22 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
+
+
+def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
+    """"sensitivity": quadratic in σ̂ − σ, L1's slope at 0.05 px, heavier at small blurs and low noise (where DDRM's
+    measured dB loss per px² is largest), flat below σ = 0.5; "l1" stays |σ̂ − σ|; an unknown loss is refused."""
+    from xray_restore.blur_regressor import RegressorConfig, sigma_loss
+
+    sens, l1 = RegressorConfig(sigma_loss="sensitivity"), RegressorConfig()
+    sigma, noise = torch.tensor([1.0, 1.0, 1.0]), torch.full((3,), 0.002)
+    loss = sigma_loss(sigma + torch.tensor([0.05, 0.1, -0.1]), sigma, noise, sens)
+    torch.testing.assert_close(loss[1:], 4 * loss[0].expand(2))  # quadratic, symmetric
+    torch.testing.assert_close(loss[0], torch.tensor(0.025))  # w = 1 at σ 1, σ_y 0.002: 0.05² / 0.1
+    at = lambda s, n: float(sigma_loss(torch.tensor([s + 0.1]), torch.tensor([s]), torch.tensor([n]), sens))
+    assert at(0.5, 0.002) > at(1.0, 0.002) > at(2.0, 0.002) > at(2.0, 0.01)
+    assert at(0.0, 0.002) == pytest.approx(at(0.5, 0.002))
+    torch.testing.assert_close(sigma_loss(torch.tensor([1.3]), torch.tensor([1.0]), torch.tensor([0.01]), l1),
+                               torch.tensor([0.3]))
+    with pytest.raises(ValueError, match="sigma_loss"):
+        RegressorConfig(sigma_loss="l2")

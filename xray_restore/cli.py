@@ -221,7 +221,8 @@ def _cmd_fit_regressor(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
     config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed,
                                                                                   "lr": args.lr,
-                                                                                  "sigma_loss_offset": args.sigma_loss_offset})
+                                                                                  "sigma_loss_offset": args.sigma_loss_offset,
+                                                                                  "sigma_loss": args.sigma_loss})
     if args.threads:
         torch.set_num_threads(args.threads)
     train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet,
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
     reg.add_argument("--sigma-loss-offset", type=float,
                      help="c > 0 weights the σ error by (2 + c) / (σ + c), towards small blurs; 0: plain L1 "
+                          "(default: the bundle's train.json regressor_config)")
+    reg.add_argument("--sigma-loss", choices=("l1", "sensitivity"),
+                     help="l1, or sensitivity: the squared σ error weighted by what it costs DDRM "
                           "(default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     reg.add_argument("--init-weights", default=None, help="continue from these regressor weights (a new schedule)")
