@@ -235,7 +235,7 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
     from xray_restore import blur_regressor
     from xray_restore.blur_regressor import RegressorConfig, checkpoint_path, train_regressor
 
-    config = RegressorConfig(steps=4, batch_size=4, sigma_loss_offset=0.5)
+    config = RegressorConfig(steps=4, batch_size=4, sigma_loss="l1", sigma_loss_offset=0.5)
     straight = torch.load(train_regressor(cxr14_cache, tmp_path / "straight.pt", config=config, progress=False),
                           weights_only=True)
 
@@ -253,7 +253,8 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
         train_regressor(cxr14_cache, out, config=config, progress=False, checkpoint_seconds=0)
     assert checkpoint_path(out).is_file() and not out.exists()
     with pytest.raises(ValueError, match="another run"):
-        train_regressor(cxr14_cache, out, config=RegressorConfig(steps=5, batch_size=4, sigma_loss_offset=0.5),
+        train_regressor(cxr14_cache, out,
+                        config=RegressorConfig(steps=5, batch_size=4, sigma_loss="l1", sigma_loss_offset=0.5),
                         progress=False)
     rerun_steps = []
 
@@ -275,7 +276,7 @@ def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
     measured dB loss per px² is largest), flat below σ = 0.5; "l1" stays |σ̂ − σ|; an unknown loss is refused."""
     from xray_restore.blur_regressor import RegressorConfig, sigma_loss
 
-    sens, l1 = RegressorConfig(sigma_loss="sensitivity"), RegressorConfig()
+    sens, l1 = RegressorConfig(sigma_loss="sensitivity"), RegressorConfig(sigma_loss="l1")
     sigma, noise = torch.tensor([1.0, 1.0, 1.0]), torch.full((3,), 0.002)
     loss = sigma_loss(sigma + torch.tensor([0.05, 0.1, -0.1]), sigma, noise, sens)
     torch.testing.assert_close(loss[1:], 4 * loss[0].expand(2))  # quadratic, symmetric
@@ -287,3 +288,5 @@ def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
                                torch.tensor([0.3]))
     with pytest.raises(ValueError, match="sigma_loss"):
         RegressorConfig(sigma_loss="l2")
+    with pytest.raises(ValueError, match="'l1' loss only"):
+        RegressorConfig(sigma_loss="sensitivity", sigma_loss_offset=0.5)

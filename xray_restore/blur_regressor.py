@@ -47,11 +47,13 @@ class RegressorConfig:
     sigma_loss_offset: float = 0.0
     # "l1": |σ̂ − σ| (weighted by sigma_loss_offset). "sensitivity": DDRM's expected PSNR loss, which is quadratic in
     # σ̂ − σ with a curvature that falls with σ and σ_y (benchmarks/blur_sensitivity.py): see sigma_loss()
-    sigma_loss: str = "l1"
+    sigma_loss: str = "sensitivity"
 
     def __post_init__(self) -> None:
         if self.sigma_loss not in ("l1", "sensitivity"):
             raise ValueError(f"sigma_loss must be 'l1' or 'sensitivity', got {self.sigma_loss!r}.")
+        if self.sigma_loss_offset and self.sigma_loss != "l1":
+            raise ValueError(f"sigma_loss_offset weights the 'l1' loss only (sigma_loss is {self.sigma_loss!r}).")
 
 
 #: Error (px) at which the "sensitivity" loss has the slope of the L1 loss (it is steeper beyond, flatter within).
