@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -74,6 +75,23 @@ def test_train_conditional_trains_the_network_of_the_bundles_train_json(cxr14_ca
     parser = ConfigParser()
     parser.read_config("bundles/xray_conditional/configs/train.json")
     load_weights(parser.get_parsed_content("network_def"), tmp_path / "model.pt")
+
+
+def test_fit_regressor_options_override_the_bundles_regressor_config():
+    """``fit-regressor`` reads the bundle's train.json ``regressor_config`` (its home) and applies only the options
+    given: the loss by default, ``--sigma-loss l1 --sigma-loss-offset`` together; an offset without the L1 loss it
+    weights is refused with a message naming both."""
+    from xray_restore.blur_regressor import RegressorConfig
+    from xray_restore.cli import _regressor_config, build_parser
+
+    def config(*options: str) -> RegressorConfig:
+        return _regressor_config(build_parser().parse_args(["fit-regressor", *options]))
+
+    assert config() == RegressorConfig()  # the dataclass defaults equal train.json (tests/test_settings.py)
+    tuned = config("--sigma-loss", "l1", "--sigma-loss-offset", "0.5", "--steps", "7")
+    assert (tuned.sigma_loss, tuned.sigma_loss_offset, tuned.steps) == ("l1", 0.5, 7)
+    with pytest.raises(ValueError, match="'l1' loss only"):
+        config("--sigma-loss-offset", "0.5")
 
 
 def test_every_option_of_every_command_has_help():

@@ -211,18 +211,24 @@ def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regressor_config(args: argparse.Namespace):
+    """The bundle's ``regressor_config`` (train.json) with the ``fit-regressor`` options given."""
+    from .blur_regressor import RegressorConfig
+
+    given = {"steps": args.steps, "seed": args.seed, "lr": args.lr, "sigma_loss_offset": args.sigma_loss_offset,
+             "sigma_loss": args.sigma_loss}
+    return _bundle_section(args.bundle, "regressor_config", RegressorConfig, given)
+
+
 def _cmd_fit_regressor(args: argparse.Namespace) -> int:
     import torch
 
-    from .blur_regressor import RegressorConfig, train_regressor
+    from .blur_regressor import train_regressor
     from .locate import operator_padding
 
     padding = operator_padding(args.bundle)
     output = args.output or str(Path(args.bundle) / "models" / "degradation_regressor.pt")
-    config = _bundle_section(args.bundle, "regressor_config", RegressorConfig, {"steps": args.steps, "seed": args.seed,
-                                                                                  "lr": args.lr,
-                                                                                  "sigma_loss_offset": args.sigma_loss_offset,
-                                                                                  "sigma_loss": args.sigma_loss})
+    config = _regressor_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     train_regressor(args.data, output, extra=args.extra_data, config=config, padding=padding, progress=not args.quiet,
