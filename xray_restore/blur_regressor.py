@@ -30,6 +30,8 @@ __all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "tr
            "checkpoint_path", "sigma_loss"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
+#: The σ losses :func:`sigma_loss` knows.
+SIGMA_LOSSES = ("l1", "sensitivity")
 
 
 @dataclasses.dataclass
@@ -50,8 +52,8 @@ class RegressorConfig:
     sigma_loss: str = "sensitivity"
 
     def __post_init__(self) -> None:
-        if self.sigma_loss not in ("l1", "sensitivity"):
-            raise ValueError(f"sigma_loss must be 'l1' or 'sensitivity', got {self.sigma_loss!r}.")
+        if self.sigma_loss not in SIGMA_LOSSES:
+            raise ValueError(f"sigma_loss must be one of {SIGMA_LOSSES}, got {self.sigma_loss!r}.")
         if self.sigma_loss_offset and self.sigma_loss != "l1":
             raise ValueError(f"sigma_loss_offset weights the 'l1' loss only (sigma_loss is {self.sigma_loss!r}).")
 
@@ -76,10 +78,8 @@ def sigma_loss(predicted: torch.Tensor, sigma: torch.Tensor, sigma_y: torch.Tens
         weight = ((2 + config.sigma_loss_offset) / (sigma + config.sigma_loss_offset)
                   if config.sigma_loss_offset > 0 else 1.0)
         return error.abs() * weight
-    if config.sigma_loss == "sensitivity":
-        weight = (1.25 / (sigma.clamp_min(0.5) + 0.25)) ** 2 * 1.4 / (1 + sigma_y / 0.005)
-        return weight * error**2 / (2 * SENSITIVITY_SCALE)
-    raise ValueError(f"sigma_loss must be 'l1' or 'sensitivity', got {config.sigma_loss!r}.")
+    weight = (1.25 / (sigma.clamp_min(0.5) + 0.25)) ** 2 * 1.4 / (1 + sigma_y / 0.005)  # "sensitivity" (checked)
+    return weight * error**2 / (2 * SENSITIVITY_SCALE)
 
 
 class DegradationRegressor(nn.Module):
