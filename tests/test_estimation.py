@@ -180,6 +180,29 @@ class FixedReading(torch.nn.Module):
         return self.reading.expand(y.shape[0], 2)
 
 
+class LeftHalfReading(torch.nn.Module):
+    """A regressor whose blur reading is 4 × the mean of the input's left half: a mirror reads differently."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        left = y[..., : y.shape[-1] // 2].mean(dim=(-1, -2, -3))
+        return torch.stack([4.0 * left, torch.full_like(left, math.log(0.01))], dim=1)
+
+
+def test_learned_flips_averages_the_readings_of_the_image_and_its_mirror(val_images):
+    y = _degraded(val_images[:3], 2.0, 0.01)
+    left = 4.0 * y[..., :32].mean(dim=(-1, -2, -3)).double()
+    right = 4.0 * y[..., 32:].mean(dim=(-1, -2, -3)).double()
+    assert float((left - right).abs().min()) > 0.01  # the test images are not symmetric: the mirror matters
+    kwargs = {"regressor": LeftHalfReading(), "learned_weight": 1.0, "max_disagreement": 10.0}
+    single = SpectralDegradationEstimator(SPECTRUM, **kwargs)(y, 8)
+    flips = SpectralDegradationEstimator(SPECTRUM, learned_flips=True, **kwargs)(y, 8)
+    for e, f, a, b in zip(single, flips, left.tolist(), right.tolist()):
+        assert e.learned_blur_sigma == pytest.approx(a, abs=1e-5)
+        assert f.learned_blur_sigma == pytest.approx((a + b) / 2, abs=1e-5)
+        assert f.blur_sigma == pytest.approx(f.learned_blur_sigma) and f.learned_sigma_y == pytest.approx(0.01)
+    assert SpectralDegradationEstimator(SPECTRUM, learned_flips=True, **kwargs).config["learned_flips"] is True
+
+
 def test_when_the_two_disagree_the_smaller_blur_is_kept(val_images):
     """σ = 2 px: a regressor reading 9 px (nonsense) leaves the spectral estimate alone; one reading 0 px keeps its
     own (smaller) blur and noise — an under-restored image is the lesser harm — and says so."""

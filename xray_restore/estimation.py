@@ -207,10 +207,15 @@ class SpectralDegradationEstimator:
     """Per-image maximum (Whittle) likelihood of the blur σ and noise σ_y, batched.
 
     Args:
-        spectrum: from :func:`fit_spectrum` / :func:`load_spectrum` (or a path to it).
-        sigma_max: largest blur considered (model-scale pixels).
-        sigma_step: grid step of σ before parabolic refinement.
+        spectrum: from :func:`fit_spectrum` / :func:`load_spectrum` (or a path to it); its σ grid (from 0 to
+            the largest blur considered, model-scale pixels) is searched, then refined 8× finer and parabolically.
         iterations: Fisher-scoring iterations for the gain and noise at each σ.
+        max_tilt: bound on the spectral tilt β an image may have relative to the training average (0: no tilt fitted).
+        regressor: a :class:`~xray_restore.blur_regressor.DegradationRegressor` (or a path to its weights): the
+            learned second opinion; None: the spectral estimate alone.
+        learned_weight, max_disagreement: the blend of the two opinions (required with a regressor; their home is
+            the bundle's ``inference.json`` ``estimator``).
+        learned_flips: average the regressor's readings of the image and its left-right mirror.
 
     Example:
         >>> import torch
@@ -225,7 +230,7 @@ class SpectralDegradationEstimator:
 
     def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10, max_tilt: float = 0.0,
                  regressor=None, learned_weight: float | None = None,
-                 max_disagreement: float | None = None) -> None:
+                 max_disagreement: float | None = None, learned_flips: bool = False) -> None:
         if not isinstance(spectrum, dict):
             spectrum = load_spectrum(spectrum)
         if regressor is not None and not isinstance(regressor, torch.nn.Module):
@@ -243,6 +248,7 @@ class SpectralDegradationEstimator:
         self.regressor = regressor
         self.learned_weight = float(learned_weight)
         self.max_disagreement = float(max_disagreement)
+        self.learned_flips = bool(learned_flips)
         self.size = int(spectrum["size"])
         self.margin = int(spectrum["margin"])
         self.alpha = float(spectrum["alpha"])
@@ -270,8 +276,17 @@ class SpectralDegradationEstimator:
                   "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0])}
         if self.regressor is not None:
             config.update({"method": "spectral_ml+learned", "learned_weight": self.learned_weight,
-                           "max_disagreement": self.max_disagreement})
+                           "max_disagreement": self.max_disagreement, "learned_flips": self.learned_flips})
         return config
+
+    def _learned(self, image: torch.Tensor) -> torch.Tensor:
+        """The regressor's reading ``(1, 2)`` (σ, log σ_y) of one image ``(1, 1, N, N)``; with ``learned_flips`` the
+        mean of its readings of the image and its left-right mirror (an isotropic blur and white noise look the
+        same in both, the anatomy does not: the two readings' content-driven errors partly cancel)."""
+        reading = self.regressor(image)
+        if self.learned_flips:
+            reading = 0.5 * (reading + self.regressor(image.flip(-1)))
+        return reading
 
     def _signal_at(self, sigmas: torch.Tensor) -> torch.Tensor:
         """``E[Y_k² | σ]`` at any ``sigmas`` ``(B, F)`` in [0, σ_max]: log-linear in σ² between grid points
@@ -353,7 +368,7 @@ class SpectralDegradationEstimator:
         if self.regressor is not None:
             # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
             # must not depend on its batch neighbours (B, 2): σ, log σ_y
-            learned_all = torch.cat([self.regressor(images[i : i + 1].float()) for i in range(b)]).double()
+            learned_all = torch.cat([self._learned(images[i : i + 1].float()) for i in range(b)]).double()
         h = step / self.refine
         out = []
         for i in range(b):
