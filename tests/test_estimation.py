@@ -250,6 +250,11 @@ def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):
     assert model(torch.rand(2, 1, 64, 64)).shape == (2, 2)
     with pytest.raises(InputError, match="not a degradation regressor"):
         load_regressor(SPECTRUM)
+    with pytest.raises(InputError, match="missing.pt: degradation regressor not found"):
+        load_regressor(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="junk.pt: not a loadable degradation regressor"):
+        load_regressor(tmp_path / "junk.pt")
 
 
 def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_path, monkeypatch):

@@ -136,12 +136,11 @@ def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Ge
 def load_regressor(path: str | os.PathLike) -> DegradationRegressor:
     """Weights written by :func:`train_regressor` (``weights_only``), in eval mode; a clear error names the file."""
     from .errors import InputError
+    from .networks import read_state_file
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "degradation regressor weights not found")
+    state = read_state_file(path, "degradation regressor")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         model = DegradationRegressor(width=int(state.pop("_width", torch.tensor(32)).item()))
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - any failure means the same thing to the user

@@ -158,14 +158,10 @@ def save_spectrum(spectrum: dict, path: str | os.PathLike) -> None:
 def load_spectrum(path: str | os.PathLike) -> dict:
     """Read a spectrum written by :func:`save_spectrum`; a clear error names the file when it is unusable."""
     from .errors import InputError
+    from .networks import read_state_file
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "degradation spectrum not found (the bundle's models/degradation_spectrum.pt)")
-    try:
-        spectrum = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise InputError(path, f"not a readable spectrum file ({type(e).__name__})") from None
+    spectrum = read_state_file(path, "degradation spectrum")
     if not isinstance(spectrum, dict) or not {"power", "sigmas", "margin", "size", "alpha"} <= set(spectrum):
         raise InputError(path, "not a degradation spectrum (expected keys 'power', 'sigmas', 'margin', 'size', "
                                "'alpha')")

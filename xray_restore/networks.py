@@ -11,7 +11,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["PRIOR_UNET_CONFIG", "build_prior_unet", "build_scheduler", "make_ema", "load_weights"]
+__all__ = ["PRIOR_UNET_CONFIG", "build_prior_unet", "build_scheduler", "make_ema", "read_state_file", "load_weights"]
 
 #: The shipped prior's architecture (1.1 M parameters): small enough to train on 2 CPU cores.
 PRIOR_UNET_CONFIG: dict = {
@@ -58,6 +58,22 @@ def make_ema(model: nn.Module, decay: float = 0.999, warmup: bool = True) -> Ave
     return AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
 
 
+def read_state_file(path: str | os.PathLike, what: str = "weights file") -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, with the two failures a user can cause named: ``what``
+    (e.g. ``"degradation spectrum"``) not found, or a file that is not a ``torch.save`` file loadable with
+    ``weights_only=True``. Raises :class:`~xray_restore.errors.InputError` (the file and the reason)."""
+    from .errors import InputError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(path, f"{what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several unrelated types for a corrupt / non-torch file
+        raise InputError(path, f"not a loadable {what} ({type(e).__name__}; expected a state dict saved "
+                               "with torch.save, loadable with weights_only=True)") from e
+
+
 def load_weights(network: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
     """Load a plain state dict into ``network`` with ``torch.load(weights_only=True)``; returns it in eval mode.
 
@@ -67,14 +83,7 @@ def load_weights(network: nn.Module, path: str | os.PathLike, strict: bool = Tru
     """
     from .errors import InputError
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(path, "weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several unrelated types for a corrupt / non-torch file
-        raise InputError(path, f"not a loadable weights file ({type(e).__name__}; expected a state dict saved "
-                               "with torch.save, loadable with weights_only=True)") from e
+    state = read_state_file(path)
     if not isinstance(state, Mapping):
         raise InputError(path, f"expected a state dict, got {type(state).__name__}")
     try:
