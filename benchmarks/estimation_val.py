@@ -9,7 +9,8 @@ the bundle's estimator (``Restorer.from_bundle``: the same objects the product u
 Reports mean |σ error|, the σ_y ratio (estimate / nominal), the estimator's time per image, the calibration of
 ``no_blur_sigma`` (from the σ̂ of unblurred and 1 px-blurred val images), and PSNR of DDRM (1 sample, the bundle's
 settings) with the estimated (σ̂, σ̂_y: no gate) and with the true (σ, σ_y), and of the default output (the input
-itself where σ̂ is below ``no_blur_sigma``). Writes ``benchmarks/results/estimation_val.json``.
+itself where σ̂ is below ``no_blur_sigma``), and the DDRM gap (estimated − true) per image, binned by |σ̂ − σ|: the
+precision the estimate needs. Writes ``benchmarks/results/estimation_val.json``.
 Also the RMS σ error of each of the estimator's two opinions (spectral, learned) and of an oracle that picks the
 closer of the two per image: the bound of any rule that combines them. ``--split train`` runs the estimator part on
 training images (is the learned regressor's error a fit to its training images, or the same there?).
@@ -33,6 +34,7 @@ from xray_restore.restore import Restorer
 
 SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 NOISES = (0.002, 0.01)
+ERROR_BINS = ((0.0, 0.02), (0.02, 0.05), (0.05, 0.1), (0.1, float("inf")))
 
 
 def main() -> None:
@@ -107,11 +109,21 @@ def main() -> None:
                     mean, _ = inferer.restore(ys, restorer.network, st, num_samples=1, generator=gens)
                     out[name] = mean
                 default = torch.stack([ys[i] if s["no_blur"] else out["estimated"][i] for i, s in enumerate(est)])
+                psnr_est, psnr_true = psnr(out["estimated"], xs).numpy(), psnr(out["true"], xs).numpy()
+                gap, error = psnr_est - psnr_true, np.abs(est_sigma[:n] - sigma)
                 ddrm_rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": n,
                                   "psnr_input": float(psnr(ys, xs).mean()),
-                                  "psnr_ddrm_estimated": float(psnr(out["estimated"], xs).mean()),
-                                  "psnr_ddrm_true": float(psnr(out["true"], xs).mean()),
-                                  "psnr_default_output": float(psnr(default, xs).mean())})
+                                  "psnr_ddrm_estimated": float(psnr_est.mean()),
+                                  "psnr_ddrm_true": float(psnr_true.mean()),
+                                  "psnr_default_output": float(psnr(default, xs).mean()),
+                                  "gap_median": float(np.median(gap)),
+                                  # the mean gap by how far σ̂ was off (px): what precision the 0.3 dB bar needs
+                                  "gap_by_sigma_error": [{"abs_error_from": lo, "abs_error_to": hi, "n": int(m.sum()),
+                                                          "mean_gap": float(gap[m].mean()) if m.any() else None}
+                                                         for lo, hi in ERROR_BINS
+                                                         for m in [(error >= lo) & (error < hi)]],
+                                  "psnr_ddrm_estimated_per_image": psnr_est.round(3).tolist(),
+                                  "psnr_ddrm_true_per_image": psnr_true.round(3).tolist()})
             print(f"sigma {sigma:.1f} sigma_y {sigma_y:.3f}: sigma_hat {rows[-1]['sigma_hat_mean']:.3f} "
                   f"|err| {rows[-1]['abs_sigma_error']:.3f} rms {rows[-1]['rms_sigma_error']:.3f}, sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
                   + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / "
@@ -144,6 +156,12 @@ def main() -> None:
             print(f"| {r['sigma']} | {r['sigma_y']} | {r['psnr_input']:.2f} | {r['psnr_ddrm_estimated']:.2f} | "
                   f"{r['psnr_ddrm_true']:.2f} | {r['psnr_ddrm_estimated'] - r['psnr_ddrm_true']:+.2f} | "
                   f"{r['psnr_default_output']:.2f} |")
+        heads = " | ".join(f"off {lo:g}–{hi:g}" for lo, hi in ERROR_BINS)
+        print(f"\nDDRM estimated − true (dB), by how far σ̂ was off (px): n, mean\n\n| σ | σ_y | median | {heads} |")
+        print("| ---: " * (3 + len(ERROR_BINS)) + "|")
+        for r in ddrm_rows:
+            cells = " | ".join(f"{b['n']}: {b['mean_gap']:+.2f}" if b["n"] else "0" for b in r["gap_by_sigma_error"])
+            print(f"| {r['sigma']} | {r['sigma_y']} | {r['gap_median']:+.2f} | {cells} |")
     print(f"\nmean |σ error| {result['mean_abs_sigma_error']:.3f} px; calibration {calibration}")
     write_json(args.out, result)
     print(f"wrote {args.out} ({result['wall_seconds']} s)")
