@@ -133,6 +133,29 @@ def test_unusable_spectrum_file_is_named(tmp_path):
 REGRESSOR = BUNDLE / "models" / "degradation_regressor.pt"
 
 
+def test_a_non_square_radiograph_blurred_at_its_own_resolution_reads_true(refined, tmp_path):
+    """Real radiographs are rarely square. 800×1024 and 1000×777 crops of NIH originals blurred by 32 and 16 px
+    (σ = 2 and 1.02 px at the model scale, long side → 64), 8-bit, through the load chain: the padding to a square
+    must not look like a sharp edge to the bundle's estimator (zero padding: 0.72 px for both)."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    from xray_restore.transforms import apply_chain, load_chain
+
+    source = np.asarray(Image.open(sorted((SHARED / "data" / "cxr14_full").glob("*.png"))[0]).convert("L"),
+                        dtype=np.float32)
+    cases = [(source[100:900], 32.0, 2.0), (source[:1000, :777], 16.0, 16.0 / (1000 / 64))]
+    items = []
+    for i, (crop, sigma_src, _) in enumerate(cases):
+        y = np.clip(np.rint(gaussian_filter(crop, sigma_src, mode="reflect", truncate=3.0)), 0, 255).astype(np.uint8)
+        path = tmp_path / f"crop{i}.png"
+        Image.fromarray(y).save(path)
+        items.append(apply_chain(load_chain("cxr14_png", id="unit_range"), {"image": str(path)})["image"])
+    estimates = refined(torch.stack([torch.as_tensor(x) for x in items]), 8, 1000.0**2 / 64**2)
+    for e, (_, _, sigma_64) in zip(estimates, cases):
+        assert abs(e.blur_sigma - sigma_64) < 0.15, (e.blur_sigma, sigma_64)
+
+
 @pytest.fixture(scope="module")
 def refined() -> SpectralDegradationEstimator:
     from xray_restore.restore import Restorer

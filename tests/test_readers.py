@@ -90,6 +90,32 @@ def test_png_reads_8bit():
     assert image.max() <= 1.0
 
 
+def test_jpeg_reads_like_the_png_it_was_made_from(tmp_path):
+    """CheXpert and MIMIC-CXR-JPG ship JPEGs: a grey JPEG (and the RGB JPEG of a grey image) reads as the image."""
+    from PIL import Image
+
+    png, _ = read_radiograph(SHARED / "cxr14_png" / "00000001_000.png")
+    grey = Image.fromarray(np.round(png * 255).astype(np.uint8))
+    grey.save(tmp_path / "grey.jpg", quality=95)
+    grey.convert("RGB").save(tmp_path / "rgb.JPEG", quality=95)
+    for name in ("grey.jpg", "rgb.JPEG"):
+        image, meta = read_radiograph(tmp_path / name)
+        assert meta["format"] == "jpeg" and meta["bits_stored"] == 8 and image.shape == png.shape
+        assert np.abs(image - png).mean() < 2 / 255, name  # JPEG is lossy
+
+
+def test_a_dicom_is_read_as_dicom_whatever_its_preamble_holds(tmp_path):
+    """The 128-byte preamble is free (TIFF/DICOM dual files use it): the DICM prefix decides, not the first bytes."""
+    source = DICOM_DIR / "DX-NIH-chest-8bit.dcm"
+    raw = bytearray(source.read_bytes())
+    assert raw[128:132] == b"DICM"
+    raw[:4] = b"\xff\xd8\xff\xe0"  # a JPEG signature
+    (tmp_path / "dual.dcm").write_bytes(bytes(raw))
+    image, meta = read_radiograph(tmp_path / "dual.dcm")
+    assert meta["format"] == "dicom"
+    np.testing.assert_array_equal(image, read_radiograph(source)[0])
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_not_a_dicom(tmp_path):
     path = tmp_path / "notes.dcm"
@@ -143,14 +169,24 @@ def test_unsupported_transfer_syntax(tmp_path):
         read_radiograph(path)
 
 
-def test_colour_png(tmp_path):
+@pytest.mark.parametrize("suffix, kind", [(".png", "PNG"), (".jpg", "JPEG")])
+def test_colour_image(tmp_path, suffix, kind):
     from PIL import Image
 
     rgb = np.zeros((8, 8, 3), dtype=np.uint8)
     rgb[..., 0] = 255
-    Image.fromarray(rgb).save(tmp_path / "red.png")
-    with pytest.raises(InputError, match="red.png: colour PNG"):
-        read_radiograph(tmp_path / "red.png")
+    Image.fromarray(rgb).save(tmp_path / f"red{suffix}")
+    with pytest.raises(InputError, match=f"red{suffix}: colour {kind}"):
+        read_radiograph(tmp_path / f"red{suffix}")
+
+
+def test_truncated_jpeg(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(tmp_path / "full.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:200])
+    with pytest.raises(InputError, match="cut.jpg: not a readable JPEG image"):
+        read_radiograph(tmp_path / "cut.jpg")
 
 
 @pytest.mark.parametrize("name", WITH_PIXELS)

@@ -59,6 +59,23 @@ def test_non_square_is_padded_not_cropped():
     assert padded[0, :, :left].abs().max() == 0
 
 
+@pytest.mark.parametrize("chain", ["dicom", "cxr14_png"])
+def test_chains_pad_with_the_mirror_of_the_image(chain):
+    """The load chains pad a non-square radiograph with its own mirror image, as the blur operator's symmetric
+    borders assume: a blurred input stays a blurred image across the padding (zeros would add a sharp edge that
+    reads as "no blur"). At the source size (no resize) the pad is exactly the mirrored rows / columns, and the
+    inverse gives the source back."""
+    path = SHARED / "dicom" / "CR-Issue44_Monochrome1-Jpeg.dcm"  # 2446 x 2010
+    image, _ = read_radiograph(path)
+    forward = load_chain(chain, id="unit_range", spatial_size=2446)
+    padded = apply_chain(forward, {"image": str(path)})["image"][0]
+    left = (2446 - 2010) // 2
+    source = torch.from_numpy(image)
+    assert torch.equal(padded[:, left : left + 2010], source)
+    assert torch.equal(padded[:, :left], source[:, :left].flip(1))
+    assert torch.equal(padded[:, left + 2010 :], source[:, -(2446 - 2010 - left) :].flip(1))
+
+
 @pytest.mark.parametrize("name", ["DX-NIH-chest-8bit.dcm", "CR-Issue44_Monochrome1-Jpeg.dcm"])
 def test_forward_inverse_round_trip_on_full_size_image(name):
     """Model grid → source grid: the error equals that of a 64-pixel band limit, nothing more.

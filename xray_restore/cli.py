@@ -122,7 +122,7 @@ def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detail: keep the source's detail finer than 64x64 (bundle default); upsample: write "
                              "the 64x64 result resampled to the source grid")
     parser.add_argument("--format", dest="output_format", choices=["source", "nifti"],
-                        help="source: a derived DICOM series for DICOM inputs, a PNG for PNG (bundle default); "
+                        help="source: a derived DICOM series for DICOM inputs, a PNG for PNG or JPEG (bundle default); "
                              "nifti: .nii.gz images (restored, and the std with --samples > 1) with the pixel spacing")
     _add_device_argument(parser)
     parser.add_argument("--set", action="append", metavar="ID=VALUE",
@@ -338,9 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_restoration_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    rest = sub.add_parser("restore", help="restore DICOM/PNG files or folders; write derived DICOMs and a report",
+    rest = sub.add_parser("restore", help="restore DICOM/PNG/JPEG files or folders; write derived DICOMs "
+                          "(lossless PNGs for PNG/JPEG) and a report",
                           description=MODEL_SCALE)
-    rest.add_argument("inputs", nargs="+", help="DICOM or PNG files, or folders of them")
+    rest.add_argument("inputs", nargs="+", help="DICOM, PNG or JPEG files, or folders of them")
     _add_job_arguments(rest)
     rest.add_argument("--include-identifiers", action="store_true",
                       help="put file names and error texts in the report (may contain patient data)")

@@ -1,4 +1,4 @@
-"""``RadiographReader``: DICOM projection radiographs and ChestX-ray14 PNGs → [0, 1], bright = dense.
+"""``RadiographReader``: DICOM projection radiographs and greyscale PNG / JPEG radiographs → [0, 1], bright = dense.
 
 Every pixel decision lives here. For DICOM (pydicom with the installed JPEG / JPEG-LS / JPEG 2000 / RLE
 decoders):
@@ -33,7 +33,7 @@ __all__ = ["RadiographReader", "read_radiograph", "is_own_output", "MAX_PIXELS",
 MAX_PIXELS = 10_000 * 10_000
 #: Modalities of DICOM objects that are not projection images.
 NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC"})
-PNG_SUFFIXES = (".png",)
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
 
 
@@ -279,8 +279,13 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
     return unit, meta
 
 
-def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
+def _raster_to_unit(path: Path, kind: str) -> tuple[np.ndarray, dict]:
+    """A greyscale PNG or JPEG (``kind``: ``"png"`` / ``"jpeg"``, as its signature says) → [0, 1], bright = dense
+    (as ChestX-ray14, CheXpert and MIMIC-CXR-JPG store them). 8 or 16 bits; a colour file with equal channels
+    (within 2 levels, as a JPEG of a grey image decodes) is read as grey."""
     from PIL import Image, UnidentifiedImageError
+
+    label = kind.upper()
 
     try:
         with Image.open(path) as im:
@@ -290,7 +295,7 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
             im.load()
             mode = im.mode
             if mode in ("LA", "RGBA") and im.getchannel("A").getextrema()[1] == 0:
-                raise InputError(path, "fully transparent PNG (alpha is 0 everywhere): no image to restore")
+                raise InputError(path, f"fully transparent {label} (alpha is 0 everywhere): no image to restore")
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float32)
                 scale = 65535.0 if mode != "I" or arr.max() > 255 else 255.0
@@ -299,20 +304,20 @@ def _png_to_unit(path: Path) -> tuple[np.ndarray, dict]:
             elif mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
                 if np.abs(rgb - rgb[..., :1]).max() > 2:
-                    raise InputError(path, "colour PNG (RGB channels differ); radiographs must be greyscale")
+                    raise InputError(path, f"colour {label} (RGB channels differ); radiographs must be greyscale")
                 arr, scale = np.asarray(im.convert("L"), dtype=np.float32), 255.0
             else:
-                raise InputError(path, f"unsupported PNG mode {mode!r}")
+                raise InputError(path, f"unsupported {label} mode {mode!r}")
     except InputError:
         raise
     except Image.DecompressionBombError as e:
         raise InputError(path, f"image is too large to decode safely ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(path, f"not a readable PNG image ({type(e).__name__}: {e})") from e
+        raise InputError(path, f"not a readable {label} image ({type(e).__name__}: {e})") from e
     if arr.ndim != 2 or min(arr.shape) < 2:
-        raise InputError(path, f"PNG has shape {arr.shape}; expected a 2-D image of at least 2x2")
+        raise InputError(path, f"{label} has shape {arr.shape}; expected a 2-D image of at least 2x2")
     meta = {
-        "format": "png",
+        "format": kind,
         "rows": int(arr.shape[0]),
         "columns": int(arr.shape[1]),
         "pixel_spacing": [1.0, 1.0],
@@ -353,8 +358,20 @@ def is_own_output(source: str | os.PathLike) -> bool:
     return str(header.get("Manufacturer", "")) == MANUFACTURER
 
 
+def _raster_kind(head: bytes) -> str | None:
+    """``"png"`` or ``"jpeg"`` from a file's first bytes, ``None`` for anything else (read as DICOM). A DICOM
+    file's ``DICM`` prefix wins over whatever its 128-byte preamble holds."""
+    if head[128:132] == b"DICM":
+        return None
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    return None
+
+
 def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[np.ndarray, dict]:
-    """Read one DICOM or PNG radiograph as ``(rows, cols)`` float32 in [0, 1] (bright = dense) and its meta.
+    """Read one DICOM, PNG or JPEG radiograph as ``(rows, cols)`` float32 in [0, 1] (bright = dense) and its meta.
 
     ``decoder`` picks who decodes DICOM pixel data: ``"pydicom"`` (pylibjpeg / openjpeg / pyjpegls plugins) or
     ``"simpleitk"`` (GDCM), e.g. for a transfer syntax only GDCM handles. Headers and the LUT pipeline are the
@@ -369,9 +386,10 @@ def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[
     if not path.is_file():
         raise InputError(path, "file not found")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\x89PNG"):
-        image, meta = _png_to_unit(path)
+        head = f.read(132)
+    kind = _raster_kind(head)
+    if kind is not None:
+        image, meta = _raster_to_unit(path, kind)
     else:
         ds = _read_dicom_dataset(path)
         _check_dicom_image(path, ds)
@@ -381,7 +399,7 @@ def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[
 
 
 class RadiographReader(ImageReader):
-    """MONAI ``ImageReader`` for DICOM and PNG radiographs, for ``LoadImage(reader=RadiographReader())``.
+    """MONAI ``ImageReader`` for DICOM, PNG and JPEG radiographs, for ``LoadImage(reader=RadiographReader())``.
 
     The array is ``(rows, cols)`` float32 in [0, 1] with bright = dense (see the module docstring for the
     DICOM LUT pipeline); the meta carries the fields a derived DICOM needs, plus ``spatial_shape``,
@@ -395,7 +413,7 @@ class RadiographReader(ImageReader):
         self.decoder = decoder
 
     def verify_suffix(self, filename: Sequence[str] | str) -> bool:
-        return all(Path(f).suffix.lower() in PNG_SUFFIXES + DICOM_SUFFIXES for f in ensure_tuple(filename))
+        return all(Path(f).suffix.lower() in RASTER_SUFFIXES + DICOM_SUFFIXES for f in ensure_tuple(filename))
 
     def read(self, data: Sequence[str] | str, **kwargs) -> list[str]:
         """Only collects the paths: decoding and validation happen in :meth:`get_data`, so that an

@@ -1,9 +1,13 @@
 """MONAI transforms that MONAI lacks, and loading of the declarative chains in ``transforms/``.
 
-Geometry convention (documented choice): a non-square radiograph is **padded** (zeros = air, centred) to a
-square, never cropped, so no anatomy is lost; the square is then area-averaged to 64×64 (an exact box
-filter for integer factors, as the ChestX-ray14 cache was made). Both steps are invertible; the inverse
-upsamples bilinearly and removes the padding, giving the source grid back.
+Geometry convention (documented choice): a non-square radiograph is **padded** (centred) to a square, never
+cropped, so no anatomy is lost; the square is then area-averaged to 64×64 (an exact box filter for integer
+factors, as the ChestX-ray14 cache was made). Both steps are invertible; the inverse upsamples bilinearly and
+removes the padding, giving the source grid back. The load chains pad with the image's own mirror
+(``pad_mode: "symmetric"`` in ``transforms/*.json``): that is the border the blur operator assumes
+(``operator_padding``), so a blurred radiograph stays a blurred image across the pad; zeros would put a sharp
+edge beside it that the estimator reads as "no blur" and DDRM rings against (a 800×1024 radiograph blurred
+by σ = 2 px at the model scale read 0.72 px with zeros, 1.98 px mirrored).
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ CHAINS = ("cxr14_png", "dicom", "output")
 
 
 class PadToSquare(SpatialPad):
-    """Pad a channel-first 2-D image ``(C, H, W)`` symmetrically with zeros to ``(C, S, S)``, ``S = max(H, W)``.
+    """Pad a channel-first 2-D image ``(C, H, W)`` on both sides to ``(C, S, S)``, ``S = max(H, W)``: with zeros
+    (``mode="constant"``) or the image's mirror (``"symmetric"``, as the load chains do; any MONAI pad mode).
 
     Invertible (MONAI's ``Pad.inverse`` crops the recorded padding away).
     """
