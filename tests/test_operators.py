@@ -196,3 +196,36 @@ def test_symmetric_padding_mirrors_about_the_pixel_edge():
     assert torch.allclose(m.sum(1), torch.ones(4, dtype=torch.float64))  # flat stays flat
     r = convolution_matrix(torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64), 4, "reflect")
     assert r[0].tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------- unknown borders (window)
+@pytest.mark.parametrize("window", [((0, 24), (0, 24)), ((0, 24), (3, 21))])
+def test_a_window_operator_observes_the_cut_of_a_blurred_larger_scene(window):
+    """``window``: the image is a cut through a blurred scene. On the canvas (image + margin) the operator's
+    observed rows are exactly the blurred scene there, every other row is unobserved (0), and the SVD reproduces
+    it (checked against a dense blur of the canvas built pixel by pixel)."""
+    sigma, size = 1.3, 24
+    op = GaussianBlur(size, sigma, window=window)
+    radius = math.ceil(3 * sigma)
+    assert op.margin == 2 * math.ceil(radius / 2) and op.size == size + 2 * op.margin and op.size % 4 == 0
+    canvas = torch.rand(2, 1, op.size, op.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    dense = dense_blur_matrix(op.size, sigma, radius) @ canvas.reshape(2, -1).numpy().T
+    blurred = torch.from_numpy(dense.T.reshape(2, 1, op.size, op.size))
+    (r0, r1), (c0, c1) = ((lo + op.margin, hi + op.margin) for lo, hi in window)
+    observed = torch.zeros_like(blurred, dtype=torch.bool)
+    observed[..., r0:r1, c0:c1] = True
+    out = op.H(canvas)
+    torch.testing.assert_close(out[observed], blurred[observed])
+    assert out[~observed].abs().max() == 0
+    torch.testing.assert_close(op.U(op.full_singulars() * op.Vt(canvas)), out)
+    # unobserved canvas components are missing (singular value 0), as many as the unobserved rows/columns allow
+    assert op.num_kept() <= (r1 - r0) * (c1 - c0)
+    image = torch.rand(1, 1, size, size, dtype=torch.float64)
+    assert torch.equal(op.from_canvas(op.to_canvas(image)), image)
+
+
+def test_a_window_must_fit_the_image():
+    with pytest.raises(ValueError, match="window"):
+        GaussianBlur(16, 1.0, window=((0, 17), (0, 16)))
+    with pytest.raises(ValueError, match="window"):
+        GaussianBlur(16, 1.0, window=((4, 5), (0, 16)))

@@ -123,3 +123,18 @@ def test_degraded_matches_operator_and_is_reproducible():
 def test_unknown_chain():
     with pytest.raises(ValueError, match="unknown chain"):
         load_chain("nifti")
+
+
+@pytest.mark.parametrize("shape, window", [((1024, 1024), ((0, 64), (0, 64))), ((1024, 832), ((0, 64), (6, 58))),
+                                           ((832, 1024), ((6, 58), (0, 64))), ((1000, 777), ((0, 64), (8, 56)))])
+def test_model_window_is_the_footprint_of_the_padded_source(shape, window):
+    """The model pixels wholly inside a padded source: an all-ones source zero-padded and area-resized as the
+    chains do is exactly 1 there and below 1 elsewhere (1000x777: the footprint spans columns 7.10 ... 56.83)."""
+    from xray_restore.transforms import AreaResize, model_window
+
+    assert model_window(shape, 64) == window
+    ones = AreaResize((64, 64))(PadToSquare()(torch.ones(1, *shape)))[0]
+    (r0, r1), (c0, c1) = window
+    inside = torch.zeros(64, 64, dtype=torch.bool)
+    inside[r0:r1, c0:c1] = True
+    assert torch.allclose(ones[inside], torch.ones(())) and (ones[~inside] < 1 - 1e-4).all()

@@ -88,6 +88,12 @@ class DDRMInferer(Inferer, nn.Module):
             unchanged (no blur at the model scale: nothing to restore); 0 disables it.
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
+        unknown_borders: blurs built here (``blur_sigma`` ``"auto"`` or a number) treat the scene beyond the image
+            as unknown, as it is at a real detector's edge (and, for a padded non-square radiograph, beyond its own
+            footprint): DDRM restores on a canvas with a margin and trusts only the observations the whole kernel
+            explains (``GaussianBlur(window=...)``). ``False``: the operator's padding is taken as the scene beyond
+            (exact for the synthetic protocols, whose blurs are made that way; on a real border a mismatch DDRM
+            amplifies into ringing across the image).
         seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
             whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
 
@@ -118,6 +124,7 @@ class DDRMInferer(Inferer, nn.Module):
         estimator=None,
         no_blur_sigma: float = 0.0,
         operator_uncertainty: float = 0.0,
+        unknown_borders: bool = False,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)
@@ -156,6 +163,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
         self.operator_uncertainty = float(operator_uncertainty)
+        self.unknown_borders = bool(unknown_borders)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
@@ -179,6 +187,7 @@ class DDRMInferer(Inferer, nn.Module):
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
             "operator_uncertainty": self.operator_uncertainty,
+            "unknown_borders": self.unknown_borders,
         }
 
     @property
@@ -190,21 +199,26 @@ class DDRMInferer(Inferer, nn.Module):
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
 
-    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0
-                     ) -> list[dict]:
+    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0,
+                     windows: Sequence | None = None) -> list[dict]:
         """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
 
         ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor;
-        ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma", "operator_uncertainty"}``
-        per input (``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the model scale;
-        ``operator_uncertainty``: the likely error of an estimated blur, 0 for a given one).
+        ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it;
+        ``windows``: each input's footprint ``((r0, r1), (c0, c1))`` in the N × N grid (``None``: all of it), as
+        :func:`~xray_restore.transforms.model_window` gives it for a padded source.
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma", "operator_uncertainty",
+        "window"}`` per input (``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
+        model scale; ``operator_uncertainty``: the likely error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if needs
                      else [None] * len(inputs))
+        windows = [None] * len(inputs) if windows is None else list(windows)
+        if len(windows) != len(inputs):
+            raise ValueError(f"got {len(windows)} windows for {len(inputs)} inputs.")
         out = []
-        for e in estimates:
+        for e, window in zip(estimates, windows):
             blur = self.blur_sigma
             blur = e.blur_sigma if blur == AUTO else (self.operator_sigma() if blur is None else blur)
             noise = e.sigma_y if self.sigma_y == AUTO else self.sigma_y
@@ -213,17 +227,23 @@ class DDRMInferer(Inferer, nn.Module):
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
                         "operator_sigma": 0.0 if no_blur else blur,
-                        "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0})
+                        "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
+                        "window": window})
         return out
 
-    def operator_for(self, blur_sigma: float | None) -> SVDOperator:
-        """The operator to restore with: the fixed one, or a cached blur of σ (same size and threshold)."""
+    def operator_for(self, blur_sigma: float | None, window=None) -> SVDOperator:
+        """The operator to restore with: the fixed one, or a cached blur of σ (same size and threshold); with
+        ``unknown_borders``, one that observes only ``window`` (default: the whole image) of a larger canvas."""
         from .operators import blur_operator
 
         if self.blur_sigma is None:
             return self.operator
-        return blur_operator(self.operator.size, blur_sigma, threshold=self.operator.threshold,
-                             padding=getattr(self.operator, "padding", "zeros"), device=self.device)
+        size = self.operator.size
+        if self.unknown_borders and window is None:
+            window = ((0, size), (0, size))
+        return blur_operator(size, blur_sigma, threshold=self.operator.threshold,
+                             padding=getattr(self.operator, "padding", "zeros"), device=self.device,
+                             window=window if self.unknown_borders else None)
 
     def restore(
         self,
@@ -245,10 +265,10 @@ class DDRMInferer(Inferer, nn.Module):
             return st.get("operator_sigma", st["blur_sigma"])
 
         for i, st in enumerate(settings):
-            groups.setdefault(id(self.operator_for(sigma_of(st))), []).append(i)
+            groups.setdefault(id(self.operator_for(sigma_of(st), st.get("window"))), []).append(i)
         per_input = isinstance(generator, Sequence)
         for index in groups.values():
-            op = self.operator_for(sigma_of(settings[index[0]]))
+            op = self.operator_for(sigma_of(settings[index[0]]), settings[index[0]].get("window"))
             gen = [generator[i] for i in index] if per_input else generator
             m, s = self.sample(inputs[index], network, num_samples=num_samples, generator=gen, operator=op,
                                sigma_y=[settings[i]["sigma_y"] for i in index],
@@ -269,14 +289,17 @@ class DDRMInferer(Inferer, nn.Module):
         A ``MetaTensor`` input gives a ``MetaTensor`` output with the same meta data (file names, affine), so
         MONAI post-processing (``SaveImaged``, ``Invertd``) works on the result.
         """
-        bits, averaged = None, 1.0
+        from .transforms import model_window
+
+        bits, averaged, windows = None, 1.0, None
         plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         if isinstance(inputs, MetaTensor) and "bits_stored" in inputs.meta:
             bits = [int(b) for b in torch.as_tensor(inputs.meta["bits_stored"]).reshape(-1)]
         if isinstance(inputs, MetaTensor) and "spatial_shape" in inputs.meta:  # the source's grid, before resizing
             shapes = torch.as_tensor(inputs.meta["spatial_shape"]).reshape(len(plain), -1)
             averaged = [float(s.prod()) / float(plain[0, 0].numel()) for s in shapes]
-        settings = self.settings_for(plain, bits, averaged)
+            windows = [model_window(tuple(int(v) for v in s[-2:]), plain.shape[-1]) for s in shapes]
+        settings = self.settings_for(plain, bits, averaged, windows)
         mean, _ = self.restore(plain, network, settings, generator=generator)
         for i, st in enumerate(settings):
             if st["no_blur"]:  # no blur at the model scale: the input comes back as it came
@@ -349,6 +372,9 @@ class DDRMInferer(Inferer, nn.Module):
         op = self.operator if operator is None else operator
         if not isinstance(op, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(op).__name__}.")
+        image_inputs = inputs
+        if getattr(op, "margin", 0):  # an operator with unknown borders acts on a canvas around the image
+            inputs = op.to_canvas(inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs)
         op.check_input(inputs, "inputs (y)")
         k = self.num_samples if num_samples is None else int(num_samples)
         generator = self._generator if generator is None else generator
@@ -430,4 +456,6 @@ class DDRMInferer(Inferer, nn.Module):
         images = ((x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *inputs.shape[1:])
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if k > 1 else torch.zeros_like(mean)
-        return mean.to(inputs.device, inputs.dtype), std.to(inputs.device, inputs.dtype)
+        if getattr(op, "margin", 0):
+            mean, std = op.from_canvas(mean), op.from_canvas(std)
+        return mean.to(image_inputs.device, image_inputs.dtype), std.to(image_inputs.device, image_inputs.dtype)

@@ -138,22 +138,36 @@ class SVDOperator(nn.Module):
 class SeparableSVDOperator(SVDOperator):
     """``H x = A X Bᵀ`` for 1-D factors with SVDs ``A = U₁S₁V₁ᵀ`` (rows) and ``B = U₂S₂V₂ᵀ`` (columns).
 
-    Only isotropic ``A = B`` is exposed through :class:`GaussianBlur`, but the algebra is general.
-    All factor matrices are float64 buffers; inputs are cast to float64 and results back to their dtype.
+    ``columns=None``: ``B = A`` (isotropic). All factor matrices are float64 buffers; inputs are cast to float64
+    and results back to their dtype.
     """
 
-    def __init__(self, matrix: torch.Tensor, kept_singulars: torch.Tensor | None = None) -> None:
+    def __init__(self, matrix: torch.Tensor, kept_singulars: torch.Tensor | None = None,
+                 columns: torch.Tensor | None = None) -> None:
         super().__init__()
-        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-            raise ValueError(f"matrix must be square, got shape {tuple(matrix.shape)}.")
-        matrix = matrix.to(torch.float64)
-        u, s, vh = torch.linalg.svd(matrix)
+        columns = matrix if columns is None else columns
+        for name, m in (("matrix", matrix), ("columns", columns)):
+            if m.ndim != 2 or m.shape[0] != m.shape[1]:
+                raise ValueError(f"{name} must be square, got shape {tuple(m.shape)}.")
+        if columns.shape != matrix.shape:
+            raise ValueError(f"row and column factors differ in size: {tuple(matrix.shape)} vs {tuple(columns.shape)}.")
         self.size = matrix.shape[0]
-        self.register_buffer("A", matrix)
-        self.register_buffer("U1", u)
-        self.register_buffer("V1", vh.T.contiguous())
-        self.register_buffer("s1", s)
-        kept = torch.outer(s, s) if kept_singulars is None else kept_singulars.to(torch.float64)
+        isotropic = columns is matrix
+        for suffix, m in (("1", matrix), ("2", columns)):
+            if suffix == "2" and isotropic:  # the row factor's own tensors, not saved twice
+                u, s, v, m = self.U1, self.s1, self.V1, self.A
+            else:
+                m = m.to(torch.float64)
+                u, s, vh = torch.linalg.svd(m)
+                v = vh.T.contiguous()
+            # the column factor is not part of the state (checkpoints of isotropic operators predate it; an
+            # operator is always rebuilt from its constructor arguments)
+            persistent = suffix == "1"
+            self.register_buffer("A" if suffix == "1" else "B", m, persistent=persistent)
+            self.register_buffer(f"U{suffix}", u, persistent=persistent)
+            self.register_buffer(f"V{suffix}", v, persistent=persistent)
+            self.register_buffer(f"s{suffix}", s, persistent=persistent)
+        kept = self.full_singulars() if kept_singulars is None else kept_singulars.to(torch.float64)
         self.register_buffer("_singulars", kept.reshape(1, 1, self.size, self.size))
 
     @staticmethod
@@ -162,31 +176,31 @@ class SeparableSVDOperator(SVDOperator):
         return out.to(x.dtype)
 
     def U(self, z: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        return self._sandwich(self.U1, z, self.U1.T)
+        return self._sandwich(self.U1, z, self.U2.T)
 
     def Ut(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        return self._sandwich(self.U1.T, y, self.U1)
+        return self._sandwich(self.U1.T, y, self.U2)
 
     def V(self, z: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        return self._sandwich(self.V1, z, self.V1.T)
+        return self._sandwich(self.V1, z, self.V2.T)
 
     def Vt(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        return self._sandwich(self.V1.T, x, self.V1)
+        return self._sandwich(self.V1.T, x, self.V2)
 
     def singulars(self) -> torch.Tensor:
         return self._singulars
 
     def full_singulars(self) -> torch.Tensor:
         """All 2-D singular values ``s_i·s_j`` (nothing dropped), ``(1, 1, N, N)``."""
-        return torch.outer(self.s1, self.s1).reshape(1, 1, self.size, self.size)
+        return torch.outer(self.s1, self.s2).reshape(1, 1, self.size, self.size)
 
     def H(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        """The exact operator ``A X Aᵀ`` (every singular value)."""
-        return self._sandwich(self.A, x, self.A.T)
+        """The exact operator ``A X Bᵀ`` (every singular value)."""
+        return self._sandwich(self.A, x, self.B.T)
 
     def Ht(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
-        """The exact adjoint ``Aᵀ Y A``."""
-        return self._sandwich(self.A.T, y, self.A)
+        """The exact adjoint ``Aᵀ Y B``."""
+        return self._sandwich(self.A.T, y, self.B)
 
     def num_kept(self) -> int:
         """Number of 2-D spectral components with a non-zero (kept) singular value."""
@@ -194,7 +208,7 @@ class SeparableSVDOperator(SVDOperator):
 
 
 class GaussianBlur(SeparableSVDOperator):
-    """Isotropic Gaussian blur on ``N × N`` images, zero padding, with its exact SVD.
+    """Isotropic Gaussian blur on ``N × N`` images with its exact SVD.
 
     The 1-D kernel has ``2r+1`` taps with ``r = ceil(3σ)`` unless ``radius`` is given (13 taps at σ = 2),
     normalised to sum 1 and centred. Components with ``s_i·s_j <= threshold`` are dropped (set to 0 in
@@ -209,8 +223,16 @@ class GaussianBlur(SeparableSVDOperator):
         radius: kernel radius in pixels; default ``ceil(3σ)``.
         threshold_on: ``"2d"`` (drop ``s_i·s_j <= ε``) or ``"1d"`` (zero 1-D values ``s_i < ε`` before the
             Kronecker product, as the reference case study did).
-        padding: ``"zeros"`` (the benchmark protocols) or ``"reflect"`` (real radiographs: no dark border), see
+        padding: ``"zeros"`` (the benchmark protocols), ``"reflect"`` or ``"symmetric"`` (a mirrored scene), see
             :func:`convolution_matrix`.
+        window: ``((r0, r1), (c0, c1))``, the observed part of the ``size × size`` image (``None``: the operator
+            acts on the image itself with ``padding`` at its borders). Given, the scene beyond the image is
+            **unknown**, as at a real detector's edge: the operator acts on a canvas of side
+            ``size + 2·margin`` (the image centred, ``margin`` = the kernel radius rounded up to even, so the
+            canvas keeps the image side's divisibility by 4) and observes the blur only on the window, where the
+            whole kernel lies on the canvas; every other row and column of the canvas is unobserved (singular
+            value 0: DDRM's prior fills it in). ``padding`` then plays no part. A padded non-square radiograph
+            observes only its own footprint (:func:`xray_restore.transforms.model_window`).
 
     Example:
         >>> op = GaussianBlur(size=32, sigma=2.0)
@@ -229,6 +251,7 @@ class GaussianBlur(SeparableSVDOperator):
         radius: int | None = None,
         threshold_on: Literal["2d", "1d"] = "2d",
         padding: Padding = "zeros",
+        window: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> None:
         if not isinstance(size, int) or size < 2:
             raise ValueError(f"size must be an integer >= 2, got {size!r}.")
@@ -243,21 +266,44 @@ class GaussianBlur(SeparableSVDOperator):
             raise ValueError(f"radius must be >= 0, got {radius}.")
         kernel = gaussian_kernel_1d(sigma, radius) if sigma > 0 else torch.ones(1, dtype=torch.float64)
         radius = radius if sigma > 0 else 0
-        super().__init__(convolution_matrix(kernel, size, padding))
-        s = self.s1
+        if window is None:
+            margin, rows = 0, convolution_matrix(kernel, size, padding)
+            columns = None
+        else:
+            window = _checked_window(window, size)
+            margin = 2 * math.ceil(radius / 2)
+            rows, columns = (_observed_rows(kernel, size + 2 * margin, margin + lo, margin + hi) for lo, hi in window)
+        super().__init__(rows, columns=columns)
+        n = self.size
         if threshold_on == "2d":
-            products = torch.outer(s, s)
+            products = torch.outer(self.s1, self.s2)
             kept = torch.where(products > threshold, products, torch.zeros_like(products))
         else:
-            s_kept = torch.where(s >= threshold, s, torch.zeros_like(s))
-            kept = torch.outer(s_kept, s_kept)
-        self._singulars = kept.reshape(1, 1, size, size)
+            s1, s2 = (torch.where(s >= threshold, s, torch.zeros_like(s)) for s in (self.s1, self.s2))
+            kept = torch.outer(s1, s2)
+        self._singulars = kept.reshape(1, 1, n, n)
+        self.image_size = size
+        self.margin = margin
+        self.window = window
         self.sigma = float(sigma)
         self.threshold = float(threshold)
         self.radius = radius
         self.threshold_on = threshold_on
         self.padding = padding
         self.register_buffer("kernel", kernel)
+
+    def to_canvas(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, n, n)`` images (``n = image_size``) on this operator's canvas: edge values repeated into the
+        margin (unobserved: any values do)."""
+        if not self.margin:
+            return images
+        return torch.nn.functional.pad(images, (self.margin,) * 4, mode="replicate")
+
+    def from_canvas(self, images: torch.Tensor) -> torch.Tensor:
+        """The image part ``(B, 1, n, n)`` of canvas-sized ``images``."""
+        if not self.margin:
+            return images
+        return images[..., self.margin : self.margin + self.image_size, self.margin : self.margin + self.image_size]
 
     @classmethod
     def case_study(cls, size: int = 64) -> GaussianBlur:
@@ -275,25 +321,47 @@ class GaussianBlur(SeparableSVDOperator):
             "radius": self.radius,
             "threshold_on": self.threshold_on,
             "padding": self.padding,
+            **({"window": [list(w) for w in self.window], "margin": self.margin} if self.window is not None else {}),
         }
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k != "name")
 
 
+def _checked_window(window, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    try:
+        (r0, r1), (c0, c1) = ((int(a), int(b)) for a, b in window)
+    except (TypeError, ValueError):
+        raise ValueError(f"window must be ((r0, r1), (c0, c1)), got {window!r}.") from None
+    for lo, hi in ((r0, r1), (c0, c1)):
+        if not 0 <= lo < hi <= size or hi - lo < 2:
+            raise ValueError(f"window {window!r} must lie in [0, {size}] with at least 2 pixels per side.")
+    return (r0, r1), (c0, c1)
+
+
+def _observed_rows(kernel: torch.Tensor, canvas: int, lo: int, hi: int) -> torch.Tensor:
+    """The canvas's zero-padded convolution matrix with every row outside ``[lo, hi)`` (unobserved) zeroed."""
+    matrix = convolution_matrix(kernel, canvas, "zeros")
+    matrix[:lo] = 0
+    matrix[hi:] = 0
+    return matrix
+
+
 @functools.lru_cache(maxsize=64)
-def _cached_blur(size: int, sigma: float, threshold: float, padding: str, device: str) -> GaussianBlur:
-    return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding).to(device)
+def _cached_blur(size: int, sigma: float, threshold: float, padding: str, device: str, window=None) -> GaussianBlur:
+    return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding, window=window).to(device)
 
 
 def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION,
-                  padding: Padding = "zeros", device: torch.device | str = "cpu") -> GaussianBlur:
+                  padding: Padding = "zeros", device: torch.device | str = "cpu",
+                  window: tuple[tuple[int, int], tuple[int, int]] | None = None) -> GaussianBlur:
     """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity),
-    on ``device`` (one cache entry per device).
+    on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
 
     Operators are shared between calls: do not move them to another device in place.
     """
     if not math.isfinite(sigma):
         raise ValueError(f"sigma must be finite, got {sigma}.")
     rounded = max(0.0, round(float(sigma) / resolution) * resolution)
-    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding, str(torch.device(device)))
+    window = None if window is None else _checked_window(window, int(size))
+    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding, str(torch.device(device)), window)

@@ -33,7 +33,7 @@ from .atomic import atomic_path
 from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
 from .readers import is_own_output
-from .transforms import apply_chain, load_chain
+from .transforms import apply_chain, load_chain, model_window
 
 __all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
 
@@ -310,8 +310,9 @@ class Restorer:
         y = torch.stack([d["image"].as_tensor() for d in batch]).float()
         bits = [int(d["image"].meta.get("bits_stored", 8)) for d in batch]
         averaged = [d["source_image"][0].numel() / y[0, 0].numel() for d in batch]  # source px per model px
+        windows = [model_window(d["source_image"].shape[-2:], y.shape[-1]) for d in batch]  # each footprint
         start = time.time()
-        settings = self.inferer.settings_for(y, bits, averaged)
+        settings = self.inferer.settings_for(y, bits, averaged, windows)
         estimate_seconds = (time.time() - start) / len(batch)
         todo = [i for i, st in enumerate(settings) if not st["no_blur"]]  # nothing to restore in a sharp image
         mean, std = y.clone(), torch.zeros_like(y)

@@ -13,6 +13,7 @@ by σ = 2 px at the model scale read 0.72 px with zeros, 1.98 px mirrored).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -30,6 +31,7 @@ from .operators import SVDOperator
 
 __all__ = [
     "PadToSquare",
+    "model_window",
     "PadToSquared",
     "AreaResize",
     "AreaResized",
@@ -43,6 +45,20 @@ __all__ = [
 ]
 
 CHAINS = ("cxr14_png", "dicom", "output")
+
+
+def model_window(source_shape: Sequence[int], size: int = 64) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The model pixels ``((r0, r1), (c0, c1))`` of a ``size × size`` grid that lie wholly inside a ``(rows, cols)``
+    source's footprint once :class:`PadToSquare` (centred, the first side gets ``pad // 2``) and the area resize to
+    ``size`` are applied; the pixels across the footprint's edge are part padding and left out."""
+    rows, cols = (int(v) for v in source_shape[-2:])
+    side = max(rows, cols)
+    window = []
+    for n in (rows, cols):
+        before = (side - n) // 2
+        lo, hi = math.ceil(before * size / side - 1e-9), math.floor((before + n) * size / side + 1e-9)
+        window.append((lo, max(hi, lo + 2)) if hi - lo < 2 else (lo, hi))
+    return window[0], window[1]
 
 
 class PadToSquare(SpatialPad):
