@@ -261,9 +261,10 @@ class ConditionalInferer(Inferer):
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
 
-    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0) -> list[dict]:
+    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
-        ``operator_sigma`` (the training blur, what the network restores) and ``no_blur``."""
+        ``operator_sigma`` (the training blur, what the network restores) and ``no_blur``. ``windows`` (each input's
+        footprint, as DDRM takes it) plays no part: the network restores the whole 64×64 grid it was trained on."""
         trained = getattr(self.operator, "sigma", None)
         estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if self.estimator
                      else [None] * len(inputs))

@@ -297,7 +297,7 @@ class DDRMInferer(Inferer, nn.Module):
             bits = [int(b) for b in torch.as_tensor(inputs.meta["bits_stored"]).reshape(-1)]
         if isinstance(inputs, MetaTensor) and "spatial_shape" in inputs.meta:  # the source's grid, before resizing
             shapes = torch.as_tensor(inputs.meta["spatial_shape"]).reshape(len(plain), -1)
-            averaged = [float(s.prod()) / float(plain[0, 0].numel()) for s in shapes]
+            averaged = [(float(s[-2:].max()) / plain.shape[-1]) ** 2 for s in shapes]  # the padded square's
             windows = [model_window(tuple(int(v) for v in s[-2:]), plain.shape[-1]) for s in shapes]
         settings = self.settings_for(plain, bits, averaged, windows)
         mean, _ = self.restore(plain, network, settings, generator=generator)

@@ -309,7 +309,9 @@ class Restorer:
         k = self.inferer.num_samples if num_samples is None else int(num_samples)
         y = torch.stack([d["image"].as_tensor() for d in batch]).float()
         bits = [int(d["image"].meta.get("bits_stored", 8)) for d in batch]
-        averaged = [d["source_image"][0].numel() / y[0, 0].numel() for d in batch]  # source px per model px
+        # source pixels per model pixel: the padded square's side over the model's, squared (not the pixel count
+        # ratio, which a non-square source's padding would understate)
+        averaged = [(max(d["source_image"].shape[-2:]) / y.shape[-1]) ** 2 for d in batch]
         windows = [model_window(d["source_image"].shape[-2:], y.shape[-1]) for d in batch]  # each footprint
         start = time.time()
         settings = self.inferer.settings_for(y, bits, averaged, windows)
