@@ -341,3 +341,15 @@ def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
         RegressorConfig(sigma_loss="l2")
     with pytest.raises(ValueError, match="'l1' loss only"):
         RegressorConfig(sigma_loss="sensitivity", sigma_loss_offset=0.5)
+
+
+def test_the_regressor_reads_only_the_footprint_it_is_given(refined, val_images):
+    """A padded non-square source: the regressor reads its footprint, never the padding (mirror seams)."""
+    y = val_images[:2]
+    window = ((0, 64), (6, 58))
+    with_window = refined(y, 8, 256.0, [window, None])
+    crop = y[:1, :, :, 6:58]
+    with torch.no_grad():
+        expected = 0.5 * (refined.regressor(crop) + refined.regressor(crop.flip(-1)))[0, 0].clamp_min(0)
+    assert with_window[0].learned_blur_sigma == pytest.approx(float(expected), abs=1e-5)
+    assert with_window[1].learned_blur_sigma == refined(y[1:], 8, 256.0)[0].learned_blur_sigma

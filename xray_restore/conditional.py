@@ -264,9 +264,9 @@ class ConditionalInferer(Inferer):
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
         ``operator_sigma`` (the training blur, what the network restores) and ``no_blur``. ``windows`` (each input's
-        footprint, as DDRM takes it) plays no part: the network restores the whole 64×64 grid it was trained on."""
+        footprint) go to the estimator; the network restores the whole 64×64 grid it was trained on."""
         trained = getattr(self.operator, "sigma", None)
-        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if self.estimator
+        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if self.estimator
                      else [None] * len(inputs))
         out = []
         for e in estimates:

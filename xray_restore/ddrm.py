@@ -212,11 +212,11 @@ class DDRMInferer(Inferer, nn.Module):
         model scale; ``operator_uncertainty``: the likely error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
-        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged) if needs
-                     else [None] * len(inputs))
         windows = [None] * len(inputs) if windows is None else list(windows)
         if len(windows) != len(inputs):
             raise ValueError(f"got {len(windows)} windows for {len(inputs)} inputs.")
+        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if needs
+                     else [None] * len(inputs))
         out = []
         for e, window in zip(estimates, windows):
             blur = self.blur_sigma

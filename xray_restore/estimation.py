@@ -335,12 +335,15 @@ class SpectralDegradationEstimator:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None,
-                 averaged: float | Sequence[float] = 1.0) -> list[DegradationEstimate]:
+                 averaged: float | Sequence[float] = 1.0, windows: Sequence | None = None) -> list[DegradationEstimate]:
         """Estimates for ``images`` ``(B, 1, N, N)`` in [0, 1] at the model scale.
 
         ``bits_stored``: one value or one per image (the source's Bits Stored; 8 for an 8-bit PNG), for the noise
         floor; None: no floor. ``averaged``: source pixels area-averaged into one model pixel (one or one per
-        image; ``rows·columns / N²`` for a source resized to ``N × N``), which lowers the floor by its square root.
+        image; ``(side/N)²`` for a source whose padded square of ``side`` is resized to ``N × N``), which lowers the
+        floor by its square root. ``windows``: each image's footprint ``((r0, r1), (c0, c1))`` (``None``: all of
+        it, :func:`~xray_restore.transforms.model_window`): the regressor reads only that, never the padding of a
+        non-square source (whose mirror seam it would take for a sharp edge).
         """
         if images.shape[-1] != self.size:
             raise ValueError(f"images are {images.shape[-1]}x{images.shape[-1]} but the estimator's spectrum was "
@@ -364,7 +367,10 @@ class SpectralDegradationEstimator:
         if self.regressor is not None:
             # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
             # must not depend on its batch neighbours (B, 2): σ, log σ_y
-            learned_all = torch.cat([self._learned(images[i : i + 1].float()) for i in range(b)]).double()
+            crops = [images[i : i + 1] if windows is None or windows[i] is None else
+                     images[i : i + 1, :, windows[i][0][0] : windows[i][0][1], windows[i][1][0] : windows[i][1][1]]
+                     for i in range(b)]
+            learned_all = torch.cat([self._learned(crop.float()) for crop in crops]).double()
         h = step / self.refine
         out = []
         for i in range(b):
