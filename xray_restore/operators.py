@@ -4,8 +4,9 @@ Every operator here is ``H = U diag(s) Vᵀ`` on single-channel ``(B, 1, N, N)``
 kept image-shaped (``(B, 1, N, N)``), never flattened or permuted, so the singular values broadcast
 against them and no channel layout can go wrong (cf. the tiling bug of the official DDRM code).
 
-The separable blur ``H x = A X Aᵀ`` has the Kronecker SVD ``H = (U₁⊗U₁)(S₁⊗S₁)(V₁⊗V₁)ᵀ`` taken from the
-1-D factor ``A = U₁ S₁ V₁ᵀ`` (``N × N``), so the ``N² × N²`` matrix is never built.
+The separable blur ``H x = A X Bᵀ`` has the Kronecker SVD ``H = (U₁⊗U₂)(S₁⊗S₂)(V₁⊗V₂)ᵀ`` taken from the
+1-D factors ``A = U₁ S₁ V₁ᵀ`` and ``B = U₂ S₂ V₂ᵀ`` (``N × N``; ``B = A`` for an isotropic blur of the whole image,
+``B ≠ A`` when only a non-square window of a canvas is observed), so the ``N² × N²`` matrix is never built.
 """
 
 from __future__ import annotations
