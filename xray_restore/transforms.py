@@ -4,10 +4,10 @@ Geometry convention (documented choice): a non-square radiograph is **padded** (
 cropped, so no anatomy is lost; the square is then area-averaged to 64×64 (an exact box filter for integer
 factors, as the ChestX-ray14 cache was made). Both steps are invertible; the inverse upsamples bilinearly and
 removes the padding, giving the source grid back. The load chains pad with the image's own mirror
-(``pad_mode: "symmetric"`` in ``transforms/*.json``): that is the border the blur operator assumes
-(``operator_padding``), so a blurred radiograph stays a blurred image across the pad; zeros would put a sharp
-edge beside it that the estimator reads as "no blur" and DDRM rings against (a 800×1024 radiograph blurred
-by σ = 2 px at the model scale read 0.72 px with zeros, 1.98 px mirrored).
+(``pad_mode: "symmetric"`` in ``transforms/*.json``), so a blurred radiograph stays a blurred image across the pad;
+zeros put a sharp edge beside it that the estimator read as "no blur" (a 800×1024 radiograph blurred by σ = 2 px
+at the model scale read 0.72 px with zeros, 1.98 px mirrored). Neither the estimator's regressor nor DDRM (with
+``unknown_borders``) looks at the pad itself: :func:`model_window` gives them the source's footprint.
 """
 
 from __future__ import annotations
