@@ -92,3 +92,28 @@ def test_learning_rate_warms_up_holds_then_cools_down(cxr14_cache, tmp_path):
         assert "decay_steps" in str(e)
     else:
         raise AssertionError("a cooldown longer than the run must be refused")
+
+
+def test_a_runs_network_json_loads_its_weights_and_a_bad_one_names_the_file(tmp_path):
+    """``network.json`` beside weights (what ``train-prior --network`` writes) rebuilds their architecture; the
+    committed prior 2.0 candidate loads through it, and the shipped bundle's weights (none beside them) do not."""
+    import json
+
+    import pytest
+
+    from xray_restore.errors import InputError
+    from xray_restore.networks import NETWORK_FILE, prior_network_beside
+
+    candidate = prior_network_beside("training/prior2_w48/ema_last.pt")
+    assert candidate is not None and candidate.block_out_channels[0] == 48
+    load_weights(candidate, "training/prior2_w48/ema_last.pt")  # strict: every tensor fits
+    assert prior_network_beside("bundles/xray_ddrm/models/model.pt") is None
+
+    model = build_prior_unet(**TINY)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    (tmp_path / NETWORK_FILE).write_text(json.dumps(TINY))
+    rebuilt = load_weights(prior_network_beside(tmp_path / "model.pt"), tmp_path / "model.pt")
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values()))
+    (tmp_path / NETWORK_FILE).write_text("[48, 96]")
+    with pytest.raises(InputError, match=NETWORK_FILE):
+        prior_network_beside(tmp_path / "model.pt")

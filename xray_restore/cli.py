@@ -181,16 +181,15 @@ def _train_config(args: argparse.Namespace, bundle: str):
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from .networks import NETWORK_FILE, build_prior_unet
     from .prior import train_prior
-
-    from .networks import build_prior_unet
 
     config = _train_config(args, DEFAULT_BUNDLE)
     network = None
     if args.network:
         network = build_prior_unet(**json.loads(args.network))
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "network.json").write_text(args.network + "\n")  # what loads the run's weights
+        (Path(args.out) / NETWORK_FILE).write_text(args.network + "\n")  # what loads the run's weights
     train_prior(args.data, args.out, config, network=network, resume=not args.restart, num_threads=args.threads,
                 init_weights=args.init_weights, init_step=args.init_step, extra_data=args.extra_data)
     return 0
@@ -410,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="prior: DDRM with the xray_ddrm bundle; conditional: the xray_conditional bundle")
     ev.add_argument("--bundle", help="bundle folder (default: the --model's bundle)")
     ev.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
-    ev.add_argument("--weights", help="other weights for the bundle's network (default: its models/model.pt)")
+    ev.add_argument("--weights", help="other weights (default: the bundle's models/model.pt); a prior run's "
+                    "network.json beside them gives their architecture (e.g. runs/prior2_w48/model.pt)")
     ev.add_argument("--split", choices=["val", "test"], help="split to evaluate (default: the bundle's, val; tune on val)")
     ev.add_argument("--protocols", nargs="+", choices=["case_study", "realistic"],
                     help="measurement protocols (default: the bundle's evaluate.json)")

@@ -13,6 +13,7 @@ import torch
 
 from .measurement import PROTOCOLS, Protocol, degrade, make_operator
 from .metrics import psnr, ssim
+from .networks import prior_network_beside
 from .operators import GaussianBlur
 
 __all__ = ["TIKHONOV_GRID", "LMMSE_GRID", "LMMSE_FLIPS", "linear_prior_pool", "evaluate_methods", "evaluate_prior",
@@ -176,7 +177,8 @@ def evaluate_prior(
     the settings evaluated are the ones it ships; ``settings`` override ids of its ``inference.json`` (e.g.
     ``num_steps=50``, ``eta=0.7``: for every protocol) over ``protocol_settings`` ``{protocol: {id: value}}``. Arguments
     left as None (split, protocols, samples, seed, protocol_settings) are the bundle's ``evaluate.json`` values.
-    ``weights`` (into ``network``, default the bundle's architecture) evaluate other weights with the same settings.
+    ``weights`` (into ``network``, default the architecture in a ``network.json`` beside them, else the bundle's)
+    evaluate other weights with the same settings.
     The blur of each protocol is the protocol's own operator (:func:`~xray_restore.measurement.make_operator`).
     """
     defaults = evaluation_ids(bundle)
@@ -186,6 +188,8 @@ def evaluate_prior(
     seed = defaults.get("seed", 0) if seed is None else seed
     protocol_settings = defaults.get("protocol_settings", {}) if protocol_settings is None else protocol_settings
     used: dict = {}
+    if network is None and weights is not None:  # a run's weights carry their architecture beside them
+        network = prior_network_beside(weights)
 
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
         unet, inferer = _bundle_model(bundle, weights, network, {**protocol_settings.get(protocol, {}), **settings})

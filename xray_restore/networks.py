@@ -11,7 +11,8 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["PRIOR_UNET_CONFIG", "build_prior_unet", "build_scheduler", "make_ema", "read_state_file", "load_weights"]
+__all__ = ["PRIOR_UNET_CONFIG", "build_prior_unet", "build_scheduler", "make_ema", "read_state_file", "load_weights",
+           "NETWORK_FILE", "prior_network_beside"]
 
 #: The shipped prior's architecture (1.1 M parameters): small enough to train on 2 CPU cores.
 PRIOR_UNET_CONFIG: dict = {
@@ -37,6 +38,34 @@ def build_prior_unet(**overrides) -> DiffusionModelUNet:
 def build_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
     """The variance-preserving linear-β DDPM schedule (β 1e-4 → 2e-2) used for training and DDRM."""
     return DDPMScheduler(num_train_timesteps=num_train_timesteps, schedule="linear_beta", clip_sample=True)
+
+
+#: Written by ``xray-restore train-prior --network`` into its run folder: the ``build_prior_unet`` overrides that
+#: load the run's weights.
+NETWORK_FILE = "network.json"
+
+
+def prior_network_beside(weights: str | os.PathLike) -> DiffusionModelUNet | None:
+    """The prior UNet described by :data:`NETWORK_FILE` in the folder of ``weights`` (None if there is none).
+
+    Lets a run's (or a committed candidate's) weights be evaluated without restating its architecture.
+    Raises :class:`~xray_restore.errors.InputError` naming the file if it is not a JSON object of UNet arguments.
+    """
+    import json
+    from pathlib import Path
+
+    from .errors import InputError
+
+    path = Path(weights).parent / NETWORK_FILE
+    if not path.is_file():
+        return None
+    try:
+        overrides = json.loads(path.read_text())
+        if not isinstance(overrides, dict):
+            raise TypeError(f"expected a JSON object, got {type(overrides).__name__}")
+        return build_prior_unet(**overrides)
+    except (ValueError, TypeError) as e:
+        raise InputError(str(path), f"not a prior network description ({e})") from e
 
 
 def make_ema(model: nn.Module, decay: float = 0.999, warmup: bool = True) -> AveragedModel:
