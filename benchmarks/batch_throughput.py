@@ -1,39 +1,53 @@
-"""Batch throughput on this machine: a folder of N real radiographs through ``run_batch`` (single process).
+"""Batch throughput on this machine: folders of N radiographs through ``run_batch`` (single process), defaults.
 
     python benchmarks/batch_throughput.py --n 200 --batch-size 8
 
-The folder holds copies of the real sample DICOMs in ../shared/data/dicom (each with its own SOP Instance UID,
-as distinct PACS instances). Reported: images/s end to end (read + LUTs + resample + DDRM 20 steps + inverse +
-derived DICOM write + manifest), and the UNet floor: the time of the network alone for 20 evaluations per image
-at the same batch size, so ``floor_ratio = batch time / UNet time`` (1.0 would be pure network cost).
-Writes ``benchmarks/results/batch_throughput.json``.
+Two workloads, both run with the bundle's defaults (blur and noise estimated per image, the no-blur gate on):
+
+- ``as_stored``: copies of the real sample DICOMs in ../shared/data/dicom (each with its own SOP Instance UID, as
+  distinct PACS instances). They are sharp at the model scale, so each is estimated and *skipped* ("no blur"): the
+  cost a PACS pays for the studies it should leave alone (read + LUTs + resample + estimate + manifest).
+- ``blurred``: NIH originals (../shared/data/cxr14_full, evaluation only) blurred at 1024×1024 by σ_64 = 2
+  (32 px) with noise σ_y 0.002, written as CR DICOMs in the end-to-end benchmark's eight encodings (MONOCHROME1/2,
+  8/12-bit, uncompressed / JPEG 2000 lossless), copied to N instances: each is estimated, restored by DDRM (20 steps
+  on the unknown-borders canvas) and written as a derived DICOM with its source-grid detail kept.
+
+Reported per workload: images/s end to end and the outcome counts; for ``blurred`` also the UNet floor, the time of
+the network alone for 20 evaluations per image at the same batch size on the canvas DDRM uses for σ 2, so
+``floor_ratio = batch time / UNet time`` (1.0 would be pure network cost). Writes
+``benchmarks/results/batch_throughput.json`` (with date and commit).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import torch
+from end_to_end import ENCODINGS, blur_1024, write_dicom
+from PIL import Image
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
 from xray_restore.networks import build_prior_unet, load_weights
+from xray_restore.operators import blur_operator
+from xray_restore.provenance import run_info, write_json
 
 SOURCES = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm", "RF-KarstenHilbert-MLUT.dcm",
            "CR-RSNA-chest-JPEGbaseline.dcm", "MG-OutOfBoundsOverlay.dcm"]
+SIGMA_64, SIGMA_Y = 2.0, 0.002
 
 
-def unet_floor(weights: str, batch_size: int, steps: int = 20, repeats: int = 3) -> float:
-    """Seconds per image of ``steps`` bf16 UNet evaluations at ``batch_size`` (median of repeats)."""
+def unet_floor(weights: str, batch_size: int, side: int, steps: int = 20, repeats: int = 3) -> float:
+    """Seconds per image of ``steps`` bf16 UNet evaluations at ``batch_size`` on ``side × side`` (median)."""
     net = load_weights(build_prior_unet(), weights)
-    x, t = torch.randn(batch_size, 1, 64, 64), torch.full((batch_size,), 500, dtype=torch.long)
+    x, t = torch.randn(batch_size, 1, side, side), torch.full((batch_size,), 500, dtype=torch.long)
     times = []
     with torch.inference_mode(), bf16_autocast("cpu"):
         net(x, t)
@@ -45,38 +59,79 @@ def unet_floor(weights: str, batch_size: int, steps: int = 20, repeats: int = 3)
     return sorted(times)[len(times) // 2]
 
 
+def copy_instance(source: Path, target: Path) -> None:
+    """``source`` saved as ``target`` with a new SOP Instance UID (pixel data untouched, compressed or not)."""
+    ds = pydicom.dcmread(source, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(target, enforce_file_format=True)
+
+
+def blurred_sources(full: str, count: int, folder: Path, seed: int = 0) -> list[Path]:
+    """``count`` NIH originals blurred by σ_64 = 2 with noise, as CR DICOMs cycling the end-to-end encodings."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, png in enumerate(sorted(Path(full).glob("*.png"))[:count]):
+        x = np.asarray(Image.open(png).convert("L"), dtype=np.float32) / 255.0
+        y = blur_1024(x, SIGMA_64 * x.shape[0] / 64) + SIGMA_Y * rng.standard_normal(x.shape).astype(np.float32)
+        photometric, bits, j2k = ENCODINGS[i % len(ENCODINGS)]
+        paths.append(folder / f"blurred_{i:02d}.dcm")
+        write_dicom(paths[-1], y, photometric, bits, j2k, uid_seed=f"throughput-{png.name}")
+    return paths
+
+
+def run(sources: list[Path], n: int, tmp: Path, name: str, bundle: str, batch_size: int) -> dict:
+    """Copies of ``sources`` (cycled) to ``n`` instances, then one ``run_batch`` over them with the defaults."""
+    folder = tmp / name
+    folder.mkdir()
+    for i in range(n):
+        copy_instance(sources[i % len(sources)], folder / f"{i:04d}.dcm")
+    summary = run_batch([folder], tmp / f"{name}_out", bundle=bundle, batch_size=batch_size, progress=False)
+    return {"n": n, "counts": summary.counts, "seconds": round(summary.seconds, 2),
+            "images_per_second": round(summary.images_per_second, 3),
+            "seconds_per_image": round(summary.seconds / max(1, summary.processed), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dicom-dir", default="../shared/data/dicom")
+    parser.add_argument("--full", default="../shared/data/cxr14_full")
     parser.add_argument("--bundle", default="bundles/xray_ddrm")
-    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--n", type=int, default=200, help="instances per workload")
+    parser.add_argument("--originals", type=int, default=16, help="distinct blurred originals (cycled to --n)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/batch_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "in"
-        folder.mkdir()
-        for i in range(args.n):
-            ds = pydicom.dcmread(Path(args.dicom_dir) / SOURCES[i % len(SOURCES)], force=True)
-            if "TransferSyntaxUID" not in ds.file_meta:
-                ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.save_as(folder / f"{i:04d}.dcm", enforce_file_format=True)
-        summary = run_batch([folder], Path(tmp) / "out", bundle=args.bundle, batch_size=args.batch_size)
-    floor = unet_floor(str(Path(args.bundle) / "models" / "model.pt"), args.batch_size)
-    per_image = summary.seconds / max(1, summary.processed)
-    result = {"benchmark": "batch_throughput", "n": args.n, "batch_size": args.batch_size, "threads": args.threads,
-              "cpu_count": os.cpu_count(), "counts": summary.counts, "seconds": round(summary.seconds, 2),
-              "images_per_second": round(summary.images_per_second, 3),
-              "unet_floor_seconds_per_image": round(floor, 4), "floor_ratio": round(per_image / floor, 2),
-              "sources": SOURCES, "date": time.strftime("%Y-%m-%d")}
-    print(f"{'images':>7}{'seconds':>9}{'img/s':>8}{'UNet s/img':>12}{'ratio':>7}")
-    print(f"{summary.processed:>7}{summary.seconds:>9.1f}{summary.images_per_second:>8.2f}{floor:>12.4f}"
-          f"{per_image / floor:>7.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+        tmp = Path(tmp)
+        (tmp / "sources").mkdir()
+        blurred = blurred_sources(args.full, args.originals, tmp / "sources")
+        workloads = {"as_stored": run([Path(args.dicom_dir) / s for s in SOURCES], args.n, tmp, "as_stored",
+                                      args.bundle, args.batch_size),
+                     "blurred": run(blurred, args.n, tmp, "blurred", args.bundle, args.batch_size)}
+    canvas = blur_operator(64, SIGMA_64, window=((0, 64), (0, 64))).size  # the image and its unknown margin
+    floor = unet_floor(str(Path(args.bundle) / "models" / "model.pt"), args.batch_size, canvas)
+    workloads["blurred"].update(unet_floor_seconds_per_image=round(floor, 4), canvas=canvas,
+                                floor_ratio=round(workloads["blurred"]["seconds_per_image"] / floor, 2))
+    result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "benchmark": "batch_throughput",
+              "batch_size": args.batch_size, "threads": args.threads, "cpu_count": os.cpu_count(),
+              "workloads": workloads, "sources": SOURCES, "sigma_64": SIGMA_64, "sigma_y": SIGMA_Y,
+              "originals": args.originals,
+              "command": "python benchmarks/batch_throughput.py " + " ".join(
+                  f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
+    print(f"| workload | images | done | skipped | failed | seconds | images/s | UNet floor s/img | ratio |\n"
+          f"|---|---|---|---|---|---|---|---|---|")
+    for name, w in workloads.items():
+        c = w["counts"]
+        print(f"| {name} | {w['n']} | {c.get('done', 0)} | {c.get('skipped', 0)} | {c.get('failed', 0)} | "
+              f"{w['seconds']:.1f} | {w['images_per_second']:.2f} | {w.get('unet_floor_seconds_per_image', '')} | "
+              f"{w.get('floor_ratio', '')} |")
+    write_json(args.out, result)
+    print(f"\nwrote {args.out}  ({result['wall_seconds']} s)")
 
 
 if __name__ == "__main__":

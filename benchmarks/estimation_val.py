@@ -14,7 +14,10 @@ precision the estimate needs. Writes ``benchmarks/results/estimation_val.json``.
 Also the RMS σ error of each of the estimator's two opinions (spectral, learned) and of an oracle that picks the
 closer of the two per image: the bound of any rule that combines them. ``--split train`` runs the estimator part on
 training images (is the learned regressor's error a fit to its training images, or the same there?).
-Tuned on val only; the test split is never read.
+Footprints: the same val images blurred with a cut border (the scene continues past the edge, as at a detector),
+then cut to a portrait (64 × 52) or landscape (52 × 64) footprint (or not: ``square``, the control) and mirror-padded back to 64 × 64 as the load
+chain pads a non-square source; the estimator reads them with their windows (``footprints`` in the JSON: σ̂ bias
+and mean |σ error| per geometry, σ ∈ {1, 2, 3}, σ_y 0.002). Tuned on val only; the test split is never read.
 """
 
 from __future__ import annotations
@@ -35,6 +38,37 @@ from xray_restore.restore import Restorer
 SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 NOISES = (0.002, 0.01)
 ERROR_BINS = ((0.0, 0.02), (0.02, 0.05), (0.05, 0.1), (0.1, float("inf")))
+FOOTPRINT_SIGMAS, FOOTPRINT_SIDE = (1.0, 2.0, 3.0), 52
+
+
+def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
+    """σ̂ of val images blurred as a cut scene, cut to a portrait / landscape footprint and mirror-padded."""
+    from xray_restore.blur_regressor import _cut_blur
+    from xray_restore.measurement import quantise
+
+    lo = (64 - FOOTPRINT_SIDE) // 2
+    window = (lo, lo + FOOTPRINT_SIDE)
+    pad = (lo, 64 - FOOTPRINT_SIDE - lo)
+    out = []
+    for sigma in FOOTPRINT_SIGMAS:
+        g = torch.Generator().manual_seed(seed)
+        y = torch.stack([_cut_blur(im.double(), sigma, "replicate") for im in x])
+        y = quantise(y + 0.002 * torch.randn(y.shape, generator=g, dtype=torch.float64), 8).float()
+        for geometry in ("square", "portrait", "landscape"):
+            if geometry == "square":  # the control: the same cut scene, not cut to a footprint
+                cut, windows = y, [None] * len(y)
+            elif geometry == "portrait":  # columns cut, padded with their mirror as the chain pads
+                cut = torch.nn.functional.pad(y[..., lo : lo + FOOTPRINT_SIDE], (*pad, 0, 0), mode="reflect")
+                windows = [((0, 64), window)] * len(y)
+            else:
+                cut = torch.nn.functional.pad(y[..., lo : lo + FOOTPRINT_SIDE, :], (0, 0, *pad), mode="reflect")
+                windows = [(window, (0, 64))] * len(y)
+            est = np.array([s["blur_sigma"] for s in inferer.settings_for(cut, 8, 1.0, windows)])
+            out.append({"geometry": geometry, "sigma": sigma, "sigma_y": 0.002, "n": len(y),
+                        "sigma_bias": float((est - sigma).mean()), "abs_sigma_error": float(np.abs(est - sigma).mean())})
+            print(f"footprint {geometry} sigma {sigma:.1f}: bias {out[-1]['sigma_bias']:+.3f} "
+                  f"|err| {out[-1]['abs_sigma_error']:.3f}", flush=True)
+    return out
 
 
 def main() -> None:
@@ -129,6 +163,7 @@ def main() -> None:
                   + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / "
                      f"true {ddrm_rows[-1]['psnr_ddrm_true']:.2f}"
                      f" dB" if ddrm_rows else ""), flush=True)
+    footprints = footprint_rows(x, inferer, args.seed) if args.split == "val" else []
     sharp = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 0.0])
     one_px = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 1.0])
     calibration = {"sharp_p99": float(np.percentile(sharp, 99)), "sharp_max": float(sharp.max()),
@@ -136,7 +171,7 @@ def main() -> None:
                    "suggested_no_blur_sigma": round(float(np.percentile(sharp, 99) + np.percentile(one_px, 1)) / 2, 2),
                    "bundle_no_blur_sigma": inferer.no_blur_sigma}
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
-              "bundle": args.bundle, "rows": rows, "ddrm": ddrm_rows, "calibration": calibration,
+              "bundle": args.bundle, "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),
               "command": "python benchmarks/estimation_val.py " + " ".join(f"--{k.replace('_', '-')} {v}"
                                                                             for k, v in vars(args).items())}
@@ -162,6 +197,10 @@ def main() -> None:
         for r in ddrm_rows:
             cells = " | ".join(f"{b['n']}: {b['mean_gap']:+.2f}" if b["n"] else "0" for b in r["gap_by_sigma_error"])
             print(f"| {r['sigma']} | {r['sigma_y']} | {r['gap_median']:+.2f} | {cells} |")
+    if footprints:
+        print("\n| footprint | σ | σ̂ bias | mean abs σ err |\n| --- | ---: | ---: | ---: |")
+        for r in footprints:
+            print(f"| {r['geometry']} | {r['sigma']} | {r['sigma_bias']:+.3f} | {r['abs_sigma_error']:.3f} |")
     print(f"\nmean |σ error| {result['mean_abs_sigma_error']:.3f} px; calibration {calibration}")
     write_json(args.out, result)
     print(f"wrote {args.out} ({result['wall_seconds']} s)")

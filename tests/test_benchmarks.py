@@ -64,3 +64,21 @@ def test_real_geometry_smoke_run(tmp_path):
             assert row["psnr_16_output"] > row["psnr_16_output_mirrored_borders"] + 3, row
         if row["sigma_64"] == 3:
             assert row["psnr_16_output_mirrored_borders"] < row["psnr_16_input"], row
+
+
+def test_batch_throughput_smoke_run(tmp_path):
+    """Both workloads with the defaults: the real sample DICOMs are all skipped as sharp ("no blur"), the blurred
+    originals in every encoding are all restored; nothing fails, and the JSON carries its provenance."""
+    out = tmp_path / "throughput.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "batch_throughput.py"), "--n", "8", "--originals", "8",
+           "--batch-size", "4", "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    stored, blurred = data["workloads"]["as_stored"], data["workloads"]["blurred"]
+    counted = ("pending", "done", "failed", "skipped")
+    assert [stored["counts"][k] for k in counted] == [0, 0, 0, 8], stored
+    assert [blurred["counts"][k] for k in counted] == [0, 8, 0, 0], blurred
+    assert blurred["canvas"] > 64 and blurred["floor_ratio"] > 0.5
+    assert {"date", "commit", "command"} <= set(data)

@@ -353,3 +353,24 @@ def test_the_regressor_reads_only_the_footprint_it_is_given(refined, val_images)
         expected = 0.5 * (refined.regressor(crop) + refined.regressor(crop.flip(-1)))[0, 0].clamp_min(0)
     assert with_window[0].learned_blur_sigma == pytest.approx(float(expected), abs=1e-5)
     assert with_window[1].learned_blur_sigma == refined(y[1:], 8, 256.0)[0].learned_blur_sigma
+
+
+def test_training_footprints_are_centred_crops_of_the_same_degradations(val_images):
+    """``footprints``: a batch is read through a portrait or landscape footprint (a centred crop of the very images,
+    blurs and noise it would have had), never narrower than FOOTPRINT_MIN; 0 leaves every batch square."""
+    from xray_restore.blur_regressor import FOOTPRINT_MIN, random_degradations
+
+    pool = val_images[:16].double()
+    shapes = set()
+    for seed in range(12):
+        square = random_degradations(pool, 4, torch.Generator().manual_seed(seed), cut_borders=0.5)
+        cut = random_degradations(pool, 4, torch.Generator().manual_seed(seed), cut_borders=0.5, footprints=1.0)
+        assert square[0].shape == (4, 1, 64, 64)
+        torch.testing.assert_close(cut[1], square[1])
+        torch.testing.assert_close(cut[2], square[2])
+        h, w = cut[0].shape[-2:]
+        assert min(h, w) >= FOOTPRINT_MIN and max(h, w) == 64 and h != w
+        top, left = (64 - h) // 2, (64 - w) // 2
+        torch.testing.assert_close(cut[0], square[0][..., top : top + h, left : left + w])
+        shapes.add("portrait" if h > w else "landscape")
+    assert shapes == {"portrait", "landscape"}

@@ -30,6 +30,8 @@ __all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "tr
            "checkpoint_path", "sigma_loss"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
+#: The narrowest footprint side the regressor trains on (of 64): a 1.75 : 1 source (e.g. 788 × 1318 MG) is 37 wide.
+FOOTPRINT_MIN = 36
 #: The σ losses :func:`sigma_loss` knows.
 SIGMA_LOSSES = ("l1", "sensitivity")
 
@@ -54,10 +56,15 @@ class RegressorConfig:
     # beyond is unknown); the rest have the operator's mirrored borders. 0 lets the regressor read a large blur from
     # the mirror symmetry at the edge, which no real radiograph has (σ 3 read as 2.3 on cut NIH originals)
     cut_borders: float = 0.5
+    # fraction of training batches read through a non-square footprint (a portrait or landscape source, padded to
+    # the square, is read only where it has pixels): the centred 64 × L or L × 64 crop, L ~ U{FOOTPRINT_MIN, …, 63}.
+    # 0 leaves the regressor reading only squares, and landscape footprints then read σ 3 as 2.65
+    footprints: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.cut_borders <= 1.0:
-            raise ValueError(f"cut_borders is a fraction in [0, 1], got {self.cut_borders}.")
+        for name in ("cut_borders", "footprints"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a fraction in [0, 1], got {getattr(self, name)}.")
         if self.sigma_loss not in SIGMA_LOSSES:
             raise ValueError(f"sigma_loss must be one of {SIGMA_LOSSES}, got {self.sigma_loss!r}.")
         if self.sigma_loss_offset and self.sigma_loss != "l1":
@@ -128,12 +135,14 @@ def _cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
 
 
 def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Generator, sigma_max: float = 4.0,
-                        padding: str = "symmetric", cut_borders: float = 0.0
+                        padding: str = "symmetric", cut_borders: float = 0.0, footprints: float = 0.0
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch of ``(y, σ, log σ_y)`` from training images ``pool`` ``(N, 1, 64, 64)`` in [0, 1] (float64).
 
     A fraction ``cut_borders`` of the blurs (drawn per image) cut a scene that continues past the border as
-    another scene (wrapped around) or flat (edge values), half each; the others have ``padding`` borders."""
+    another scene (wrapped around) or flat (edge values), half each; the others have ``padding`` borders. With
+    probability ``footprints`` the whole batch is the centred crop ``(B, 1, 64, L)`` or ``(B, 1, L, 64)``,
+    ``FOOTPRINT_MIN <= L < 64``: the footprint of a non-square source, as the estimator reads it."""
     from .measurement import quantise
     from .operators import convolution_matrix, gaussian_kernel_1d
 
@@ -156,6 +165,10 @@ def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Ge
     y = y + log_sigma_y.exp()[:, None, None, None] * torch.randn(y.shape, generator=generator, dtype=torch.float64)
     u = torch.rand(batch_size, generator=generator)[:, None, None, None]
     y = torch.where(u < 0.6, quantise(y, 8), torch.where(u < 0.8, quantise(y, 12), y))
+    if footprints > 0 and bool(torch.rand(1, generator=generator) < footprints):
+        side = int(torch.randint(FOOTPRINT_MIN, size, (1,), generator=generator))
+        lo = (size - side) // 2
+        y = y[..., lo : lo + side, :] if bool(torch.rand(1, generator=generator) < 0.5) else y[..., lo : lo + side]
     return y.float(), sigma.float(), log_sigma_y.float()
 
 
@@ -239,7 +252,8 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
     for step in tqdm(range(first, steps + 1), desc="regressor", disable=not progress, initial=first - 1,
                      total=steps):
         y, sigma, log_sigma_y = random_degradations(pool, batch_size, generator, padding=padding,
-                                                    cut_borders=config.cut_borders)
+                                                    cut_borders=config.cut_borders,
+                                                    footprints=config.footprints)
         prediction = model(y)
         loss = (sigma_loss(prediction[:, 0], sigma, log_sigma_y.exp(), config).mean()
                 + 0.3 * (prediction[:, 1] - log_sigma_y).abs().mean())
