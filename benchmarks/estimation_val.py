@@ -43,7 +43,7 @@ FOOTPRINT_SIGMAS, FOOTPRINT_SIDE = (1.0, 2.0, 3.0), 52
 
 def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
     """σ̂ of val images blurred as a cut scene, cut to a portrait / landscape footprint and mirror-padded."""
-    from xray_restore.blur_regressor import _cut_blur
+    from xray_restore.blur_regressor import cut_blur
     from xray_restore.measurement import quantise
 
     lo = (64 - FOOTPRINT_SIDE) // 2
@@ -52,7 +52,7 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
     out = []
     for sigma in FOOTPRINT_SIGMAS:
         g = torch.Generator().manual_seed(seed)
-        y = torch.stack([_cut_blur(im.double(), sigma, "replicate") for im in x])
+        y = torch.stack([cut_blur(im.double(), sigma, "replicate") for im in x])
         y = quantise(y + 0.002 * torch.randn(y.shape, generator=g, dtype=torch.float64), 8).float()
         for geometry in ("square", "portrait", "landscape"):
             if geometry == "square":  # the control: the same cut scene, not cut to a footprint

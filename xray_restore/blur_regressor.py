@@ -27,7 +27,7 @@ from torch import nn
 from .atomic import atomic_path
 
 __all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor",
-           "checkpoint_path", "sigma_loss"]
+           "checkpoint_path", "sigma_loss", "cut_blur"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
 #: The narrowest footprint side the regressor trains on (of 64): a 1.75 : 1 source (e.g. 788 × 1318 MG) is 37 wide.
@@ -123,7 +123,7 @@ class DegradationRegressor(nn.Module):
         return self.head(torch.cat([z.mean(dim=(-1, -2)), z.amax(dim=(-1, -2))], dim=1))
 
 
-def _cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
+def cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
     """Blur of one image ``(1, N, N)`` whose scene continues past its border as ``mode`` (``"circular"``: another
     scene's content, ``"replicate"``: flat), cut back to ``N × N`` as a detector cuts it."""
     from .operators import convolution_matrix, gaussian_kernel_1d
@@ -160,7 +160,7 @@ def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Ge
         border = torch.rand(batch_size, generator=generator)
         for i in torch.nonzero((border < cut_borders) & (sigma > 0)).flatten().tolist():
             mode = "circular" if border[i] < cut_borders / 2 else "replicate"
-            y[i] = _cut_blur(x[i], float(sigma[i]), mode)
+            y[i] = cut_blur(x[i], float(sigma[i]), mode)
     log_sigma_y = torch.empty(batch_size, dtype=torch.float64).uniform_(*LOG_SIGMA_Y_RANGE, generator=generator)
     y = y + log_sigma_y.exp()[:, None, None, None] * torch.randn(y.shape, generator=generator, dtype=torch.float64)
     u = torch.rand(batch_size, generator=generator)[:, None, None, None]
