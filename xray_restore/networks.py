@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from monai.networks.nets import DiffusionModelUNet
@@ -51,9 +53,6 @@ def prior_network_beside(weights: str | os.PathLike) -> DiffusionModelUNet | Non
     Lets a run's (or a committed candidate's) weights be evaluated without restating its architecture.
     Raises :class:`~xray_restore.errors.InputError` naming the file if it is not a JSON object of UNet arguments.
     """
-    import json
-    from pathlib import Path
-
     from .errors import InputError
 
     path = Path(weights).parent / NETWORK_FILE
