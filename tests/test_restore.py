@@ -46,6 +46,9 @@ def test_forced_restoration_of_a_sharp_radiograph_does_no_harm(restorer, tmp_pat
 
     ds = pydicom.dcmread(r.outputs[0])
     assert "pixels unchanged" in ds.DerivationDescription
+    # a PACS user reads the series list: a copy of a sharp study must not be titled "deblurred"
+    assert ds.SeriesDescription.startswith("Unchanged copy") and "deblurred" not in ds.SeriesDescription
+    assert len(ds.SeriesDescription) <= 64 and "pixels unchanged" in ds.ImageComments
     written = ds.pixel_array.astype(np.float64) / (2**ds.BitsStored - 1)
     assert written.shape == r.image.shape == (1024, 1024) and _psnr(written, r.image) > 45.0
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InputError
-from .readers import MANUFACTURER  # the reader recognises our objects by it
+from .readers import MANUFACTURER, OWN_SERIES_PREFIXES  # the reader recognises our objects by them
 
 __all__ = ["UID_ROOT", "MANUFACTURER", "DerivedObject", "derivation_description", "write_derived"]
 
@@ -71,6 +71,19 @@ def derivation_description(provenance: dict) -> str:
     else:
         parts.append("computed at 64x64, resampled to the source grid")
     return "; ".join(parts)[:1024]
+
+
+def series_description(kind: str, unchanged: bool = False) -> str:
+    """Series Description (LO, ≤ 64 chars) of a derived series: what a PACS user sees in the study list.
+
+    ``kind`` ``"restored"`` or ``"uncertainty"``; ``unchanged``: a forced copy of an input with no blur at the model
+    scale, whose pixels are the source's (it must not claim to be deblurred).
+    """
+    if kind == "restored":
+        text = OWN_SERIES_PREFIXES[1] if unchanged else f"{OWN_SERIES_PREFIXES[0]} (DDRM deblurred)"
+    else:
+        text = f"{OWN_SERIES_PREFIXES[0]}: DDRM uncertainty (std)"
+    return f"{text} - not for diagnosis"
 
 
 def _uid(*entropy: str) -> str:
@@ -309,8 +322,7 @@ def write_derived(
         sc.PatientOrientation = list(ds.PatientOrientation) if orientation_known else None
         spacing_note = _carry_spacing(sc, ds, spacing, imager_spacing)
         _carry_clinical_context(sc, ds, bits, kind)
-        sc.SeriesDescription = ("Computer-restored (DDRM deblurred)" if kind == "restored"
-                                else "Computer-restored: DDRM uncertainty (std)") + " - not for diagnosis"
+        sc.SeriesDescription = series_description(kind, bool(provenance.get("unchanged")))
         sc.DerivationDescription = description
         derivation = hd.sr.CodedConcept(*codes.DCM.ImageProcessing)  # type: ignore[misc]
         sc.DerivationCodeSequence = [derivation]
@@ -324,9 +336,10 @@ def write_derived(
             item.PurposeOfReferenceCodeSequence = [reference]
             sc.SourceImageSequence = [item]
         sc.BurnedInAnnotation = "NO"
-        sc.ImageComments = ("Computed at 64x64 by xray_restore; "
-                            + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
-                               else "resampled to the source grid") + "; research use only."
+        sc.ImageComments = (("Checked at 64x64 by xray_restore: no blur found, pixels unchanged from the source"
+                             if provenance.get("unchanged") else "Computed at 64x64 by xray_restore; "
+                             + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
+                                else "resampled to the source grid")) + "; research use only."
                             + "".join(f" {n}." for n in (*notes, spacing_note) if n))
         path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
         if path.resolve() == source.resolve():
@@ -356,7 +369,7 @@ def _uncertainty_object(hd, codes, ds, source: Path, std: np.ndarray, bits: int,
     pm.DerivationDescription = description[:1024]
     _carry_clinical_context(pm, ds, bits, "uncertainty")
     pm.PositionReferenceIndicator = None
-    pm.SeriesDescription = "Computer-restored: DDRM uncertainty (std) - not for diagnosis"
+    pm.SeriesDescription = series_description("uncertainty")
     path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
     return pm, DerivedObject(path, sop_uid, series_uid, str(ds.StudyInstanceUID), "uncertainty")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .instances import InstanceRef, stage
-from .readers import MANUFACTURER
+from .readers import MANUFACTURER, OWN_SERIES_PREFIXES
 
 __all__ = ["DimseNode", "parse_dimse_url"]
 
@@ -116,7 +116,7 @@ class DimseNode:
                                                 "Modality": modality or "", "Manufacturer": "",
                                                 "SeriesDescription": ""}):
                 if str(series.get("Manufacturer", "")) == MANUFACTURER or str(
-                        series.get("SeriesDescription", "")).startswith("Computer-restored"):
+                        series.get("SeriesDescription", "")).startswith(OWN_SERIES_PREFIXES):
                     continue  # our own derived series are never inputs
                 series_uid = str(series.SeriesInstanceUID)
                 for item in self._find("IMAGE", {"StudyInstanceUID": study, "SeriesInstanceUID": series_uid,

@@ -332,6 +332,8 @@ def _raster_to_unit(path: Path, kind: str) -> tuple[np.ndarray, dict]:
 
 OWN_SOFTWARE = "xray_restore"  # written into every PNG output (tEXt "Software") so it is never taken as an input
 MANUFACTURER = "xray_restore"  # the Manufacturer of every derived DICOM object: never taken as an input either
+# how the Series Description of every derived series begins (a PACS that drops Manufacturer from C-FIND still shows it)
+OWN_SERIES_PREFIXES = ("Computer-restored", "Unchanged copy: no blur found")
 
 
 def is_own_output(source: str | os.PathLike) -> bool:
