@@ -8,8 +8,8 @@ none), white noise σ_y ∈ {0.002, 0.01} and 8-bit quantisation (the realistic 
 the bundle's estimator (``Restorer.from_bundle``: the same objects the product uses) estimates σ and σ_y.
 Reports mean |σ error|, the σ_y ratio (estimate / nominal), the estimator's time per image, the calibration of
 ``no_blur_sigma`` (from the σ̂ of unblurred and 1 px-blurred val images), and PSNR of DDRM (1 sample, the bundle's
-settings) with the estimated (σ̂, σ̂_y: no gate) and with the true (σ, σ_y), and of the default output (the input
-itself where σ̂ is below ``no_blur_sigma``), and the DDRM gap (estimated − true) per image, binned by |σ̂ − σ|: the
+settings) with the estimated settings (σ̂ as the bundle restores it, less ``blur_backoff``; σ̂_y; no gate) and with
+the true (σ, σ_y), and of the default output (the input itself where σ̂ is below ``no_blur_sigma``), and the DDRM gap (estimated − true) per image, binned by |σ̂ − σ|: the
 precision the estimate needs. Writes ``benchmarks/results/estimation_val.json``.
 Also the RMS σ error of each of the estimator's two opinions (spectral, learned) and of an oracle that picks the
 closer of the two per image: the bound of any rule that combines them. ``--split train`` runs the estimator part on
@@ -46,9 +46,14 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
     from xray_restore.blur_regressor import cut_blur
     from xray_restore.measurement import quantise
 
+    from xray_restore.transforms import PadToSquare
+
     lo = (64 - FOOTPRINT_SIDE) // 2
     window = (lo, lo + FOOTPRINT_SIDE)
-    pad = (lo, 64 - FOOTPRINT_SIDE - lo)
+    pad = PadToSquare(mode="symmetric")  # as the load chains pad a non-square source (transforms/*.json)
+
+    def square(image: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(pad(image))
     out = []
     for sigma in FOOTPRINT_SIGMAS:
         g = torch.Generator().manual_seed(seed)
@@ -57,11 +62,11 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
         for geometry in ("square", "portrait", "landscape"):
             if geometry == "square":  # the control: the same cut scene, not cut to a footprint
                 cut, windows = y, [None] * len(y)
-            elif geometry == "portrait":  # columns cut, padded with their mirror as the chain pads
-                cut = torch.nn.functional.pad(y[..., lo : lo + FOOTPRINT_SIDE], (*pad, 0, 0), mode="reflect")
+            elif geometry == "portrait":  # columns cut, padded with their mirror by the chain's own padder
+                cut = torch.stack([square(im) for im in y[..., lo : lo + FOOTPRINT_SIDE]])
                 windows = [((0, 64), window)] * len(y)
             else:
-                cut = torch.nn.functional.pad(y[..., lo : lo + FOOTPRINT_SIDE, :], (0, 0, *pad), mode="reflect")
+                cut = torch.stack([square(im) for im in y[..., lo : lo + FOOTPRINT_SIDE, :]])
                 windows = [(window, (0, 64))] * len(y)
             est = np.array([s["blur_sigma"] for s in inferer.settings_for(cut, 8, 1.0, windows)])
             out.append({"geometry": geometry, "sigma": sigma, "sigma_y": 0.002, "n": len(y),
@@ -136,7 +141,7 @@ def main() -> None:
                 true = [{"blur_sigma": sigma, "sigma_y": sigma_y} for _ in range(n)]
                 # DDRM with the estimated σ̂ and σ̂_y themselves (no gate: what the issue compares with the truth);
                 # the product's default output below applies the no-blur gate on top (the input itself)
-                ungated = [{**s, "operator_sigma": s["blur_sigma"]} for s in est]
+                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["blur_sigma"])} for s in est]
                 out = {}
                 for name, st in (("estimated", ungated), ("true", true)):
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]

@@ -88,6 +88,11 @@ class DDRMInferer(Inferer, nn.Module):
             unchanged (no blur at the model scale: nothing to restore); 0 disables it.
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
+        blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
+            (pixels): over-estimating σ costs DDRM several times what under-estimating it by as much does (too
+            large a blur amplifies the finest components into ringing; too small leaves a little blur), so a small
+            step towards less blur lowers the expected loss for an estimate that is off either way. The estimate
+            itself is reported unchanged; 0: restore with σ̂.
         unknown_borders: blurs built here (``blur_sigma`` ``"auto"`` or a number) treat the scene beyond the image
             as unknown, as it is at a real detector's edge (and, for a padded non-square radiograph, beyond its own
             footprint): DDRM restores on a canvas with a margin and trusts only the observations the whole kernel
@@ -125,6 +130,7 @@ class DDRMInferer(Inferer, nn.Module):
         no_blur_sigma: float = 0.0,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
+        blur_backoff: float = 0.0,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)
@@ -148,6 +154,8 @@ class DDRMInferer(Inferer, nn.Module):
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
         if not (math.isfinite(operator_uncertainty) and operator_uncertainty >= 0):
             raise ValueError(f"operator_uncertainty must be a finite number >= 0, got {operator_uncertainty}.")
+        if not (math.isfinite(blur_backoff) and blur_backoff >= 0):
+            raise ValueError(f"blur_backoff must be a finite number >= 0, got {blur_backoff}.")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.operator = operator
@@ -163,6 +171,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
         self.operator_uncertainty = float(operator_uncertainty)
+        self.blur_backoff = float(blur_backoff)
         self.unknown_borders = bool(unknown_borders)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
@@ -187,6 +196,7 @@ class DDRMInferer(Inferer, nn.Module):
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
             "operator_uncertainty": self.operator_uncertainty,
+            "blur_backoff": self.blur_backoff,
             "unknown_borders": self.unknown_borders,
         }
 
@@ -199,6 +209,13 @@ class DDRMInferer(Inferer, nn.Module):
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
 
+    def restoring_sigma(self, blur_sigma: float | None) -> float | None:
+        """The blur DDRM restores with for an input whose blur is ``blur_sigma``: less ``blur_backoff`` where the
+        blur is estimated (``"auto"``), as given otherwise (no no-blur gate here: :meth:`settings_for` adds it)."""
+        if self.blur_sigma != AUTO or blur_sigma is None:
+            return blur_sigma
+        return max(0.0, blur_sigma - self.blur_backoff)
+
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0,
                      windows: Sequence | None = None) -> list[dict]:
         """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
@@ -209,7 +226,8 @@ class DDRMInferer(Inferer, nn.Module):
         :func:`~xray_restore.transforms.model_window` gives it for a padded source.
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma", "operator_uncertainty",
         "window"}`` per input (``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
-        model scale; ``operator_uncertainty``: the likely error of an estimated blur, 0 for a given one).
+        model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely error of an estimated
+        blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         windows = [None] * len(inputs) if windows is None else list(windows)
@@ -226,7 +244,7 @@ class DDRMInferer(Inferer, nn.Module):
             # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
-                        "operator_sigma": 0.0 if no_blur else blur,
+                        "operator_sigma": 0.0 if no_blur else self.restoring_sigma(blur),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})
         return out
