@@ -26,6 +26,12 @@ def test_metadata_and_layout():
     for rel in ("configs/inference.json", "configs/train.json", "configs/evaluate.json", "models/model.pt",
                 "docs/README.md", "LICENSE"):
         assert (BUNDLE / rel).is_file(), rel
+    import tomllib
+
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert meta["version"] in meta["changelog"]
+    assert meta["required_packages_version"]["xray_restore"] == version  # the package it is tested with
 
 
 def test_shipped_weights_load_with_weights_only_into_the_config_network():
