@@ -9,7 +9,8 @@ the bundle's estimator (``Restorer.from_bundle``: the same objects the product u
 Reports mean |σ error|, the σ_y ratio (estimate / nominal), the estimator's time per image, the calibration of
 ``no_blur_sigma`` (from the σ̂ of unblurred and 1 px-blurred val images), and PSNR of DDRM (1 sample, the bundle's
 settings) with the estimated settings (σ̂ as the bundle restores it, less ``blur_backoff``; σ̂_y; no gate) and with
-the true (σ, σ_y), and of the default output (the input itself where σ̂ is below ``no_blur_sigma``), and the DDRM gap (estimated − true) per image, binned by |σ̂ − σ|: the
+the true (σ, σ_y), and of the default output (the input itself where σ̂ is below ``no_blur_sigma``), and the DDRM
+gap (estimated − true) per image, binned by |σ̂ − σ|: the
 precision the estimate needs. Writes ``benchmarks/results/estimation_val.json``.
 Also the RMS σ error of each of the estimator's two opinions (spectral, learned) and of an oracle that picks the
 closer of the two per image: the bound of any rule that combines them. ``--split train`` runs the estimator part on
@@ -51,9 +52,6 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
     lo = (64 - FOOTPRINT_SIDE) // 2
     window = (lo, lo + FOOTPRINT_SIDE)
     pad = PadToSquare(mode="symmetric")  # as the load chains pad a non-square source (transforms/*.json)
-
-    def square(image: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(pad(image))
     out = []
     for sigma in FOOTPRINT_SIGMAS:
         g = torch.Generator().manual_seed(seed)
@@ -63,10 +61,10 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
             if geometry == "square":  # the control: the same cut scene, not cut to a footprint
                 cut, windows = y, [None] * len(y)
             elif geometry == "portrait":  # columns cut, padded with their mirror by the chain's own padder
-                cut = torch.stack([square(im) for im in y[..., lo : lo + FOOTPRINT_SIDE]])
+                cut = torch.stack([torch.as_tensor(pad(im)) for im in y[..., lo : lo + FOOTPRINT_SIDE]])
                 windows = [((0, 64), window)] * len(y)
             else:
-                cut = torch.stack([square(im) for im in y[..., lo : lo + FOOTPRINT_SIDE, :]])
+                cut = torch.stack([torch.as_tensor(pad(im)) for im in y[..., lo : lo + FOOTPRINT_SIDE, :]])
                 windows = [(window, (0, 64))] * len(y)
             est = np.array([s["blur_sigma"] for s in inferer.settings_for(cut, 8, 1.0, windows)])
             out.append({"geometry": geometry, "sigma": sigma, "sigma_y": 0.002, "n": len(y),

@@ -336,10 +336,13 @@ def write_derived(
             item.PurposeOfReferenceCodeSequence = [reference]
             sc.SourceImageSequence = [item]
         sc.BurnedInAnnotation = "NO"
-        sc.ImageComments = (("Checked at 64x64 by xray_restore: no blur found, pixels unchanged from the source"
-                             if provenance.get("unchanged") else "Computed at 64x64 by xray_restore; "
-                             + ("source detail above the 64x64 band kept" if provenance.get("output_mode") == "detail"
-                                else "resampled to the source grid")) + "; research use only."
+        if provenance.get("unchanged"):
+            made = "Checked at 64x64 by xray_restore: no blur found, pixels unchanged from the source"
+        elif provenance.get("output_mode") == "detail":
+            made = "Computed at 64x64 by xray_restore; source detail above the 64x64 band kept"
+        else:
+            made = "Computed at 64x64 by xray_restore; resampled to the source grid"
+        sc.ImageComments = (made + "; research use only."
                             + "".join(f" {n}." for n in (*notes, spacing_note) if n))
         path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
         if path.resolve() == source.resolve():
