@@ -174,7 +174,8 @@ def main() -> None:
                    "suggested_no_blur_sigma": round(float(np.percentile(sharp, 99) + np.percentile(one_px, 1)) / 2, 2),
                    "bundle_no_blur_sigma": inferer.no_blur_sigma}
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
-              "bundle": args.bundle, "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
+              "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
+              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "sigma_resolution", "operator_uncertainty")}, "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),
               "command": "python benchmarks/estimation_val.py " + " ".join(f"--{k.replace('_', '-')} {v}"
                                                                             for k, v in vars(args).items())}

@@ -265,19 +265,23 @@ def test_an_estimated_blur_carries_the_bundles_operator_uncertainty_and_a_given_
 def test_an_estimated_blur_is_restored_backed_off_and_reported_as_estimated(val_images):
     y = _degraded(val_images[:2], 2.0, 0.01)
     auto = Restorer.from_bundle(BUNDLE)
-    backoff = auto.inferer.blur_backoff
-    assert backoff > 0
+    backoff, grid = auto.inferer.blur_backoff, auto.inferer.sigma_resolution
+    assert backoff > 0 and 0 < grid <= 0.01  # a coarse grid adds up to half a step to σ̂'s own error
     for st in auto.inferer.settings_for(y, 8):  # DDRM restores with a little less blur than was found ...
-        assert st["operator_sigma"] == pytest.approx(st["blur_sigma"] - backoff)
+        assert abs(st["operator_sigma"] - (st["blur_sigma"] - backoff)) <= grid / 2 + 1e-9
         assert st["blur_sigma"] == st["estimate"].blur_sigma  # ... and the finding is reported as found
         record = auto.provenance_for(st, 1)
         assert record["inferer"]["blur_sigma"] == round(st["blur_sigma"], 3)
-        assert record["operator"]["sigma"] == round(st["blur_sigma"] - backoff, 3)
+        # the record names the blur DDRM really used: the grid's
+        used = auto.inferer.operator_for(st["operator_sigma"], st["window"]).sigma
+        assert record["operator"]["sigma"] == round(st["operator_sigma"], 3) == pytest.approx(used)
     assert auto.inferer.restoring_sigma(0.01) == 0.0  # never a negative blur
     given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01).inferer
     assert [s["operator_sigma"] for s in given.settings_for(y, 8)] == [2.0, 2.0]  # a given blur is exact
     with pytest.raises(ValueError, match="blur_backoff"):
         Restorer.from_bundle(BUNDLE, blur_backoff=-0.1)
+    with pytest.raises(ValueError, match="sigma_resolution"):
+        Restorer.from_bundle(BUNDLE, sigma_resolution=-0.01)
 
 
 def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):

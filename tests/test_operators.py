@@ -155,10 +155,15 @@ def test_zero_sigma_is_the_identity():
 def test_blur_operator_cache_rounds_sigma():
     from xray_restore.operators import blur_operator
 
-    a, b = blur_operator(16, 1.98), blur_operator(16, 2.01)
+    a, b = blur_operator(16, 1.98, resolution=0.05), blur_operator(16, 2.01, resolution=0.05)
     assert a is b and a.sigma == pytest.approx(2.0)
     assert blur_operator(16, -0.01).sigma == 0.0
     assert blur_operator(16, 1.0) is not a
+    # no grid: the σ asked for (to 1e-6), one cache entry per σ
+    fine = blur_operator(16, 1.98)
+    assert fine is not a and fine.sigma == pytest.approx(1.98) and blur_operator(16, 1.9800001) is fine
+    with pytest.raises(ValueError, match="resolution"):
+        blur_operator(16, 1.0, resolution=-0.01)
 
 
 def _area_chain(x_full: torch.Tensor, sigma_64: float, padding: str, size: int = 64) -> torch.Tensor:

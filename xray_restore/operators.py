@@ -19,10 +19,9 @@ import torch
 from torch import nn
 
 __all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "gaussian_kernel_1d", "convolution_matrix",
-           "blur_operator", "SIGMA_RESOLUTION"]
+           "blur_operator", "snap_sigma"]
 
 Padding = Literal["zeros", "reflect", "symmetric"]
-SIGMA_RESOLUTION = 0.05  # px: operators for estimated blurs are built (and cached) on this grid
 
 
 def gaussian_kernel_1d(sigma: float, radius: int) -> torch.Tensor:
@@ -348,21 +347,29 @@ def _observed_rows(kernel: torch.Tensor, canvas: int, lo: int, hi: int) -> torch
     return matrix
 
 
-@functools.lru_cache(maxsize=64)
+def snap_sigma(sigma: float, resolution: float = 0.0) -> float:
+    """σ (pixels) on the grid of ``resolution`` (0: to 1e-6), never below 0: the blur :func:`blur_operator` builds."""
+    if not math.isfinite(sigma):
+        raise ValueError(f"sigma must be finite, got {sigma}.")
+    if not (math.isfinite(resolution) and resolution >= 0):
+        raise ValueError(f"resolution must be a finite number >= 0, got {resolution}.")
+    snapped = round(float(sigma) / resolution) * resolution if resolution else float(sigma)
+    return round(max(0.0, snapped), 6)
+
+
+@functools.lru_cache(maxsize=128)
 def _cached_blur(size: int, sigma: float, threshold: float, padding: str, device: str, window=None) -> GaussianBlur:
     return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding, window=window).to(device)
 
 
-def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = SIGMA_RESOLUTION,
+def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = 0.0,
                   padding: Padding = "zeros", device: torch.device | str = "cpu",
                   window: tuple[tuple[int, int], tuple[int, int]] | None = None) -> GaussianBlur:
-    """A (cached) :class:`GaussianBlur` for an estimated σ, rounded to ``resolution`` pixels (σ ≤ 0: identity),
-    on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
+    """A (cached) :class:`GaussianBlur` for an estimated σ on the grid of ``resolution`` pixels (:func:`snap_sigma`;
+    σ ≤ 0: identity), on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
 
     Operators are shared between calls: do not move them to another device in place.
     """
-    if not math.isfinite(sigma):
-        raise ValueError(f"sigma must be finite, got {sigma}.")
-    rounded = max(0.0, round(float(sigma) / resolution) * resolution)
     window = None if window is None else _checked_window(window, int(size))
-    return _cached_blur(int(size), round(rounded, 6), float(threshold), padding, str(torch.device(device)), window)
+    return _cached_blur(int(size), snap_sigma(sigma, resolution), float(threshold), padding, str(torch.device(device)),
+                        window)
