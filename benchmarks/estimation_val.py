@@ -2,6 +2,8 @@
 
     python benchmarks/estimation_val.py                      # 165 val images; DDRM on the first 48
     python benchmarks/estimation_val.py --ddrm-limit 0       # estimator only (seconds)
+    python benchmarks/estimation_val.py --sigmas 0.53 1.03 --out /tmp/off_grid.json   # blurs between the grid's
+    python benchmarks/estimation_val.py --set sigma_resolution=0.05 blur_backoff=0  # an ablation of bundle settings
 
 Val images (64×64) are degraded at the model scale with the exact Gaussian blur of σ ∈ {0, 0.5, …, 3} px (σ = 0:
 none), white noise σ_y ∈ {0.002, 0.01} and 8-bit quantisation (the realistic protocol's measurement model), then
@@ -16,7 +18,8 @@ Also the RMS σ error of each of the estimator's two opinions (spectral, learned
 closer of the two per image: the bound of any rule that combines them. ``--split train`` runs the estimator part on
 training images (is the learned regressor's error a fit to its training images, or the same there?).
 Footprints: the same val images blurred with a cut border (the scene continues past the edge, as at a detector),
-then cut to a portrait (64 × 52) or landscape (52 × 64) footprint (or not: ``square``, the control) and mirror-padded back to 64 × 64 as the load
+then cut to a portrait (64 × 52) or landscape (52 × 64) footprint (or not: ``square``, the control) and
+mirror-padded back to 64 × 64 as the load
 chain pads a non-square source; the estimator reads them with their windows (``footprints`` in the JSON: σ̂ bias
 and mean |σ error| per geometry, σ ∈ {1, 2, 3}, σ_y 0.002). Tuned on val only; the test split is never read.
 """
@@ -24,6 +27,7 @@ and mean |σ error| per geometry, σ ∈ {1, 2, 3}, σ_y 0.002). Tuned on val on
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -68,7 +72,8 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
                 windows = [(window, (0, 64))] * len(y)
             est = np.array([s["blur_sigma"] for s in inferer.settings_for(cut, 8, 1.0, windows)])
             out.append({"geometry": geometry, "sigma": sigma, "sigma_y": 0.002, "n": len(y),
-                        "sigma_bias": float((est - sigma).mean()), "abs_sigma_error": float(np.abs(est - sigma).mean())})
+                        "sigma_bias": float((est - sigma).mean()),
+                        "abs_sigma_error": float(np.abs(est - sigma).mean())})
             print(f"footprint {geometry} sigma {sigma:.1f}: bias {out[-1]['sigma_bias']:+.3f} "
                   f"|err| {out[-1]['abs_sigma_error']:.3f}", flush=True)
     return out
@@ -86,6 +91,11 @@ def main() -> None:
                         help="images to estimate on (train: a diagnostic of the regressor's fit; no DDRM)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS,
+                        help="blurs (px at 64x64); the no-blur calibration needs 0 and 1; footprints: default grid only")
+    parser.add_argument("--set", nargs="*", default=[], metavar="ID=JSON",
+                        help="bundle ids to override for an ablation, e.g. sigma_resolution=0.05 (default: the bundle's)")
+    parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="noise std in [0, 1] units")
     parser.add_argument("--out", default=None, help="JSON (default: benchmarks/results/estimation_<split>.json)")
     args = parser.parse_args()
     args.out = args.out or f"benchmarks/results/estimation_{args.split}.json"
@@ -93,7 +103,10 @@ def main() -> None:
         args.ddrm_limit = 0
     torch.set_num_threads(args.threads)
     started = time.time()
-    restorer = Restorer.from_bundle(args.bundle)
+    if any("=" not in item for item in args.set):
+        parser.error(f"--set expects ID=JSON items, got {args.set}")
+    overrides = dict(item.split("=", 1) for item in args.set)
+    restorer = Restorer.from_bundle(args.bundle, **{k: json.loads(v) for k, v in overrides.items()})
     inferer = restorer.inferer
     if args.regressor:
         from xray_restore.blur_regressor import load_regressor
@@ -101,8 +114,8 @@ def main() -> None:
         inferer.estimator.regressor = load_regressor(args.regressor)
     x = to_unit_range(load_cxr14_cache(args.data, args.split)["images"])[: args.limit]
     rows, ddrm_rows = [], []
-    for sigma_y in NOISES:
-        for sigma in SIGMAS:
+    for sigma_y in args.noises:
+        for sigma in args.sigmas:
             g = torch.Generator().manual_seed(args.seed)
             # the physics the bundle's operator assumes (reflect: no dark border, as in real radiographs)
             op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
@@ -116,8 +129,8 @@ def main() -> None:
             opinions = {"spectral": np.array([s["estimate"].spectral_blur_sigma for s in settings], dtype=float),
                         "learned": np.array([np.nan if s["estimate"].learned_blur_sigma is None
                                              else s["estimate"].learned_blur_sigma for s in settings], dtype=float)}
-            opinions["best_of_two"] = np.where(np.abs(opinions["learned"] - sigma) < np.abs(opinions["spectral"] - sigma),
-                                               opinions["learned"], opinions["spectral"])
+            closer = np.abs(opinions["learned"] - sigma) < np.abs(opinions["spectral"] - sigma)
+            opinions["best_of_two"] = np.where(closer, opinions["learned"], opinions["spectral"])
             rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": len(y), "sigma_hat_mean": float(est_sigma.mean()),
                          "abs_sigma_error": float(np.abs(est_sigma - sigma).mean()),
                          # what DDRM's loss follows (benchmarks/blur_sensitivity.py): bias and RMS of σ̂ − σ
@@ -162,23 +175,31 @@ def main() -> None:
                                   "psnr_ddrm_estimated_per_image": psnr_est.round(3).tolist(),
                                   "psnr_ddrm_true_per_image": psnr_true.round(3).tolist()})
             print(f"sigma {sigma:.1f} sigma_y {sigma_y:.3f}: sigma_hat {rows[-1]['sigma_hat_mean']:.3f} "
-                  f"|err| {rows[-1]['abs_sigma_error']:.3f} rms {rows[-1]['rms_sigma_error']:.3f}, sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
+                  f"|err| {rows[-1]['abs_sigma_error']:.3f} rms {rows[-1]['rms_sigma_error']:.3f}, "
+                  f"sigma_y ratio {rows[-1]['sigma_y_ratio_median']:.2f}"
                   + (f", DDRM est {ddrm_rows[-1]['psnr_ddrm_estimated']:.2f} / "
                      f"true {ddrm_rows[-1]['psnr_ddrm_true']:.2f}"
                      f" dB" if ddrm_rows else ""), flush=True)
-    footprints = footprint_rows(x, inferer, args.seed) if args.split == "val" else []
-    sharp = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 0.0])
-    one_px = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 1.0])
-    calibration = {"sharp_p99": float(np.percentile(sharp, 99)), "sharp_max": float(sharp.max()),
-                   "one_px_p01": float(np.percentile(one_px, 1)),
-                   "suggested_no_blur_sigma": round(float(np.percentile(sharp, 99) + np.percentile(one_px, 1)) / 2, 2),
-                   "bundle_no_blur_sigma": inferer.no_blur_sigma}
+    default_grid = tuple(args.sigmas) == SIGMAS and tuple(args.noises) == NOISES
+    footprints = footprint_rows(x, inferer, args.seed) if args.split == "val" and default_grid else []
+    calibration = {}
+    if {0.0, 1.0} <= set(args.sigmas):
+        sharp = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 0.0])
+        one_px = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 1.0])
+        calibration = {"sharp_p99": float(np.percentile(sharp, 99)), "sharp_max": float(sharp.max()),
+                       "one_px_p01": float(np.percentile(one_px, 1)),
+                       "suggested_no_blur_sigma": round(float(np.percentile(sharp, 99) + np.percentile(one_px, 1)) / 2,
+                                                        2),
+                       "bundle_no_blur_sigma": inferer.no_blur_sigma}
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
               "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
-              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "sigma_resolution", "operator_uncertainty")}, "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
+              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "sigma_resolution", "operator_uncertainty")},
+              "overrides": overrides,
+              "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),
-              "command": "python benchmarks/estimation_val.py " + " ".join(f"--{k.replace('_', '-')} {v}"
-                                                                            for k, v in vars(args).items())}
+              "command": "python benchmarks/estimation_val.py " + " ".join(
+                  f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                  for k, v in vars(args).items())}
     print("\n| σ | σ_y | σ̂ mean | mean abs σ err | RMS: estimate / spectral / learned / best of two | σ_y ratio (median) "
           "| within ×1.5 | no-blur | ms/img |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
