@@ -265,10 +265,17 @@ def test_an_estimated_blur_carries_the_bundles_operator_uncertainty_and_a_given_
 def test_an_estimated_blur_is_restored_backed_off_and_reported_as_estimated(val_images):
     y = _degraded(val_images[:2], 2.0, 0.01)
     auto = Restorer.from_bundle(BUNDLE)
-    backoff, grid = auto.inferer.blur_backoff, auto.inferer.sigma_resolution
-    assert backoff > 0 and 0 < grid <= 0.01  # a coarse grid adds up to half a step to σ̂'s own error
-    for st in auto.inferer.settings_for(y, 8):  # DDRM restores with a little less blur than was found ...
-        assert abs(st["operator_sigma"] - (st["blur_sigma"] - backoff)) <= grid / 2 + 1e-9
+    inferer = auto.inferer
+    backoff, until, grid = inferer.blur_backoff, inferer.blur_backoff_until, inferer.sigma_resolution
+    assert backoff > 0 and until > 0 and 0 < grid <= 0.01  # a coarse grid adds up to half a step to σ̂'s own error
+    # the back-off: in full up to half of `until`, fading linearly to none at it, on the grid
+    assert inferer.restoring_sigma(until / 2) == pytest.approx(until / 2 - backoff)
+    assert inferer.restoring_sigma(0.75 * until) == pytest.approx(round((0.75 * until - backoff / 2) / grid) * grid)
+    assert inferer.restoring_sigma(until + 0.2) == pytest.approx(until + 0.2)
+    assert Restorer.from_bundle(BUNDLE, blur_backoff_until=0.0).inferer.restoring_sigma(2.0) == pytest.approx(2.0 - backoff)
+    for st in inferer.settings_for(y, 8):  # DDRM restores with the blur found, less any back-off ...
+        assert st["operator_sigma"] == inferer.restoring_sigma(st["blur_sigma"])
+        assert abs(st["operator_sigma"] - st["blur_sigma"]) <= backoff + grid / 2
         assert st["blur_sigma"] == st["estimate"].blur_sigma  # ... and the finding is reported as found
         record = auto.provenance_for(st, 1)
         assert record["inferer"]["blur_sigma"] == round(st["blur_sigma"], 3)
@@ -282,6 +289,8 @@ def test_an_estimated_blur_is_restored_backed_off_and_reported_as_estimated(val_
         Restorer.from_bundle(BUNDLE, blur_backoff=-0.1)
     with pytest.raises(ValueError, match="sigma_resolution"):
         Restorer.from_bundle(BUNDLE, sigma_resolution=-0.01)
+    with pytest.raises(ValueError, match="blur_backoff_until"):
+        Restorer.from_bundle(BUNDLE, blur_backoff_until=float("nan"))
 
 
 def test_regressor_training_writes_loadable_weights(cxr14_cache, tmp_path):

@@ -93,6 +93,10 @@ class DDRMInferer(Inferer, nn.Module):
             large a blur amplifies the finest components into ringing; too small leaves a little blur), so a small
             step towards less blur lowers the expected loss for an estimate that is off either way. The estimate
             itself is reported unchanged; 0: restore with σ̂.
+        blur_backoff_until: if > 0, the back-off holds in full only up to half this blur and fades linearly to none
+            at it (pixels): on val it paid at σ 0.5 px only, and cost DDRM 0.1–0.2 dB from σ 1 px on, where a blur
+            taken too narrow costs as much as one taken too wide (``benchmarks/results/estimation_val*.json``).
+            0: the same back-off at every σ̂.
         sigma_resolution: blurs for estimated (or given) σ are built on this grid (pixels) and cached; 0: to 1e-6.
             A coarse grid adds its own error to σ̂'s (up to half a step), and DDRM's loss grows with the square of the
             operator's error (about 600 dB/px² at σ 0.5, σ_y 0.002: 0.025 px costs 0.4 dB).
@@ -135,6 +139,7 @@ class DDRMInferer(Inferer, nn.Module):
         unknown_borders: bool = False,
         blur_backoff: float = 0.0,
         sigma_resolution: float = 0.0,
+        blur_backoff_until: float = 0.0,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)
@@ -160,6 +165,8 @@ class DDRMInferer(Inferer, nn.Module):
             raise ValueError(f"operator_uncertainty must be a finite number >= 0, got {operator_uncertainty}.")
         if not (math.isfinite(blur_backoff) and blur_backoff >= 0):
             raise ValueError(f"blur_backoff must be a finite number >= 0, got {blur_backoff}.")
+        if not (math.isfinite(blur_backoff_until) and blur_backoff_until >= 0):
+            raise ValueError(f"blur_backoff_until must be a finite number >= 0, got {blur_backoff_until}.")
         if not (math.isfinite(sigma_resolution) and sigma_resolution >= 0):
             raise ValueError(f"sigma_resolution must be a finite number >= 0, got {sigma_resolution}.")
         if int(num_samples) < 1:
@@ -179,6 +186,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.operator_uncertainty = float(operator_uncertainty)
         self.blur_backoff = float(blur_backoff)
         self.sigma_resolution = float(sigma_resolution)
+        self.blur_backoff_until = float(blur_backoff_until)
         self.unknown_borders = bool(unknown_borders)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
@@ -204,6 +212,7 @@ class DDRMInferer(Inferer, nn.Module):
             "no_blur_sigma": self.no_blur_sigma,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
+            "blur_backoff_until": self.blur_backoff_until,
             "sigma_resolution": self.sigma_resolution,
             "unknown_borders": self.unknown_borders,
         }
@@ -218,12 +227,14 @@ class DDRMInferer(Inferer, nn.Module):
         return getattr(self.operator, "sigma", None)
 
     def restoring_sigma(self, blur_sigma: float | None) -> float | None:
-        """The blur DDRM restores with for an input whose blur is ``blur_sigma``: less ``blur_backoff`` where the
-        blur is estimated (``"auto"``), on the ``sigma_resolution`` grid (no no-blur gate here: :meth:`settings_for`
-        adds it); as given for a fixed operator."""
+        """The blur DDRM restores with for an input whose blur is ``blur_sigma``: less ``blur_backoff`` (faded out
+        towards ``blur_backoff_until``) where the blur is estimated (``"auto"``), on the ``sigma_resolution`` grid
+        (no no-blur gate here: :meth:`settings_for` adds it); as given for a fixed operator."""
         if self.blur_sigma is None or blur_sigma is None:
             return blur_sigma
         backoff = self.blur_backoff if self.blur_sigma == AUTO else 0.0
+        if self.blur_backoff_until > 0:
+            backoff *= min(1.0, max(0.0, 2.0 * (1.0 - blur_sigma / self.blur_backoff_until)))
         return snap_sigma(blur_sigma - backoff, self.sigma_resolution)
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0,
