@@ -89,10 +89,10 @@ class DDRMInferer(Inferer, nn.Module):
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
-            (pixels): over-estimating σ costs DDRM several times what under-estimating it by as much does (too
-            large a blur amplifies the finest components into ringing; too small leaves a little blur), so a small
-            step towards less blur lowers the expected loss for an estimate that is off either way. The estimate
-            itself is reported unchanged; 0: restore with σ̂.
+            (pixels): at small blurs over-estimating σ costs DDRM more than under-estimating it by as much does
+            (too large a blur amplifies the finest components into ringing; too small leaves a little blur), so a
+            small step towards less blur lowers the expected loss for an estimate that is off either way. The
+            estimate itself is reported unchanged; 0: restore with σ̂.
         blur_backoff_until: if > 0, the back-off holds in full only up to half this blur and fades linearly to none
             at it (pixels): on val it paid at σ 0.5 px only, and cost DDRM 0.1–0.2 dB from σ 1 px on, where a blur
             taken too narrow costs as much as one taken too wide (``benchmarks/results/estimation_val*.json``).
