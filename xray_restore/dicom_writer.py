@@ -51,7 +51,8 @@ def derivation_description(provenance: dict) -> str:
     method = provenance.get("method", "DDRM")
     if provenance.get("unchanged"):
         model = f"; model {provenance['model_version']}" if provenance.get("model_version") else ""
-        return f"{provenance['unchanged']}: pixels unchanged from the source, no {method} restoration{model}"[:1024]
+        return (f"{provenance['unchanged']}: pixels unchanged from the source as displayed (its window and polarity), "
+                f"no {method} restoration{model}")[:1024]
     parts = [f"{method} deblurring"]
     inferer = provenance.get("inferer", {})
     keys = ("num_steps", "spacing", "eta", "eta_b", "sigma_y", "num_samples")
@@ -337,7 +338,8 @@ def write_derived(
             sc.SourceImageSequence = [item]
         sc.BurnedInAnnotation = "NO"
         if provenance.get("unchanged"):
-            made = "Checked at 64x64 by xray_restore: no blur found, pixels unchanged from the source"
+            made = ("Checked at 64x64 by xray_restore: no blur found, pixels unchanged from the source as displayed "
+                    "(its window and polarity)")
         elif provenance.get("output_mode") == "detail":
             made = "Computed at 64x64 by xray_restore; source detail above the 64x64 band kept"
         else:
