@@ -92,9 +92,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS,
-                        help="blurs (px at 64x64); the no-blur calibration needs 0 and 1; footprints: default grid only")
+                        help="blurs (px at 64x64); the no-blur calibration needs 0 and 1; footprints: defaults only")
     parser.add_argument("--set", nargs="*", default=[], metavar="ID=JSON",
-                        help="bundle ids to override for an ablation, e.g. sigma_resolution=0.05 (default: the bundle's)")
+                        help="bundle ids to override for an ablation, e.g. sigma_resolution=0.05")
     parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="noise std in [0, 1] units")
     parser.add_argument("--out", default=None, help="JSON (default: benchmarks/results/estimation_<split>.json)")
     args = parser.parse_args()
@@ -186,15 +186,14 @@ def main() -> None:
     if {0.0, 1.0} <= set(args.sigmas):
         sharp = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 0.0])
         one_px = np.concatenate([r["sigma_hats"] for r in rows if r["sigma"] == 1.0])
-        calibration = {"sharp_p99": float(np.percentile(sharp, 99)), "sharp_max": float(sharp.max()),
-                       "one_px_p01": float(np.percentile(one_px, 1)),
-                       "suggested_no_blur_sigma": round(float(np.percentile(sharp, 99) + np.percentile(one_px, 1)) / 2,
-                                                        2),
+        sharp_p99, one_px_p01 = float(np.percentile(sharp, 99)), float(np.percentile(one_px, 1))
+        calibration = {"sharp_p99": sharp_p99, "sharp_max": float(sharp.max()), "one_px_p01": one_px_p01,
+                       "suggested_no_blur_sigma": round((sharp_p99 + one_px_p01) / 2, 2),
                        "bundle_no_blur_sigma": inferer.no_blur_sigma}
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
               "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
-              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until",
-                                                                   "sigma_resolution", "operator_uncertainty")},
+              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution",
+                                                           "operator_uncertainty")},
               "overrides": overrides,
               "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),

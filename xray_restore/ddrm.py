@@ -161,14 +161,10 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        if not (math.isfinite(operator_uncertainty) and operator_uncertainty >= 0):
-            raise ValueError(f"operator_uncertainty must be a finite number >= 0, got {operator_uncertainty}.")
-        if not (math.isfinite(blur_backoff) and blur_backoff >= 0):
-            raise ValueError(f"blur_backoff must be a finite number >= 0, got {blur_backoff}.")
-        if not (math.isfinite(blur_backoff_until) and blur_backoff_until >= 0):
-            raise ValueError(f"blur_backoff_until must be a finite number >= 0, got {blur_backoff_until}.")
-        if not (math.isfinite(sigma_resolution) and sigma_resolution >= 0):
-            raise ValueError(f"sigma_resolution must be a finite number >= 0, got {sigma_resolution}.")
+        for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
+                            ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.operator = operator
