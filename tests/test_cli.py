@@ -62,6 +62,16 @@ def test_training_options_build_the_train_config():
         assert untouched.max_steps == 100000 and untouched.lr == 3e-4  # the bundle's train.json, not a CLI copy
 
 
+def test_training_device_is_checked_before_any_work(tmp_path, capsys):
+    import pytest
+
+    from xray_restore.cli import main
+
+    with pytest.raises(SystemExit, match="not a torch device"):
+        main(["train-prior", "--device", "gpu0", "--out", str(tmp_path), "--network", '{"channels": [48, 96, 96]}'])
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
 def test_train_conditional_trains_the_network_of_the_bundles_train_json(cxr14_cache, tmp_path):
     """Two real steps from the CLI: the weights it writes load into the bundle's own ``network_def`` (the CLI builds
     the network, blur and noise range from train.json, it does not restate them)."""

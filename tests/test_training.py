@@ -117,3 +117,32 @@ def test_a_runs_network_json_loads_its_weights_and_a_bad_one_names_the_file(tmp_
     (tmp_path / NETWORK_FILE).write_text("[48, 96]")
     with pytest.raises(InputError, match=NETWORK_FILE):
         prior_network_beside(tmp_path / "model.pt")
+
+
+def test_random_shift_is_a_reflected_crop_per_image_drawn_from_the_cpu_generator():
+    from xray_restore.training import random_shift
+
+    x = torch.arange(2 * 1 * 6 * 5, dtype=torch.float32).reshape(2, 1, 6, 5)
+    shifted = random_shift(x, 2, torch.Generator().manual_seed(3))
+    offsets = torch.randint(0, 5, (2, 2), generator=torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (2,) * 4, mode="reflect")
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        assert torch.equal(shifted[i], padded[i, :, dy : dy + 6, dx : dx + 5])
+    assert shifted.is_contiguous() and random_shift(x, 0, torch.Generator()) is x
+
+
+def test_ema_warm_up_follows_early_weights_then_settles_at_the_decay():
+    from xray_restore.networks import make_ema
+
+    model = torch.nn.Linear(2, 1)
+    ema = make_ema(model, decay=0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight += 1.0
+    ema.update_parameters(model)  # the first update copies
+    assert torch.allclose(ema.module.weight, start + 1.0)
+    with torch.no_grad():
+        model.weight += 1.0
+    ema.update_parameters(model)  # n = 1: decay min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.module.weight, d * (start + 1.0) + (1 - d) * (start + 2.0))

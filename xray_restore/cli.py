@@ -140,6 +140,11 @@ def _device_override(args: argparse.Namespace) -> dict:
     device = getattr(args, "device", None)
     if device is None:
         return {}
+    return {"device": f"$torch.device({str(_checked_device(device))!r})"}
+
+
+def _checked_device(device: str):
+    """``--device`` as a ``torch.device`` that this torch can use, or exit with one clear line."""
     import torch
 
     try:
@@ -151,7 +156,7 @@ def _device_override(args: argparse.Namespace) -> dict:
                          f"(torch {torch.__version__}); use --device cpu")
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
         raise SystemExit(f"xray-restore: error: --device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    return {"device": f"$torch.device({str(parsed)!r})"}
+    return parsed
 
 
 def _bundle_section(bundle: str, section: str, cls, given: dict):
@@ -184,6 +189,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     from .networks import NETWORK_FILE, build_prior_unet
     from .prior import train_prior
 
+    device = _checked_device(args.device)
     config = _train_config(args, DEFAULT_BUNDLE)
     network = None
     if args.network:
@@ -191,7 +197,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / NETWORK_FILE).write_text(args.network + "\n")  # what loads the run's weights
     train_prior(args.data, args.out, config, network=network, resume=not args.restart, num_threads=args.threads,
-                init_weights=args.init_weights, init_step=args.init_step, extra_data=args.extra_data)
+                init_weights=args.init_weights, init_step=args.init_step, extra_data=args.extra_data, device=device)
     return 0
 
 
@@ -243,6 +249,7 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
     from .conditional import train_conditional
     from .locate import locate_bundle
 
+    device = _checked_device(args.device)
     config = _train_config(args, CONDITIONAL_BUNDLE)
     parser = ConfigParser()  # the network, blur and noise range of the bundle's train.json (their home)
     parser.read_config(str(locate_bundle(CONDITIONAL_BUNDLE) / "configs" / "train.json"))
@@ -250,7 +257,8 @@ def _cmd_train_conditional(args: argparse.Namespace) -> int:
     train_conditional(args.data, args.out, config=config, network=parser.get_parsed_content("network_def"),
                       operator=parser.get_parsed_content("operator"), sigma_y_max=parser["sigma_y_max"],
                       resume=not args.restart, num_threads=args.threads, init_weights=args.init_weights,
-                      init_step=args.init_step, extra_data=args.extra_data, paddings=parser["condition_paddings"])
+                      init_step=args.init_step, extra_data=args.extra_data, paddings=parser["condition_paddings"],
+                      device=device)
     return 0
 
 
@@ -292,6 +300,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     parser.add_argument("--min-lr-ratio", type=float,
                         help="lr at --steps as a fraction of --lr (default: the bundle's train.json)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device to train on, e.g. cuda (default: %(default)s; a run resumes on any device)")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (bf16 is used only where the CPU runs it natively)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. a bundle's model.pt)")

@@ -58,7 +58,7 @@ def blur_condition(
                                   operator.threshold_on, padding=p) for p in paddings]
 
     def condition(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x01 = (x.detach().float() + 1) / 2
+        x01 = (x.detach().float().cpu() + 1) / 2  # measured on the CPU (its operators, its generator), any device
         sigma = torch.rand((x.shape[0], 1, 1, 1), generator=generator) * sigma_y_max
         noise = torch.randn(x01.shape, generator=generator)
         if len(operators) == 1:
@@ -70,7 +70,7 @@ def blur_condition(
                 chosen = pick == k
                 if chosen.any():
                     y[chosen] = measure(x01[chosen], op, sigma[chosen], noise[chosen], quantize_bits)
-        return (2 * y - 1).to(x.dtype)
+        return (2 * y - 1).to(device=x.device, dtype=x.dtype)
 
     return condition
 
@@ -140,8 +140,8 @@ def predict_and_refine_loss(
         y = condition_fn(x, generator)
         prediction = model.predict(y)
         residual = (x - prediction).detach() / model.residual_std
-        noise = torch.randn(x.shape, generator=generator)
-        t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator)
+        noise = torch.randn(x.shape, generator=generator).to(x.device)  # CPU draws: the same run on any device
+        t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator).to(x.device)
         eps = inferer(inputs=residual, diffusion_model=model, noise=noise, timesteps=t,
                       condition=prediction.detach(), mode="concat")
         return nn.functional.mse_loss(prediction.float(), x.float()) + nn.functional.mse_loss(eps.float(), noise)
@@ -305,17 +305,18 @@ class ConditionalInferer(Inferer):
 
 
 def build_conditional(channels: tuple[int, ...] = (32, 64, 64), operator: SVDOperator | None = None,
-                      front_end_lam: float | None = 1e-2, residual_std: float = 0.05) -> "PredictAndRefine":
+                      front_end_lam: float | None = 1e-2, residual_std: float = 0.05,
+                      norm_num_groups: int = 32) -> "PredictAndRefine":
     """The baseline network: a :class:`PredictAndRefine` of two MONAI ``DiffusionModelUNet`` (predictor 1 → 1
     channel, residual denoiser 2 → 1), attention at the lowest level.
 
     A :class:`TikhonovFrontEnd` of ``operator`` (default :class:`GaussianBlur`) with ``front_end_lam`` comes before
     the predictor (``None``: the predictor sees y itself); ``residual_std`` (in [-1, 1] units, ≈ the predictor's
-    RMSE at σ_y = 0.01) normalises the diffused residual.
+    RMSE at σ_y = 0.01) normalises the diffused residual; ``norm_num_groups`` must divide every channel count.
     """
     common = {"spatial_dims": 2, "out_channels": 1, "channels": channels,
               "attention_levels": (False,) * (len(channels) - 1) + (True,), "num_res_blocks": 1,
-              "num_head_channels": channels[-1]}
+              "num_head_channels": channels[-1], "norm_num_groups": norm_num_groups}
     front_end = None
     if front_end_lam is not None:
         from .operators import GaussianBlur
@@ -340,13 +341,15 @@ def train_conditional(
     init_step: int = 0,
     extra_data: tuple[str, ...] | list[str] = (),
     paddings: Sequence[str] = (),
+    device: str | torch.device = "cpu",
 ):
     """Train (or resume) the predict-and-refine baseline on the training pool only; validate on ``val`` pairs.
 
     ``paddings``: border models the training and validation blurs are drawn from (:func:`blur_condition`; empty:
     the operator's own).
 
-    ``init_weights`` warm-starts a new run (no checkpoint in ``out_dir`` yet), as for the prior.
+    ``init_weights`` warm-starts a new run (no checkpoint in ``out_dir`` yet), as for the prior. ``device``: where
+    the networks train (e.g. ``"cuda"``); the blurs are measured on the CPU.
 
     Returns the :class:`~xray_restore.training.Trainer` (``trainer.splits_used`` records the splits read).
     """
@@ -370,9 +373,10 @@ def train_conditional(
     @torch.inference_mode()
     def val_fn(ema: nn.Module) -> float:
         g = torch.Generator().manual_seed(1234)
-        return float(sum(loss_fn(ema, val[i : i + 64], g) for i in range(0, len(val), 64)) / -(-len(val) // 64))
+        batches = [val[i : i + 64].to(trainer.device) for i in range(0, len(val), 64)]
+        return float(sum(loss_fn(ema, batch, g) for batch in batches) / len(batches))
 
-    trainer = Trainer(model, loss_fn, train, out_dir, config, val_fn=val_fn)
+    trainer = Trainer(model, loss_fn, train, out_dir, config, val_fn=val_fn, device=device)
     trainer.splits_used = {"train": "train", "validation": "val"}
     resumed = trainer.maybe_resume() if resume else False
     if not resumed and init_weights is not None:

@@ -78,12 +78,16 @@ def make_ema(model: nn.Module, decay: float = 0.999, warmup: bool = True) -> Ave
     if not warmup:
         return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
-    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    def multi_avg_fn(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        # one call per device and dtype, so at most one host sync per update (on an accelerator)
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
-        return d * averaged + (1.0 - d) * current
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - d)  # d·averaged + (1 − d)·current
+        else:
+            torch._foreach_copy_(averaged, current)
 
-    return AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=multi_avg_fn, use_buffers=True)
 
 
 def read_state_file(path: str | os.PathLike, what: str = "weights file") -> object:

@@ -28,6 +28,7 @@ def train_prior(
     init_weights: str | os.PathLike | None = None,
     init_step: int = 0,
     extra_data: tuple[str | os.PathLike, ...] | list[str | os.PathLike] = (),
+    device: str | torch.device = "cpu",
 ) -> Trainer:
     """Train (or resume) the DDPM prior on the ``train`` split of a ChestX-ray14 cache.
 
@@ -36,7 +37,8 @@ def train_prior(
     architecture). ``data`` may be any cache in the ``cxr14_64.npz`` layout, e.g. one built from the full
     ChestX-ray14 release. ``init_weights`` (with ``init_step``, the step count that made them) warm-starts a new
     run from saved weights, e.g. the bundle's ``models/model.pt``, when ``out_dir`` has no checkpoint yet.
-    ``extra_data`` are training-only archives (e.g. ``cxr14_extra_64.npz``) added to the train split.
+    ``extra_data`` are training-only archives (e.g. ``cxr14_extra_64.npz``) added to the train split. ``device``:
+    where the network trains and validates (e.g. ``"cuda"``); checkpoints resume on any device.
     """
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -55,6 +57,7 @@ def train_prior(
         Path(out_dir),
         config,
         val_fn=lambda ema: fixed_epsilon_loss(ema, scheduler, val, autocast=config.autocast),
+        device=device,
     )
     resumed = trainer.maybe_resume(reset_ema=reset_ema) if resume else False
     if not resumed and init_weights is not None:

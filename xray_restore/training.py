@@ -122,13 +122,20 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image of ``(B, C, H, W)`` by up to ``max_shift`` pixels (reflect padding)."""
+    """Translate each image of ``(B, C, H, W)`` by up to ``max_shift`` pixels (reflect padding).
+
+    The offsets come from ``generator`` (a CPU generator, so a run is reproducible on any device); the crop is one
+    gather on ``x``'s device.
+    """
     if max_shift <= 0:
         return x
     b, _, h, w = x.shape
     padded = nn.functional.pad(x, (max_shift,) * 4, mode="reflect")
-    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator)
-    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
+    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator).to(x.device)
+    rows = offsets[:, 0, None] + torch.arange(h, device=x.device)  # (B, H)
+    cols = offsets[:, 1, None] + torch.arange(w, device=x.device)  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 def epsilon_loss(scheduler: Scheduler) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
@@ -136,8 +143,8 @@ def epsilon_loss(scheduler: Scheduler) -> Callable[[nn.Module, torch.Tensor, tor
     inferer = DiffusionInferer(scheduler)
 
     def loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=generator)
-        t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator)
+        noise = torch.randn(x.shape, generator=generator).to(x.device)  # CPU draws: the same run on any device
+        t = torch.randint(0, scheduler.num_train_timesteps, (x.shape[0],), generator=generator).to(x.device)
         pred = inferer(inputs=x, diffusion_model=model, noise=noise, timesteps=t)
         return nn.functional.mse_loss(pred.float(), noise)
 
@@ -156,17 +163,19 @@ def fixed_epsilon_loss(
 ) -> float:
     """Mean ε-MSE of ``model`` on ``images`` (``(N, 1, H, W)`` in [-1, 1]) at fixed timesteps and noise.
 
-    Deterministic for a given model, so it compares checkpoints (validation / early stopping).
+    Deterministic for a given model, so it compares checkpoints (validation / early stopping). Runs on the
+    model's device (the noise is drawn on the CPU, so the figure does not depend on the device).
     """
+    device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for t in timesteps:
         for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size]
-            noise = torch.randn(x.shape, generator=g)
-            tt = torch.full((x.shape[0],), t, dtype=torch.long)
+            x = images[start : start + batch_size].to(device)
+            noise = torch.randn(x.shape, generator=g).to(device)
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
             xt = scheduler.add_noise(x, noise, tt)
-            with bf16_autocast("cpu", enabled=autocast):
+            with bf16_autocast(device.type, enabled=autocast):
                 pred = model(xt, tt)
             total += nn.functional.mse_loss(pred.float(), noise, reduction="sum").item()
             count += noise.numel()
@@ -186,6 +195,8 @@ class Trainer:
         val_fn: ``val_fn(ema_model) -> float`` (lower is better) or None.
         out_dir: where checkpoints and the log go.
         config: :class:`TrainConfig`.
+        device: where the model, its EMA and the training images live (e.g. ``"cuda"``); random draws stay on a
+            CPU generator, so a run resumes identically on another device. Checkpoints load onto any device.
     """
 
     def __init__(
@@ -196,12 +207,14 @@ class Trainer:
         out_dir: str | os.PathLike,
         config: TrainConfig,
         val_fn: Callable[[nn.Module], float] | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         if train_images.ndim != 4:
             raise ValueError(f"train_images must be (N, C, H, W), got {tuple(train_images.shape)}.")
-        self.model = model
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
         self.loss_fn = loss_fn
-        self.train_images = train_images
+        self.train_images = train_images.to(self.device)
         self.val_fn = val_fn
         self.config = config
         self.out_dir = Path(out_dir)
@@ -288,11 +301,11 @@ class Trainer:
     def train_step(self) -> float:
         cfg = self.config
         idx = torch.randint(0, self.train_images.shape[0], (cfg.batch_size,), generator=self.generator)
-        batch = random_shift(self.train_images[idx], cfg.max_shift, self.generator)
+        batch = random_shift(self.train_images[idx.to(self.device)], cfg.max_shift, self.generator)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.step)
         self.model.train()
-        with bf16_autocast("cpu", enabled=cfg.autocast):
+        with bf16_autocast(self.device.type, enabled=cfg.autocast):
             loss = self.loss_fn(self.model, batch, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

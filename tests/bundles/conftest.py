@@ -72,6 +72,28 @@ def _check_trainer_resumes(bundle, cxr14_cache, run_dir) -> None:
     network.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
 
 
+def _check_train_cli_runs(bundle, cxr14_cache, run_dir) -> None:
+    """``monai.bundle run train_cli`` (the package's training loop with the bundle's train_config, network and data)
+    runs as a bundle command: two steps, a logged validation, EMA weights that load into the bundle's network."""
+    import subprocess
+    import sys
+
+    from monai.bundle import ConfigParser
+
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "train_cli", "--config_file",
+           str(bundle / "configs" / "train.json"), "--bundle_root", str(bundle), "--dataset_dir",
+           str(cxr14_cache.parent), "--run_dir", str(run_dir), "--train_config#max_steps", "2",
+           "--train_config#batch_size", "4", "--val_limit", "4"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (run_dir / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and rows[-1].startswith("2,") and rows[-1].split(",")[2], rows
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    network = parser.get_parsed_content("network_def", instantiate=True)
+    network.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
+
+
 def _check_evaluator_beats_its_input(bundle, cxr14_cache, out_dir, inference_overrides: dict) -> None:
     """evaluate.json is a MONAI ``SupervisedEvaluator`` whose PSNR/SSIM handlers and ``MetricsSaver`` write the
     metrics (per image too), and the restorer beats the blurred input on 4 val images."""
@@ -92,6 +114,11 @@ def _check_evaluator_beats_its_input(bundle, cxr14_cache, out_dir, inference_ove
 @pytest.fixture
 def check_trainer_resumes():
     return _check_trainer_resumes
+
+
+@pytest.fixture
+def check_train_cli_runs():
+    return _check_train_cli_runs
 
 
 @pytest.fixture

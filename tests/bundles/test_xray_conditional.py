@@ -66,6 +66,10 @@ def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, che
     check_trainer_resumes(BUNDLE, cxr14_cache, tmp_path)
 
 
+def test_train_cli_runs_as_a_bundle_command(cxr14_cache, tmp_path, check_train_cli_runs):
+    check_train_cli_runs(BUNDLE, cxr14_cache, tmp_path)
+
+
 def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, tmp_path,
                                                                   check_evaluator_beats_its_input):
     check_evaluator_beats_its_input(BUNDLE, cxr14_cache, tmp_path, {})
