@@ -100,8 +100,10 @@ def test_an_input_gives_the_same_pixels_alone_or_in_a_batch(restorer, tmp_path):
     alone = restorer.restore([tmp_path / "a.png"], seed=3)[0]
     batched = restorer.restore([tmp_path / "b.png", tmp_path / "a.png"], seed=3)[1]
     assert Path(batched.source).name == "a.png"
-    assert np.array_equal(alone.model_output, batched.model_output)
-    assert np.array_equal(alone.restored, batched.restored)
+    # the same noise and settings; the one shared network call per step rounds a little differently by batch size
+    assert np.abs(alone.model_output - batched.model_output).max() < 1e-5
+    assert np.abs(alone.restored - batched.restored).max() < 1e-5
+    assert not np.array_equal(alone.model_output, restorer.restore([tmp_path / "a.png"], seed=4)[0].model_output)
 
 
 def test_a_write_failure_is_recorded_and_the_others_are_written(restorer, tmp_path):

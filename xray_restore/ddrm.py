@@ -18,6 +18,7 @@ step, so no division by a zeroed singular value ever happens and σ_y = 0 works.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -36,6 +37,23 @@ __all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "AUTO"]
 
 TimestepSpacing = Literal["uniform", "quadratic"]
 AUTO = "auto"
+
+
+@dataclasses.dataclass
+class _Chain:
+    """The state of one DDRM run over inputs that share an operator (``(B·k, 1, N, N)`` spectral tensors)."""
+
+    op: SVDOperator
+    image_inputs: torch.Tensor  # y as given (its device and dtype are the output's)
+    shape: torch.Size  # of y on the operator's grid (a canvas with unknown borders)
+    k: int  # samples per input
+    randn: Callable[[torch.Size], torch.Tensor]
+    informative: torch.Tensor
+    y_bar: torch.Tensor
+    ratio: torch.Tensor
+    safe_ratio: torch.Tensor
+    x_bar: torch.Tensor
+    x_ve: torch.Tensor
 
 
 def ddrm_timesteps(num_train_timesteps: int, num_steps: int, spacing: TimestepSpacing = "uniform") -> list[int]:
@@ -278,6 +296,7 @@ class DDRMInferer(Inferer, nn.Module):
                              padding=getattr(self.operator, "padding", "zeros"), device=self.device,
                              window=window if self.unknown_borders else None)
 
+    @torch.inference_mode()
     def restore(
         self,
         inputs: torch.Tensor,
@@ -288,25 +307,31 @@ class DDRMInferer(Inferer, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`sample` with per-input settings (from :meth:`settings_for`), grouped by operator.
 
-        With one generator per input the result of an input does not depend on its batch neighbours.
+        Each group keeps its own spectral state, but every reverse step makes one network call for the inputs of
+        all groups (of one grid size), so a batch whose images need many different blurs costs about what one
+        blur's batch does. With one generator per input the result of an input does not depend on its batch
+        neighbours (beyond the network's batch-size-dependent rounding).
         """
         if len(settings) != inputs.shape[0]:
             raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
         mean, std = torch.empty_like(inputs), torch.empty_like(inputs)
-        groups: dict[int, list[int]] = {}
-        def sigma_of(st: dict) -> float | None:
-            return st.get("operator_sigma", st["blur_sigma"])
-
+        groups: dict[int, tuple[SVDOperator, list[int]]] = {}  # held here, so no operator's id is reused
         for i, st in enumerate(settings):
-            groups.setdefault(id(self.operator_for(sigma_of(st), st.get("window"))), []).append(i)
+            op = self.operator_for(st.get("operator_sigma", st["blur_sigma"]), st.get("window"))
+            groups.setdefault(id(op), (op, []))[1].append(i)
         per_input = isinstance(generator, Sequence)
-        for index in groups.values():
-            op = self.operator_for(sigma_of(settings[index[0]]), settings[index[0]].get("window"))
-            gen = [generator[i] for i in index] if per_input else generator
-            m, s = self.sample(inputs[index], network, num_samples=num_samples, generator=gen, operator=op,
-                               sigma_y=[settings[i]["sigma_y"] for i in index],
-                               operator_uncertainty=[settings[i].get("operator_uncertainty", 0.0) for i in index])
-            mean[index], std[index] = m, s
+        k = self.num_samples if num_samples is None else int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {k}.")
+        shared = self._generator if generator is None else generator
+        chains = []
+        for op, index in groups.values():
+            chains.append(self._begin(inputs[index], op, k, [generator[i] for i in index] if per_input else shared,
+                                      [settings[i]["sigma_y"] for i in index],
+                                      [settings[i].get("operator_uncertainty", 0.0) for i in index]))
+        self._run(chains, network)  # every group's inputs in each network call
+        for (_, index), chain in zip(groups.values(), chains):
+            mean[index], std[index] = self._end(chain)
         return mean, std
 
     def __call__(  # type: ignore[override]
@@ -405,14 +430,23 @@ class DDRMInferer(Inferer, nn.Module):
         op = self.operator if operator is None else operator
         if not isinstance(op, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(op).__name__}.")
+        k = self.num_samples if num_samples is None else int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {k}.")
+        if sigma_y is None and self.sigma_y == AUTO:
+            raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
+        chain = self._begin(inputs, op, k, self._generator if generator is None else generator,
+                            self.sigma_y if sigma_y is None else sigma_y, operator_uncertainty)
+        self._run([chain], network)
+        return self._end(chain)
+
+    def _begin(self, inputs: torch.Tensor, op: SVDOperator, k: int, generator, sigma_y, operator_uncertainty
+               ) -> _Chain:
+        """Steps 1–3 of :meth:`sample` for inputs that share ``op``: the spectral measurement and the initial state."""
         image_inputs = inputs
         if getattr(op, "margin", 0):  # an operator with unknown borders acts on a canvas around the image
             inputs = op.to_canvas(inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs)
         op.check_input(inputs, "inputs (y)")
-        k = self.num_samples if num_samples is None else int(num_samples)
-        generator = self._generator if generator is None else generator
-        if k < 1:
-            raise ValueError(f"num_samples must be >= 1, got {k}.")
         batch, dtype = inputs.shape[0], torch.float64
         device = op.device  # restored where the operator lives
         if isinstance(generator, Sequence):
@@ -428,9 +462,7 @@ class DDRMInferer(Inferer, nn.Module):
             per_input = (k, *shape[1:])  # rows of input i are i·k … i·k + k − 1
             return torch.cat([torch.randn(per_input, generator=g, dtype=dtype) for g in generators]).to(device)
 
-        if sigma_y is None and self.sigma_y == AUTO:
-            raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
-        noise_std = self._per_input(self.sigma_y if sigma_y is None else sigma_y, batch)
+        noise_std = self._per_input(sigma_y, batch)
 
         # 1. Measurement in model space: x' = 2x - 1 ⇒ H x' = 2 H x - H 1, noise std doubles.
         y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
@@ -463,30 +495,46 @@ class DDRMInferer(Inferer, nn.Module):
         z = randn(y_model.shape)
         init_std = torch.sqrt((sigma_T**2 - ratio**2).clamp_min(0.0))
         x_bar = torch.where(informative, y_bar + init_std * z, sigma_T * z)
-        x_ve = op.V(x_bar)
+        return _Chain(op, image_inputs, inputs.shape, k, randn, informative, y_bar, ratio, safe_ratio, x_bar,
+                      op.V(x_bar))
 
-        c = math.sqrt(1.0 - self.eta**2)
+    def _run(self, chains: list[_Chain], network: nn.Module | Callable[..., torch.Tensor]) -> None:
+        """The reverse steps of every chain; chains of one state shape and device share each network call (one
+        batch however many operators the inputs need)."""
+        buckets: dict[tuple, list[_Chain]] = {}
+        for chain in chains:
+            buckets.setdefault((tuple(chain.x_ve.shape[1:]), chain.x_ve.device), []).append(chain)
         steps = list(reversed(self.timesteps))
         for t, t_next in zip(steps, steps[1:] + [-1]):
-            sigma_t, sigma_next = self._sigma(t), self._sigma(t_next)
-            # 4. Network: clean estimate x̄_θ and the implied noise direction ε̄ = (x̄_t − x̄_θ)/σ_t.
-            x0 = self._denoise(network, x_ve, t)
-            x0_bar = op.Vt(x0)
-            eps_bar = (x_bar - x0_bar) / sigma_t
-            z = randn(x0_bar.shape)
-            # 5. Missing components (eq. 7): DDIM-like step with η-weighted fresh noise.
-            missing = x0_bar + sigma_next * (c * eps_bar + self.eta * z)
-            # 6. Informative, less noisy than y (σ_{t'} < σ_y/s_i, eq. 8 top): move towards ȳ.
-            after = x0_bar + sigma_next * (c * (y_bar - x0_bar) / safe_ratio + self.eta * z)
-            # 7. Informative, noisier than y (σ_{t'} >= σ_y/s_i, eq. 8 bottom): η_b-mix with ȳ, add the rest.
-            before_std = torch.sqrt((sigma_next**2 - (self.eta_b * ratio) ** 2).clamp_min(0.0))
-            before = (1.0 - self.eta_b) * x0_bar + self.eta_b * y_bar + before_std * z
-            less_noisy = informative & (ratio > sigma_next)
-            x_bar = torch.where(informative, torch.where(less_noisy, after, before), missing)
-            x_ve = op.V(x_bar)
+            for bucket in buckets.values():
+                x0 = self._denoise(network, torch.cat([c.x_ve for c in bucket]), t)
+                for chain, part in zip(bucket, x0.split([c.x_ve.shape[0] for c in bucket])):
+                    self._advance(chain, part, t, t_next)
 
-        # 8. Back to [0, 1] intensities; mean and per-pixel std over the k samples of each input.
-        images = ((x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *inputs.shape[1:])
+    def _advance(self, chain: _Chain, x0: torch.Tensor, t: int, t_next: int) -> None:
+        """Steps 4–7 of :meth:`sample`: one reverse step of ``chain`` given the network's clean estimate ``x0``."""
+        op, c = chain.op, math.sqrt(1.0 - self.eta**2)
+        sigma_t, sigma_next = self._sigma(t), self._sigma(t_next)
+        # 4. Network: clean estimate x̄_θ and the implied noise direction ε̄ = (x̄_t − x̄_θ)/σ_t.
+        x0_bar = op.Vt(x0)
+        eps_bar = (chain.x_bar - x0_bar) / sigma_t
+        z = chain.randn(x0_bar.shape)
+        # 5. Missing components (eq. 7): DDIM-like step with η-weighted fresh noise.
+        missing = x0_bar + sigma_next * (c * eps_bar + self.eta * z)
+        # 6. Informative, less noisy than y (σ_{t'} < σ_y/s_i, eq. 8 top): move towards ȳ.
+        after = x0_bar + sigma_next * (c * (chain.y_bar - x0_bar) / chain.safe_ratio + self.eta * z)
+        # 7. Informative, noisier than y (σ_{t'} >= σ_y/s_i, eq. 8 bottom): η_b-mix with ȳ, add the rest.
+        before_std = torch.sqrt((sigma_next**2 - (self.eta_b * chain.ratio) ** 2).clamp_min(0.0))
+        before = (1.0 - self.eta_b) * x0_bar + self.eta_b * chain.y_bar + before_std * z
+        less_noisy = chain.informative & (chain.ratio > sigma_next)
+        chain.x_bar = torch.where(chain.informative, torch.where(less_noisy, after, before), missing)
+        chain.x_ve = op.V(chain.x_bar)
+
+    @staticmethod
+    def _end(chain: _Chain) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 8 of :meth:`sample`: back to [0, 1]; mean and per-pixel std over each input's k samples."""
+        batch, k, op, image_inputs = chain.shape[0], chain.k, chain.op, chain.image_inputs
+        images = ((chain.x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *chain.shape[1:])
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if k > 1 else torch.zeros_like(mean)
         if getattr(op, "margin", 0):
