@@ -164,7 +164,8 @@ class DDRMInferer(Inferer, nn.Module):
         if not isinstance(operator, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(operator).__name__}.")
         if not hasattr(scheduler, "alphas_cumprod"):
-            raise TypeError(f"scheduler must define alphas_cumprod (a VP DDPM schedule), got {type(scheduler).__name__}.")
+            raise TypeError("scheduler must define alphas_cumprod (a VP DDPM schedule), got "
+                            f"{type(scheduler).__name__}.")
         for name, value in (("eta", eta), ("eta_b", eta_b)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}.")
@@ -442,7 +443,7 @@ class DDRMInferer(Inferer, nn.Module):
 
     def _begin(self, inputs: torch.Tensor, op: SVDOperator, k: int, generator, sigma_y, operator_uncertainty
                ) -> _Chain:
-        """Steps 1–3 of :meth:`sample` for inputs that share ``op``: the spectral measurement and the initial state."""
+        """Steps 1–3 of :meth:`sample` for inputs that share ``op``: the spectral measurement, the initial state."""
         image_inputs = inputs
         if getattr(op, "margin", 0):  # an operator with unknown borders acts on a canvas around the image
             inputs = op.to_canvas(inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs)
