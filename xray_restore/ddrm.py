@@ -321,9 +321,7 @@ class DDRMInferer(Inferer, nn.Module):
             op = self.operator_for(st.get("operator_sigma", st["blur_sigma"]), st.get("window"))
             groups.setdefault(id(op), (op, []))[1].append(i)
         per_input = isinstance(generator, Sequence)
-        k = self.num_samples if num_samples is None else int(num_samples)
-        if k < 1:
-            raise ValueError(f"num_samples must be >= 1, got {k}.")
+        k = self._samples_per_input(num_samples)
         shared = self._generator if generator is None else generator
         chains = []
         for op, index in groups.values():
@@ -431,15 +429,19 @@ class DDRMInferer(Inferer, nn.Module):
         op = self.operator if operator is None else operator
         if not isinstance(op, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(op).__name__}.")
-        k = self.num_samples if num_samples is None else int(num_samples)
-        if k < 1:
-            raise ValueError(f"num_samples must be >= 1, got {k}.")
+        k = self._samples_per_input(num_samples)
         if sigma_y is None and self.sigma_y == AUTO:
             raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
         chain = self._begin(inputs, op, k, self._generator if generator is None else generator,
                             self.sigma_y if sigma_y is None else sigma_y, operator_uncertainty)
         self._run([chain], network)
         return self._end(chain)
+
+    def _samples_per_input(self, num_samples: int | None) -> int:
+        k = self.num_samples if num_samples is None else int(num_samples)
+        if k < 1:
+            raise ValueError(f"num_samples must be >= 1, got {k}.")
+        return k
 
     def _begin(self, inputs: torch.Tensor, op: SVDOperator, k: int, generator, sigma_y, operator_uncertainty
                ) -> _Chain:
