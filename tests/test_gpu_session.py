@@ -46,3 +46,19 @@ def test_each_run_trains_to_its_deadline_and_exports_loadable_half_weights(cxr14
     load_weights(network, tmp_path / "runs" / "prior" / "model.pt")
     conditional = json.loads((tmp_path / "runs" / "conditional" / "conditional.json").read_text())
     assert conditional["channels"] == [8, 16] and conditional["residual_std"] == 0.05  # the bundle's, not restated
+
+
+def test_its_ddrm_val_gives_the_figures_of_the_bundles_composition_root(cxr14_cache, monkeypatch):
+    """The device cannot import the DICOM stack that ``Restorer.from_bundle`` needs, so the script builds the inferer
+    from the bundle's ids itself: it must measure exactly what ``xray-restore evaluate`` measures."""
+    from xray_restore.evaluation import evaluate_prior
+
+    script = _script(monkeypatch)
+    weights = REPO / "bundles" / "xray_ddrm" / "models" / "model.pt"
+    mine = script.ddrm_val(weights, cxr14_cache.parent, device="cpu", limit=3)
+    theirs = evaluate_prior(str(cxr14_cache), limit=3)
+    for protocol in ("case_study", "realistic"):
+        a, b = mine["protocols"][protocol]["methods"], theirs["protocols"][protocol]["methods"]
+        assert set(a) == set(b) and {"ddrm_1sample", "ddrm_mean8", "lmmse"} <= set(a)
+        for method in a:
+            assert abs(a[method]["psnr"] - b[method]["psnr"]) < 1e-4, (protocol, method, a[method], b[method])

@@ -9,6 +9,20 @@ shifts) come from the bundles' ``train.json``; only what a run changes is stated
 
     python training/gpu_session.py RUN --data DIR --out DIR --deadline UNIX_TIME
     python training/gpu_session.py --export OUT_DIR --out DIR   # best EMA weights, float16, for the trip back
+    python training/gpu_session.py --evaluate OUT_DIR --out DIR --data DIR   # DDRM val of each prior run
+
+A device session (15 minutes of device time, starting the machine included), from the repository root here:
+``mkdir -p gpu_data && cp ../shared/data/*_64.npz gpu_data/``, the monai wheel in ``.whl/`` (``pip download
+--no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl monai==<version>``),
+both ignored (``.git/info/exclude``) and carried; then one ``run`` (timeout ~560 s)::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    export PYTHONUNBUFFERED=1; D=$(( $(date +%s) + 330 )); mkdir -p gpu_runs
+    for r in w48 w64r2 w64r2_other cond48; do timeout 380 python3 training/gpu_session.py $r --data gpu_data \
+        --out gpu_runs --deadline $D > gpu_runs/$r.out 2>&1 & done; wait
+    python3 training/gpu_session.py --export $OUT --out gpu_runs
+    python3 training/gpu_session.py --evaluate $OUT --out gpu_runs --data gpu_data
+    tar czf $OUT/logs.tgz gpu_runs/*.out gpu_runs/*/log.csv gpu_runs/*/*.json
 
 The device image has torch but not the DICOM stack that ``import xray_restore`` pulls in; the training modules
 need only torch, numpy and MONAI, so where the package import fails they are imported without its ``__init__``.
@@ -56,8 +70,8 @@ def _import_training_modules() -> None:
         sys.modules["xray_restore"] = package
 
 
-def _bundle_train_json(name: str) -> dict:
-    return json.loads((ROOT / "bundles" / name / "configs" / "train.json").read_text())
+def _bundle_json(name: str, config: str = "train.json") -> dict:
+    return json.loads((ROOT / "bundles" / name / "configs" / config).read_text())
 
 
 def _train(name: str, data_dir: Path, out_root: Path, deadline: float, device: str = "cuda") -> None:
@@ -75,7 +89,7 @@ def _train(name: str, data_dir: Path, out_root: Path, deadline: float, device: s
     data = data_dir / "cxr14_64.npz"
     extra = [data_dir / "cxr14_extra_64.npz"]
     bundle = "xray_ddrm" if spec["kind"] == "prior" else "xray_conditional"
-    settings = _bundle_train_json(bundle)
+    settings = _bundle_json(bundle)
     base = {k: v for k, v in settings["train_config"].items() if k != "_target_"}
     config = TrainConfig(**{**base, "batch_size": spec["batch_size"], "max_steps": 10**9, "val_every": 10**9,
                             "checkpoint_every": 10**9})
@@ -160,6 +174,56 @@ def _export(out_root: Path, export_dir: Path) -> None:
         print(f"[export] {run.name}: {sum(v.numel() for v in state.values()) / 1e6:.2f} M values", flush=True)
 
 
+def ddrm_val(weights: Path, data_dir: Path, device: str = "cuda", limit: int | None = None) -> dict:
+    """DDRM with ``weights`` (the ``network.json`` beside them, else the shipped network) against the linear
+    baselines on val, as ``xray-restore evaluate`` / ``benchmarks/prior_val.py`` measure it, on ``device``.
+
+    Those build the inferer through the bundle's composition root (``Restorer.from_bundle``), which needs the DICOM
+    stack; this reads the same ids (num_steps, spacing, eta, eta_b, autocast; evaluate.json's protocols, sample
+    counts, seed and per-protocol settings) and builds the same :class:`DDRMInferer`. ``tests/test_gpu_session.py``
+    checks that both give the same figures.
+    """
+    import torch
+
+    _import_training_modules()
+    from xray_restore.ddrm import DDRMInferer
+    from xray_restore.evaluation import evaluate_methods
+    from xray_restore.networks import build_prior_unet, build_scheduler, load_weights, prior_network_beside
+    from xray_restore.operators import GaussianBlur
+
+    inference, evaluate = _bundle_json("xray_ddrm", "inference.json"), _bundle_json("xray_ddrm", "evaluate.json")
+    unet = load_weights(prior_network_beside(weights) or build_prior_unet(), weights).to(device)
+    ids = ("num_steps", "spacing", "eta", "eta_b", "autocast")
+
+    def make_methods(protocol: str, op, sigma_y: float) -> dict:
+        settings = {**{k: inference[k] for k in ids}, **evaluate.get("protocol_settings", {}).get(protocol, {})}
+        inferer = DDRMInferer(GaussianBlur(), build_scheduler(), **settings)
+        op_here = op.to(device)
+
+        def method(k: int):
+            return lambda y, g: inferer.sample(y.to(device), unet, num_samples=k, generator=g, operator=op_here,
+                                               sigma_y=sigma_y)[0].cpu()
+
+        return {("ddrm_1sample" if k == 1 else f"ddrm_mean{k}"): method(k) for k in evaluate["num_samples"]}
+
+    return evaluate_methods(str(data_dir / "cxr14_64.npz"), make_methods, split=evaluate["split"],
+                            protocols=tuple(evaluate["protocols"]), limit=limit, seed=evaluate["seed"],
+                            settings={"weights": str(weights), "device": device})
+
+
+def _evaluate(out_root: Path, data_dir: Path, export_dir: Path, device: str) -> None:
+    """:func:`ddrm_val` of every prior run's best EMA weights, one JSON for all (printed as a table too)."""
+    results = {}
+    for run in sorted(p for p in out_root.iterdir() if (p / "model.pt").is_file() and (p / "network.json").is_file()):
+        results[run.name] = ddrm_val(run / "model.pt", data_dir, device)
+        for protocol, block in results[run.name]["protocols"].items():
+            row = ", ".join(f"{m} {v['psnr']:.2f} ({v['gain_over_lmmse_db']:+.2f})" for m, v in block["methods"].items()
+                            if m == "lmmse" or m.startswith("ddrm"))
+            print(f"[val] {run.name} {protocol}: {row}", flush=True)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    (export_dir / "ddrm_val.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", choices=sorted(RUNS))
@@ -168,8 +232,11 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, help="Unix time by which training ends")
     parser.add_argument("--device", default="cuda", help="torch device (cpu: a dry run of the script)")
     parser.add_argument("--export", type=Path, help="write each run's best EMA weights (float16) here")
+    parser.add_argument("--evaluate", type=Path, help="DDRM val of each prior run (ddrm_val.json) written here")
     args = parser.parse_args()
-    if args.export:
+    if args.evaluate:
+        _evaluate(args.out, args.data, args.evaluate, args.device)
+    elif args.export:
         _export(args.out, args.export)
     else:
         _train(args.run, args.data, args.out, args.deadline, args.device)
