@@ -78,7 +78,7 @@ def _train(name: str, data_dir: Path, out_root: Path, deadline: float, device: s
     import torch
 
     _import_training_modules()
-    from xray_restore.datasets import load_cxr14_cache, load_training_pool, to_model_space
+    from xray_restore.datasets import extra_archives, load_cxr14_cache, load_training_pool, to_model_space
     from xray_restore.networks import NETWORK_FILE, build_prior_unet, build_scheduler
     from xray_restore.training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
@@ -87,7 +87,7 @@ def _train(name: str, data_dir: Path, out_root: Path, deadline: float, device: s
     out = out_root / name
     out.mkdir(parents=True, exist_ok=True)
     data = data_dir / "cxr14_64.npz"
-    extra = [data_dir / "cxr14_extra_64.npz"]
+    extra = extra_archives(data)  # the training-only archives beside the cache, as the bundles' train.json reads them
     bundle = "xray_ddrm" if spec["kind"] == "prior" else "xray_conditional"
     settings = _bundle_json(bundle)
     base = {k: v for k, v in settings["train_config"].items() if k != "_target_"}
@@ -126,7 +126,7 @@ def _train(name: str, data_dir: Path, out_root: Path, deadline: float, device: s
         trainer.warm_start(ROOT / spec["init"], step=spec["init_step"])
     full_pool = trainer.train_images
     if spec.get("other_until"):
-        other = load_training_pool(data, extra + [data_dir / "cxr_other_64.npz"])
+        other = load_training_pool(data, [*extra, data_dir / "cxr_other_64.npz"])
         trainer.train_images = to_model_space(other).to(device)
     params = sum(p.numel() for p in network.parameters())
     print(f"[{name}] {params / 1e6:.2f} M parameters, {len(trainer.train_images)} training images", flush=True)
