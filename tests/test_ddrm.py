@@ -7,7 +7,7 @@ import torch
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDPMScheduler
 
-from xray_restore.ddrm import DDRMInferer, ddrm_timesteps
+from xray_restore.ddrm import DDRMInferer, blend_outer_ring, ddrm_timesteps
 from xray_restore.operators import GaussianBlur
 
 SIGMA_P = 0.5  # prior std in the model's [-1, 1] space
@@ -232,3 +232,24 @@ def test_the_inferer_moves_with_everything_that_holds_tensors():
     assert all(b.device.type == "meta" for b in inferer.operator_for(1.5).buffers())
     assert all(b.device.type == "cpu" for b in DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000),
                                                            blur_sigma=1.0).operator_for(1.5).buffers())
+
+
+def test_blend_outer_ring_is_the_inverse_error_variance_mix_on_the_footprint_edge():
+    """On a 12×12 grid with the footprint rows 2–9: the ring is that footprint's edge; each image's weight is
+    v / (v + b), v the larger of its mean squared correction one pixel in and its ring's less b; all else untouched."""
+    window, b = ((2, 10), (0, 12)), 1e-3
+    rows, cols = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
+    depth = torch.minimum(torch.minimum(rows - 2, 9 - rows), torch.minimum(cols, 11 - cols))
+    inputs = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    inside = torch.tensor([0.05, 0.01], dtype=torch.float64).view(2, 1, 1, 1)  # v 2.5e-3 | 1e-4
+    edge = torch.tensor([0.03, 0.1], dtype=torch.float64).view(2, 1, 1, 1)  # less b: < 0 | 9e-3
+    restored = inputs + torch.where(depth == 1, inside, torch.where(depth == 0, edge, 0.2))
+    blended, weight = blend_outer_ring(restored, inputs, window, border_error=b)
+    w = torch.tensor([2.5e-3 / 3.5e-3, 9e-3 / 1e-2], dtype=torch.float64).view(2, 1, 1, 1)
+    ring = depth == 0
+    assert torch.allclose(weight[..., ring], w.view(2, 1, 1).expand(2, 1, int(ring.sum())))
+    assert torch.allclose(blended[..., ring], (inputs + w * edge)[..., ring])
+    assert torch.equal(blended[..., ~ring], restored[..., ~ring])  # inside, and outside the footprint
+    assert torch.equal(weight[..., ~ring], torch.ones_like(weight[..., ~ring]))
+    unchanged, ones = blend_outer_ring(restored, inputs, window, border_error=0.0)
+    assert torch.equal(unchanged, restored) and bool((ones == 1).all())

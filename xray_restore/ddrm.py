@@ -32,11 +32,51 @@ from torch import nn
 from ._compat import bf16_autocast
 from .operators import SVDOperator, blur_operator, snap_sigma
 
-__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "AUTO"]
+__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "blend_outer_ring", "AUTO"]
 
 
 TimestepSpacing = Literal["uniform", "quadratic"]
 AUTO = "auto"
+
+
+def blend_outer_ring(
+    restored: torch.Tensor,
+    inputs: torch.Tensor,
+    window: tuple[tuple[int, int], tuple[int, int]],
+    border_error: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's outermost observed pixel ring as the inverse-error-variance blend of restoration and input.
+
+    Where the scene beyond the edge is unknown, the restoration of the outermost ring leans on the prior's guess of
+    what lies past it, with a mean squared error of about ``b = border_error`` ([0, 1]² units); the input there is as
+    wrong as the blur it carries. Per image, that error ``v`` is read from the restoration's own corrections: at
+    least their mean square one pixel further in (what the blur does just inside), and at least their mean square
+    on the ring less ``b`` (what a scene past the edge bled in). Blended with ``w = v / (v + b)``, the two errors
+    partly cancel (``benchmarks/border_ring.py``).
+
+    Args:
+        restored: ``(B, C, N, N)`` restoration in [0, 1].
+        inputs: ``(B, C, N, N)`` the measurement y in [0, 1], same grid.
+        window: ``((r0, r1), (c0, c1))``, the observed footprint in the ``N × N`` grid (its edge is the ring).
+        border_error: the restoration's mean squared error on that ring (>= 0; 0 returns ``restored``).
+
+    Returns:
+        ``(blended, weight)``: the images, and the restoration's weight per pixel ``(B, 1, N, N)`` (``w`` on the
+        ring, 1 elsewhere, and everywhere for a footprint under 3 pixels a side).
+    """
+    weight = torch.ones(restored.shape[0], 1, *restored.shape[-2:], dtype=restored.dtype, device=restored.device)
+    (r0, r1), (c0, c1) = window
+    if border_error <= 0 or min(r1 - r0, c1 - c0) < 3:
+        return restored, weight
+    rows = torch.arange(restored.shape[-2], device=restored.device)[:, None]
+    cols = torch.arange(restored.shape[-1], device=restored.device)[None, :]
+    depth = torch.minimum(torch.minimum(rows - r0, r1 - 1 - rows), torch.minimum(cols - c0, c1 - 1 - cols))
+    ring, inner = depth == 0, depth == 1  # (N, N); outside the footprint depth < 0
+    squared = (restored - inputs) ** 2
+    inside, edge = (squared[..., mask].flatten(1).mean(1).reshape(-1, 1, 1, 1) for mask in (inner, ring))
+    input_error = torch.maximum(inside, edge - border_error)  # (B, 1, 1, 1)
+    weight = torch.where(ring, input_error / (input_error + border_error), weight)
+    return weight * restored + (1 - weight) * inputs, weight
 
 
 @dataclasses.dataclass
@@ -124,6 +164,9 @@ class DDRMInferer(Inferer, nn.Module):
             explains (``GaussianBlur(window=...)``). ``False``: the operator's padding is taken as the scene beyond
             (exact for the synthetic protocols, whose blurs are made that way; on a real border a mismatch DDRM
             amplifies into ringing across the image).
+        border_error: with unknown borders, the restoration's mean squared error ([0, 1]² units) on the outermost
+            observed pixel ring, where it leans on the prior's guess of the scene beyond the edge: that ring is
+            blended with the input by inverse error variance (:func:`blend_outer_ring`). 0: the restoration as is.
         seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
             whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
 
@@ -158,6 +201,7 @@ class DDRMInferer(Inferer, nn.Module):
         blur_backoff: float = 0.0,
         sigma_resolution: float = 0.0,
         blur_backoff_until: float = 0.0,
+        border_error: float = 0.0,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)
@@ -181,7 +225,8 @@ class DDRMInferer(Inferer, nn.Module):
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
-                            ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution)):
+                            ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
+                            ("border_error", border_error)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
         if int(num_samples) < 1:
@@ -203,6 +248,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.sigma_resolution = float(sigma_resolution)
         self.blur_backoff_until = float(blur_backoff_until)
         self.unknown_borders = bool(unknown_borders)
+        self.border_error = float(border_error)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
@@ -230,6 +276,7 @@ class DDRMInferer(Inferer, nn.Module):
             "blur_backoff_until": self.blur_backoff_until,
             "sigma_resolution": self.sigma_resolution,
             "unknown_borders": self.unknown_borders,
+            "border_error": self.border_error,
         }
 
     @property
@@ -533,13 +580,16 @@ class DDRMInferer(Inferer, nn.Module):
         chain.x_bar = torch.where(chain.informative, torch.where(less_noisy, after, before), missing)
         chain.x_ve = op.V(chain.x_bar)
 
-    @staticmethod
-    def _end(chain: _Chain) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step 8 of :meth:`sample`: back to [0, 1]; mean and per-pixel std over each input's k samples."""
+    def _end(self, chain: _Chain) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 8 of :meth:`sample`: back to [0, 1]; mean and per-pixel std over each input's k samples; with
+        unknown borders, the footprint's outermost ring blended with the input (:func:`blend_outer_ring`)."""
         batch, k, op, image_inputs = chain.shape[0], chain.k, chain.op, chain.image_inputs
         images = ((chain.x_ve + 1.0) / 2.0).clamp(0.0, 1.0).reshape(batch, k, *chain.shape[1:])
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if k > 1 else torch.zeros_like(mean)
         if getattr(op, "margin", 0):
             mean, std = op.from_canvas(mean), op.from_canvas(std)
+            y = image_inputs.as_tensor() if isinstance(image_inputs, MetaTensor) else image_inputs
+            mean, weight = blend_outer_ring(mean, y.to(mean.device, mean.dtype), op.window, self.border_error)
+            std = weight * std  # the input adds no spread
         return mean.to(image_inputs.device, image_inputs.dtype), std.to(image_inputs.device, image_inputs.dtype)
