@@ -3,7 +3,7 @@
     python benchmarks/border_ring.py --threads 2      # 48 val images, 5 blurs × 2 noises × 3 scenes (~6 min)
 
 With unknown borders DDRM restores the outermost pixel ring of an image from the prior's guess of the scene past the
-edge, and that guess is poor: at σ 0.7 px the restored ring was 2–3× *worse* than the blurred input there (mean
+edge, and that guess is poor: at σ 0.7 px the restored ring was up to 3× *worse* than the blurred input there (mean
 squared error), while the rest of the image gained 3 dB. The bundle blends that ring with the input by inverse
 error variance (:func:`xray_restore.ddrm.blend_outer_ring`, ``border_error`` in ``configs/inference.json``).
 

@@ -189,7 +189,7 @@ def test_unknown_borders_restore_a_cut_scene_that_mirrored_borders_ring_on():
 
 def test_the_outer_ring_of_a_mildly_blurred_cut_scene_is_the_blend_that_beats_restoration_and_input():
     """At σ 0.7 px DDRM restores a cut scene's outermost pixel ring from the prior's guess of what lies past the
-    edge (on val, 2–3× worse than the blurred input there: benchmarks/border_ring.py). The bundle's ``border_error``
+    edge (on val, up to 3× worse than the blurred input there: benchmarks/border_ring.py). The bundle's ``border_error``
     blends that ring with the input: on NIH cuts its error is below both (measured 3.3e-4 alone, 4.0e-4 input,
     1.9e-4 blended), and the whole image gains."""
     y, x = _cut_scenes(4, 80, 64, 0.7)
