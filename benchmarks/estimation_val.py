@@ -192,8 +192,8 @@ def main() -> None:
                        "bundle_no_blur_sigma": inferer.no_blur_sigma}
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
               "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
-              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution", "border_error",
-                                                           "operator_uncertainty")},
+              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution",
+                                                           "operator_uncertainty", "border_error")},
               "overrides": overrides,
               "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),
