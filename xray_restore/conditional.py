@@ -229,13 +229,15 @@ class ConditionalInferer(Inferer):
     drives (``settings_for``, ``restore``, ``config``, ``num_samples``, ``no_blur_sigma``), so either bundle restores
     DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
     ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
-    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) is handed back.
+    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) or a blur that is
+    not Gaussian (misfit > ``max_blur_misfit``) is handed back.
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
                  seed: int | None = None, temperature: float | None = None, strength: float | None = None,
                  operator: SVDOperator | None = None,
-                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0) -> None:
+                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
+                 max_blur_misfit: float | None = None) -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
@@ -248,6 +250,7 @@ class ConditionalInferer(Inferer):
         self.trained_sigma_y = trained_sigma_y
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
+        self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
         # what the records say was estimated (the network itself restores as for its training degradation)
         self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
         self.sigma_y = "auto" if estimator is not None else trained_sigma_y
@@ -259,11 +262,13 @@ class ConditionalInferer(Inferer):
                 "temperature": self.temperature, "strength": self.strength, "num_samples": self.num_samples,
                 "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
-                "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma}
+                "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma,
+                "max_blur_misfit": self.max_blur_misfit}
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
-        ``operator_sigma`` (the training blur, what the network restores) and ``no_blur``. ``windows`` (each input's
+        ``operator_sigma`` (the training blur, what the network restores), ``no_blur`` and ``blur_mismatch`` (not a
+        Gaussian blur, see :class:`~xray_restore.ddrm.DDRMInferer`). ``windows`` (each input's
         footprint) go to the estimator; the network restores the whole 64×64 grid it was trained on."""
         trained = getattr(self.operator, "sigma", None)
         estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if self.estimator
@@ -273,7 +278,8 @@ class ConditionalInferer(Inferer):
             no_blur = e is not None and e.blur_sigma < self.no_blur_sigma
             out.append({"blur_sigma": e.blur_sigma if e is not None else trained,
                         "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
-                        "no_blur": no_blur, "operator_sigma": trained})
+                        "no_blur": no_blur, "operator_sigma": trained,
+                        "blur_mismatch": e is not None and not no_blur and e.exceeds_misfit(self.max_blur_misfit)})
         return out
 
     def sampler(self, network: nn.Module) -> ConditionalSampler:

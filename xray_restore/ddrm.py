@@ -144,6 +144,9 @@ class DDRMInferer(Inferer, nn.Module):
         estimator: a :class:`~xray_restore.estimation.SpectralDegradationEstimator`, needed for ``"auto"``.
         no_blur_sigma: with an estimated blur below this (model-scale pixels), ``__call__`` hands the input back
             unchanged (no blur at the model scale: nothing to restore); 0 disables it.
+        max_blur_misfit: an estimated blur whose :func:`~xray_restore.estimation.blur_misfit` exceeds this is not
+            Gaussian (a defocus disk, motion): restoring it as one would make the input worse, so it is handed back
+            like a sharp one (``blur_mismatch``); None disables the check.
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
@@ -196,6 +199,7 @@ class DDRMInferer(Inferer, nn.Module):
         blur_sigma: float | str | None = None,
         estimator=None,
         no_blur_sigma: float = 0.0,
+        max_blur_misfit: float | None = None,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
         blur_backoff: float = 0.0,
@@ -224,6 +228,8 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
+        if max_blur_misfit is not None and not max_blur_misfit > 0:
+            raise ValueError(f"max_blur_misfit must be None or > 0, got {max_blur_misfit}.")
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):
@@ -243,6 +249,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.blur_sigma = blur_sigma if blur_sigma in (None, AUTO) else float(blur_sigma)
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
+        self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
         self.operator_uncertainty = float(operator_uncertainty)
         self.blur_backoff = float(blur_backoff)
         self.sigma_resolution = float(sigma_resolution)
@@ -271,6 +278,7 @@ class DDRMInferer(Inferer, nn.Module):
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
+            "max_blur_misfit": self.max_blur_misfit,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
             "blur_backoff_until": self.blur_backoff_until,
@@ -307,8 +315,9 @@ class DDRMInferer(Inferer, nn.Module):
         ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it;
         ``windows``: each input's footprint ``((r0, r1), (c0, c1))`` in the N × N grid (``None``: all of it), as
         :func:`~xray_restore.transforms.model_window` gives it for a padded source.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "operator_sigma", "operator_uncertainty",
-        "window"}`` per input (``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "operator_sigma",
+        "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
+        ``max_blur_misfit``; ``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
         model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely error of an estimated
         blur, 0 for a given one).
         """
@@ -327,6 +336,8 @@ class DDRMInferer(Inferer, nn.Module):
             # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
+                        "blur_mismatch": not no_blur and self.blur_sigma == AUTO
+                        and e.exceeds_misfit(self.max_blur_misfit),
                         "operator_sigma": 0.0 if no_blur else self.restoring_sigma(blur),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})
@@ -406,7 +417,7 @@ class DDRMInferer(Inferer, nn.Module):
         settings = self.settings_for(plain, bits, averaged, windows)
         mean, _ = self.restore(plain, network, settings, generator=generator)
         for i, st in enumerate(settings):
-            if st["no_blur"]:  # no blur at the model scale: the input comes back as it came
+            if st["no_blur"] or st["blur_mismatch"]:  # nothing (a Gaussian deconvolution could) restore: as it came
                 mean[i] = plain[i]
         if isinstance(inputs, MetaTensor):
             mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]

@@ -19,6 +19,12 @@ pixel (white quantisation noise averages down like any other white noise).
 The DC coefficient is left out (it carries the mean, not the blur). The confidence of σ̂ is the curvature of the
 profile log-likelihood (an approximate standard error, in pixels).
 
+Whether a Gaussian blur explains the input at all is checked on the same fit (:func:`blur_misfit`): a defocus disk
+or a motion streak has a transfer function with zeros and sign-flipped side lobes, which leave more power in rings
+of the spectrum than any Gaussian blur of the training spectrum would, and restoring such an input as a Gaussian
+blur amplifies the flipped lobes into ringing (the output is worse than its input). The misfit is the excess power
+over the best Gaussian model, in rings of :data:`MISFIT_RING` DCT indices, as a mean one-sided χ² per ring.
+
 Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
 blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
 (:class:`~xray_restore.blur_regressor.DegradationRegressor`, trained on the training pool: it reads edges and
@@ -42,10 +48,13 @@ import torch
 from .operators import gaussian_kernel_1d
 
 TAPER_ALPHA = 1.0
+#: Width of the spectral rings :func:`blur_misfit` sums over (DCT indices of the interior window).
+MISFIT_RING = 3
 
 __all__ = [
     "DegradationEstimate",
     "SpectralDegradationEstimator",
+    "blur_misfit",
     "dct_matrix",
     "fit_spectrum",
     "save_spectrum",
@@ -64,6 +73,23 @@ def quantisation_floor(bits_stored: int | None, averaged: float = 1.0) -> float:
     if not averaged > 0:
         raise ValueError(f"averaged must be > 0, got {averaged}.")
     return 1.0 / (2 ** int(bits_stored) * math.sqrt(12.0)) / math.sqrt(max(1.0, float(averaged)))
+
+
+def blur_misfit(power: torch.Tensor, model: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
+    """How far a fitted blur model falls short of an input's spectrum: ``(B,)``, ≥ 0.
+
+    ``power`` ``(B, K)``: squared DCT coefficients of each input; ``model`` ``(B, K)``: their expected values under
+    the fitted model; ``rings`` ``(K,)``: each coefficient's ring index. Per ring r with ``c_r`` coefficients,
+    ``m_r = mean(power / model)``; the misfit is ``Σ_r c_r · max(0, log m_r)² / (2 · rings)``, the mean over rings
+    of a one-sided χ²₁-like term: below about 2 where the model holds (an image's own texture departs a little from
+    the training spectrum), large where some ring carries more power than the model allows. Only excess counts:
+    less power than expected (a weaker texture, a stronger blur) makes a Gaussian deconvolution under-restore, which
+    is harmless.
+    """
+    count = torch.bincount(rings).to(power.dtype)
+    ratio = torch.zeros(power.shape[0], len(count), dtype=power.dtype).index_add_(1, rings, power / model) / count
+    excess = ratio.clamp_min(1e-30).log().clamp_min(0.0)
+    return (count * excess**2).sum(dim=1) / (2 * len(count))
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -183,6 +209,9 @@ class DegradationEstimate:
         learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
         method: ``"spectral+learned"`` where the two agreed (the blend), else the one whose smaller blur was kept:
             ``"spectral"`` (also without a regressor) or ``"learned"``.
+        blur_misfit: :func:`blur_misfit` of the spectral fit: ≥ 0, below about 2 where a Gaussian blur explains the
+            input, larger where none does (a defocus disk, motion); None where the regressor's reading was kept
+            (the spectral fit was set aside).
     """
 
     blur_sigma: float
@@ -194,9 +223,14 @@ class DegradationEstimate:
     learned_blur_sigma: float | None = None
     learned_sigma_y: float | None = None
     method: str = "spectral"
+    blur_misfit: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def exceeds_misfit(self, limit: float | None) -> bool:
+        """Whether no Gaussian blur explains this input: ``blur_misfit`` above ``limit`` (None: never)."""
+        return limit is not None and self.blur_misfit is not None and self.blur_misfit > limit
 
 
 class SpectralDegradationEstimator:
@@ -260,6 +294,7 @@ class SpectralDegradationEstimator:
         k = torch.arange(self.length, dtype=torch.float64)
         radius = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).reshape(-1)[self.keep]
         self.log_radius = (radius / radius.median()).log()
+        self.rings = (radius / MISFIT_RING).long()
         w = taper(self.length, self.alpha)
         self.noise_gain = float((w**2).mean() ** 2)  # white noise of variance v: v·mean(w²)² per coefficient
         self.signal = power.reshape(len(self.sigmas), -1)[:, self.keep]  # (S, K): E[Y_k² | σ] of training images
@@ -298,8 +333,9 @@ class SpectralDegradationEstimator:
 
     def _profile(self, y2: torch.Tensor, floor2: torch.Tensor, g: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, ...]:
-        """Negative log-likelihood per (image, σ) with gain, spectral tilt and noise fitted; ``y2`` ``(B, K)``,
-        ``g`` the moments ``(1 or B, S, K)`` at the σ's tried (default: the spectrum's grid).
+        """Negative log-likelihood per (image, σ) with gain, spectral tilt and noise fitted, the gain, the noise and
+        the fitted moments ``(B, S, K)``; ``y2`` ``(B, K)``, ``g`` the moments ``(1 or B, S, K)`` at the σ's tried
+        (default: the spectrum's grid).
 
         ``v_k = a · G_k(σ) · r_k^β + n`` (``r_k`` the radial frequency over its median: β lets an image's texture
         be a little richer or poorer than the training average without being taken for blur or noise); Fisher
@@ -331,7 +367,7 @@ class SpectralDegradationEstimator:
         a, beta, n = theta[..., 0:1].exp(), theta[..., 1:2], theta[..., 2:3].exp()
         v = a * g * torch.exp(beta * log_r) + n
         nll = 0.5 * (v.log() + y2 / v).sum(-1)  # (B, S)
-        return nll.double(), a[..., 0].double(), n[..., 0].double()
+        return nll.double(), a[..., 0].double(), n[..., 0].double(), v.double()
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None,
@@ -356,13 +392,14 @@ class SpectralDegradationEstimator:
         floors = torch.tensor([quantisation_floor(v, c) for v, c in zip(bits, counts)], dtype=torch.float64)
         coeffs = _dct2(_window(images, self.margin, self.alpha)).reshape(b, -1)[:, self.keep]
         y2, floor2 = coeffs**2, floors**2 * self.noise_gain
-        coarse, _, _ = self._profile(y2, floor2)
+        coarse = self._profile(y2, floor2)[0]
         step = float(self.sigmas[1] - self.sigmas[0])
         offsets = torch.linspace(-step, step, 2 * self.refine + 1, dtype=torch.float64)
         centre = self.sigmas[coarse.argmin(dim=1)]
         fine = (centre[:, None] + offsets[None]).clamp(0.0, float(self.sigmas[-1]))  # (B, F)
-        nll, gain, noise = self._profile(y2, floor2, self._signal_at(fine))
+        nll, gain, noise, fitted = self._profile(y2, floor2, self._signal_at(fine))
         best = nll.argmin(dim=1)
+        misfit = blur_misfit(y2, fitted[torch.arange(b), best], self.rings)
         learned_all = None
         if self.regressor is not None:
             # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
@@ -408,5 +445,7 @@ class SpectralDegradationEstimator:
                 learned_blur_sigma=learned[0],
                 learned_sigma_y=learned[1],
                 method=method,
+                # the spectral fit's misfit, where that fit stands behind σ̂ (set aside for the regressor: unknown)
+                blur_misfit=None if method == "learned" else float(misfit[i]),
             ))
         return out

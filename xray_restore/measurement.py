@@ -7,13 +7,16 @@ conditional model's training condition and the prior's embedded samples. Values 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from .operators import GaussianBlur, SVDOperator
 
-__all__ = ["Protocol", "PROTOCOLS", "make_operator", "quantise", "measure", "degrade"]
+__all__ = ["Protocol", "PROTOCOLS", "make_operator", "quantise", "measure", "degrade", "NON_GAUSSIAN_BLURS",
+           "non_gaussian_kernel", "convolve_mirrored"]
 
 Protocol = Literal["case_study", "realistic"]
 PROTOCOLS: dict[str, dict] = {
@@ -75,3 +78,41 @@ def degrade(
     noise = torch.randn(x64.shape, generator=generator, dtype=torch.float64)
     y = measure(x64, op, sigma_y, noise, settings["quantize_bits"], thresholded=protocol == "case_study")
     return y.to(x.dtype)
+
+
+#: Blurs that are not Gaussian, as real ones can be: a defocus (or square focal-spot) disk and a motion streak.
+NON_GAUSSIAN_BLURS = ("disk", "motion")
+
+
+def non_gaussian_kernel(kind: str, sigma: float, angle: float = 0.0, supersample: int = 16) -> torch.Tensor:
+    """A normalised 2-D blur kernel ``(k, k)`` float64 of std ``sigma`` px along each axis (disk) or its streak.
+
+    ``"disk"``: a uniform disk of radius ``2σ`` (a defocus blur, a uniform focal spot); ``"motion"``: a uniform
+    streak of length ``√12·σ`` at ``angle`` radians from the row direction (patient motion). Each pixel holds the
+    kernel's area over it (``supersample``² points per pixel), so small kernels keep their shape.
+    """
+    if kind not in NON_GAUSSIAN_BLURS:
+        raise ValueError(f"kind must be one of {NON_GAUSSIAN_BLURS}, got {kind!r}.")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}.")
+    reach = 2.0 * sigma if kind == "disk" else math.sqrt(12.0) * sigma / 2.0
+    r = math.ceil(reach) + 1
+    n = (2 * r + 1) * supersample
+    c = (torch.arange(n, dtype=torch.float64) + 0.5) / supersample - (r + 0.5)
+    rows, cols = torch.meshgrid(c, c, indexing="ij")
+    if kind == "disk":
+        fine = (rows**2 + cols**2 <= reach**2).double()
+    else:
+        along = cols * math.cos(angle) + rows * math.sin(angle)
+        across = -cols * math.sin(angle) + rows * math.cos(angle)
+        fine = ((along.abs() <= reach) & (across.abs() <= 0.5 / supersample)).double()
+    kernel = fine.reshape(2 * r + 1, supersample, 2 * r + 1, supersample).sum(dim=(1, 3))
+    return kernel / kernel.sum()
+
+
+def convolve_mirrored(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, 1, N, N)`` convolved with ``kernel`` ``(k, k)`` (k odd), the scene mirrored at the borders
+    (float64)."""
+    r = kernel.shape[-1] // 2
+    padded = F.pad(x.to(torch.float64), (r, r, r, r), mode="reflect")
+    return F.conv2d(padded, kernel.flip(-1, -2)[None, None].to(torch.float64))

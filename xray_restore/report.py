@@ -115,6 +115,7 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
 COLUMNS = (
     ("image", "image", ""), ("status", "status", ""), ("blur_sigma", "blur σ (px at 64×64)", ".2f"),
     ("blur_sigma_std", "± (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
+    ("blur_misfit", "misfit of a Gaussian blur", ".2f"),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
     ("lpips_input", "LPIPS input", ".3f"), ("lpips_restored", "LPIPS restored", ".3f"),
@@ -123,7 +124,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 2
+SUMMARY_SCHEMA_VERSION = 3
 
 
 def unavailable(reason: str) -> dict:
@@ -161,7 +162,8 @@ class ReportWriter:
             estimate: dict | None = None) -> dict:
         """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given.
 
-        ``status``: ``done`` (restored) or ``no_blur`` (no blur at the model scale, nothing written);
+        ``status``: ``done`` (restored), ``no_blur`` (no blur at the model scale) or ``blur_mismatch`` (a blur that
+        is not Gaussian), the latter two written only when forced;
         ``blur_sigma`` (model-scale px) and ``sigma_y`` ([0, 1] units) are the settings used for this image;
         ``seconds`` is this image's own time (model load excluded).
         """
@@ -172,7 +174,8 @@ class ReportWriter:
                      "sigma_y": "" if sigma_y is None else round(float(sigma_y), 6),
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
-                     "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
+                     "blur_misfit": "" if not estimate or estimate.get("blur_misfit") is None
+                     else round(float(estimate["blur_misfit"]), 3),                     "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
             for name, image in (("input", model_input), ("restored", restored)):
@@ -232,7 +235,7 @@ class ReportWriter:
         for key in sorted({k for r in done for k in r if k.startswith(("psnr_", "ssim_", "lpips_", "mean_std"))}):
             values = [r[key] for r in done if key in r]
             means[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
-        timed = [r["seconds"] for r in self.rows if r.get("status") in ("done", "no_blur")
+        timed = [r["seconds"] for r in self.rows if r.get("status") in ("done", "no_blur", "blur_mismatch")
                  and np.isfinite(r.get("seconds", float("nan")))]
         kid = self.kid()
         return {
@@ -242,9 +245,10 @@ class ReportWriter:
             "n_done": len(done),
             "n_failed": sum(r.get("status") == "failed" for r in self.rows),
             "n_no_blur": sum(r.get("status") == "no_blur" for r in self.rows),
+            "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
-                                                  "seconds", "stage", "error")} for r in self.rows],
+                                                  "blur_misfit", "seconds", "stage", "error")} for r in self.rows],
             "metrics": means,
             "availability": self.availability(kid),
             "kid": kid,
@@ -369,13 +373,15 @@ margin:.5em 0 1em 0}}
 <h1>xray_restore: DDRM restoration report</h1>
 <p class="note">Computer-restored images, research use only, not for diagnosis.{"" if self.include_identifiers
            else " Images are identified by anonymous ids."}</p>
-<p><b>{summary['n_done']}</b> restored, <b>{summary['n_no_blur']}</b> with no blur at the model scale (reported, not
-written unless forced), <b>{summary['n_failed']}</b> failed. Model: {model}; xray_restore
+<p><b>{summary['n_done']}</b> restored, <b>{summary['n_no_blur']}</b> with no blur at the model scale and
+<b>{summary['n_blur_mismatch']}</b> with a blur that is not Gaussian (both reported, not written unless forced),
+<b>{summary['n_failed']}</b> failed. Model: {model}; xray_restore
 {esc(summary['versions']['xray_restore'])}{'; ' + esc(brief) if brief else ''}. {esc(load)}{esc(per_image)}
 (its own decode and write, plus an even share of its batch's estimate and DDRM).</p>
 <p class="small">Images are restored at the 64×64 model scale; panels show that grid (each model pixel as a
 square), the zoomed crops its central 32×32. blur σ: Gaussian blur std in model-scale pixels (0 = none);
-σ_y: noise std in [0, 1] intensity units; both estimated from each image unless given. The uncertainty panel is
+σ_y: noise std in [0, 1] intensity units; both estimated from each image unless given. Misfit: how far the
+best Gaussian blur falls short of the image's spectrum (above the bundle's limit, no Gaussian blur explains it). The uncertainty panel is
 the per-pixel std over the posterior samples, ×4 for visibility.</p>
 <h2>Images</h2>{''.join(cells) or '<p>No image was restored.</p>'}
 <h2>Metrics</h2><table>{table}</table>

@@ -9,7 +9,9 @@ Every setting comes from the bundle's ``inference.json`` (their one home); keywo
 
 By default the blur σ and noise σ_y of each input are estimated from the input itself
 (:mod:`xray_restore.estimation`). An input whose blur is below the bundle's ``no_blur_sigma`` has "no blur at the
-model scale": it is reported and nothing is written for it unless ``force``. On the source grid the default
+model scale": it is reported and nothing is written for it unless ``force``; so is an input whose blur is not
+Gaussian (a defocus disk, motion: its spectral misfit exceeds ``max_blur_misfit``), which restoring as a Gaussian
+blur would make worse. On the source grid the default
 output replaces only the band the model saw: ``out = src + up(restored − down(src))`` (``output_mode="detail"``),
 so no detail finer than the 64×64 grid is lost; ``"upsample"`` writes ``up(restored)`` instead.
 """
@@ -95,8 +97,8 @@ def _input_generator(seed: int, digest: str) -> torch.Generator:
 class Restoration:
     """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
 
-    ``status`` is ``"restored"`` or ``"no_blur"`` (no blur at the model scale: ``restored`` is the input, written
-    only when forced). ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
+    ``status`` is ``"restored"``, ``"no_blur"`` (no blur at the model scale) or ``"blur_mismatch"`` (a blur that is
+    not Gaussian); for the latter two ``restored`` is the input, written only when forced. ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
     the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None).
     """
 
@@ -316,7 +318,8 @@ class Restorer:
         start = time.time()
         settings = self.inferer.settings_for(y, bits, averaged, windows)
         estimate_seconds = (time.time() - start) / len(batch)
-        todo = [i for i, st in enumerate(settings) if not st["no_blur"]]  # nothing to restore in a sharp image
+        # nothing to restore in a sharp image; nothing a Gaussian deconvolution would not make worse in a non-Gaussian
+        todo = [i for i, st in enumerate(settings) if not (st["no_blur"] or st.get("blur_mismatch", False))]
         mean, std = y.clone(), torch.zeros_like(y)
         # per input: its own decode and (below) output/write time, plus an even share of the batched estimate/DDRM
         seconds = [estimate_seconds + d.get("load_seconds", 0.0) for d in batch]
@@ -363,9 +366,14 @@ class Restorer:
         meta["pixel_spacing"] = _spacing(d["image"].meta)
         if not restored_here:
             # No blur at the model scale: DDRM would only resample the noise of the 64×64 band, so the pixels stay
-            # the source's. Forced, a derived object is still written (unchanged pixels, and it says so).
+            # the source's; a blur that is not Gaussian: restoring it as one would make it worse. Forced, a derived
+            # object is still written (unchanged pixels, and it says so).
+            status = "no_blur" if st["no_blur"] else "blur_mismatch"
             finding = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
-                       f"{self.inferer.no_blur_sigma:g} px)")
+                       f"{self.inferer.no_blur_sigma:g} px)" if st["no_blur"] else
+                       f"the blur is not Gaussian (spectral misfit {st['estimate'].blur_misfit:.2f} > "
+                       f"{self.inferer.max_blur_misfit:g}: a defocus or motion blur?), and restoring it as one "
+                       "would make it worse")
             outputs = []
             if force and output_dir is not None:
                 provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
@@ -375,7 +383,7 @@ class Restorer:
             if not keep_images:
                 src = None
             return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
-                               st["blur_sigma"], noise, estimate, "no_blur", reason, grid)
+                               st["blur_sigma"], noise, estimate, status, reason, grid)
         # in place on the one source-grid float32 array the upsampling made: a 10000² image costs 400 MB per copy
         restored = np.asarray(self._to_source_grid(d, m - y if self.output_mode == "detail" else m), np.float32)
         if self.output_mode == "detail":

@@ -1,0 +1,285 @@
+"""Blurs that are not Gaussian: what restoring them as Gaussian does, and what the misfit check saves.
+
+    python benchmarks/blur_mismatch.py                  # about 15 min on 2 cores
+    python benchmarks/blur_mismatch.py --ddrm-limit 8 --full-limit 2 --out /tmp/quick.json
+
+The product restores a Gaussian blur. Real blurs need not be one: a defocus or a uniform focal spot is a disk, a
+patient who moves leaves a streak. Their transfer functions have zeros and sign-flipped side lobes, which a
+Gaussian deconvolution amplifies into ringing: the output is worse than its input. The estimator's
+``blur_misfit`` (:func:`xray_restore.estimation.blur_misfit`) measures how far the best Gaussian model falls short of
+an input's spectrum; above the bundle's ``max_blur_misfit`` the input is handed back (``blur_mismatch``).
+
+1. **Calibration**, Gaussian blurs only, on development images: (a) val, all images at 64×64, σ ∈ {0.75, 1, 1.5, 2,
+   2.5, 3} px, noise σ_y ∈ {0.002, 0.005, 0.01, 0.02}, 8-bit; (b) the 3 developer-side originals of
+   ``../shared/data/cxr14_png/`` (patients of the training split) as the product sees a file: 896×896 cuts (4
+   offsets, and their mirror images) blurred at 14·σ px, noise {0.001, 0.002, 0.005}, 8-bit, area-resized to 64×64
+   (their spectra are richer than the 64×64 training images', so a Gaussian fits them less well). The misfit of
+   every input the product would restore (σ̂ ≥ ``no_blur_sigma``, spectral fit kept): percentiles, and the share the
+   bundle's limit hands back (false alarms: a restorable blur given back). The limit is chosen from this alone:
+   the larger of the two sets' 99.9th percentiles, rounded up to 0.5.
+2. **Evaluation on val** (the first ``--ddrm-limit`` images): disk and motion blurs (random direction) of std σ ∈
+   {1, 1.5, 2, 3} px (:func:`xray_restore.measurement.non_gaussian_kernel`), Gaussian σ ∈ {1, 2} as the control,
+   σ_y ∈ {0.002, 0.01}, 8-bit. DDRM (1 sample, the bundle's settings, estimated σ̂ and σ̂_y) restores every input
+   σ̂ puts above the no-blur gate; PSNR gain over the input of that restoration, and of the default output (the
+   input itself where the check hands it back).
+3. **Source resolution** (the first ``--full-limit`` NIH originals of ``../shared/data/cxr14_full/``, evaluation
+   only, cut to 896×896 so that 14 px are one model pixel): Gaussian, disk, motion, anisotropic Gaussian (σ and
+   2σ) and scatter (70 % Gaussian σ + 30 % Gaussian 6 px: a veiling glare) blurs at 14·σ_64 px, noise 0.002,
+   8-bit PNG, restored by ``Restorer`` with its defaults and with the check off; PSNR at 1/16 and on the source grid.
+
+Writes ``benchmarks/results/blur_mismatch.json`` and prints the tables. Tuned on val only; test is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from scipy.signal import fftconvolve
+
+from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.measurement import convolve_mirrored, degrade, non_gaussian_kernel, quantise
+from xray_restore.metrics import psnr
+from xray_restore.operators import GaussianBlur
+from xray_restore.provenance import run_info, write_json
+from xray_restore.restore import Restorer
+
+CALIBRATION_SIGMAS = (0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
+CALIBRATION_NOISES = (0.002, 0.005, 0.01, 0.02)
+DEVELOPER_NOISES = (0.001, 0.002, 0.005)  # at the source grid
+EVALUATION = {"gaussian": (1.0, 2.0), "disk": (1.0, 1.5, 2.0, 3.0), "motion": (1.0, 1.5, 2.0, 3.0)}
+NOISES = (0.002, 0.01)
+FULL_BLURS = {"gaussian": (1.0, 2.0), "disk": (1.0, 2.0), "motion": (1.0, 2.0), "anisotropic": (1.0, 2.0),
+              "scatter": (1.0, 2.0)}
+FACTOR, CUT, REPORT = 14, 896, 16  # source px per model px, the square cut, the 1/16 PSNR scale
+
+
+def blur_val(x: torch.Tensor, kind: str, sigma: float, sigma_y: float, g: torch.Generator, padding: str
+             ) -> torch.Tensor:
+    """``Q₈(k * x + σ_y n)`` of val images ``(B, 1, 64, 64)``: the operator's Gaussian, or a disk / motion kernel
+    (one random direction per image) with mirrored borders."""
+    if kind == "gaussian":
+        return degrade(x, "realistic", g, sigma_y=sigma_y, operator=GaussianBlur(64, sigma, padding=padding))
+    blurred = torch.cat([convolve_mirrored(x[i : i + 1], non_gaussian_kernel(
+        kind, sigma, float(torch.rand(1, generator=g)) * math.pi)) for i in range(len(x))])
+    noisy = blurred + sigma_y * torch.randn(blurred.shape, generator=g, dtype=torch.float64)
+    return quantise(noisy, 8).to(x.dtype)
+
+
+def blur_full(x: np.ndarray, kind: str, sigma_64: float, rng: np.random.Generator) -> np.ndarray:
+    """A source-resolution blur of ``x`` (float32, [0, 1]) whose std is ``FACTOR · sigma_64`` px, mirrored borders."""
+    s = FACTOR * sigma_64
+    if kind == "gaussian":
+        return gaussian_filter(x, s, mode="reflect")
+    if kind == "anisotropic":
+        return gaussian_filter(x, (2 * s, s), mode="reflect")
+    if kind == "scatter":
+        return 0.7 * gaussian_filter(x, s, mode="reflect") + 0.3 * gaussian_filter(x, FACTOR * 6.0, mode="reflect")
+    kernel = non_gaussian_kernel(kind, s, float(rng.uniform(0, math.pi)), supersample=1).numpy()
+    r = kernel.shape[0] // 2
+    return fftconvolve(np.pad(x, r, mode="reflect"), kernel, mode="valid").astype(np.float32)
+
+
+def area(x: np.ndarray, factor: int = REPORT) -> np.ndarray:
+    """Means of ``factor``×``factor`` blocks (``x``'s sides are multiples of ``factor``)."""
+    h, w = x.shape
+    return x.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def psnr_np(estimate: np.ndarray, reference: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.clip(estimate, 0, 1) - reference) ** 2)))
+
+
+def developer_cuts(folder: str, sigma: float, sigma_y: float, rng: np.random.Generator) -> torch.Tensor:
+    """The developer-side originals as the product reads a file: 896×896 cuts (4 offsets, each also mirrored),
+    Gaussian blur 14·σ px, noise, 8-bit, area-resized to ``(B, 1, 64, 64)``."""
+    out = []
+    for path in sorted(Path(folder).glob("*.png")):
+        x = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+        for top, left in ((0, 0), (128, 128), (64, 0), (0, 64)):
+            for mirrored in (False, True):
+                cut = x[top : top + CUT, left : left + CUT]
+                cut = np.ascontiguousarray(cut[:, ::-1] if mirrored else cut)
+                y = blur_full(cut, "gaussian", sigma, rng) + sigma_y * rng.standard_normal(cut.shape)
+                out.append(area(np.round(np.clip(y, 0, 1) * 255) / 255, FACTOR))
+    return torch.tensor(np.stack(out), dtype=torch.float32)[:, None]
+
+
+def _restorable_misfits(settings: list[dict]) -> np.ndarray:
+    return np.array([s["estimate"].blur_misfit for s in settings
+                     if not s["no_blur"] and s["estimate"].blur_misfit is not None])
+
+
+def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
+    """Misfits of Gaussian-blurred development inputs the product would restore, and the share its limit hands
+    back; the limit this suggests (the larger 99.9th percentile of the two sets, rounded up to 0.5)."""
+    g, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    rows, misfits = [], {"val": [], "developer_cuts": []}
+    for sigma_y in CALIBRATION_NOISES:
+        for sigma in CALIBRATION_SIGMAS:
+            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, inferer.operator.padding), 8)
+            rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "misfits": _restorable_misfits(settings)})
+    for sigma_y in DEVELOPER_NOISES:
+        for sigma in CALIBRATION_SIGMAS:
+            cuts = developer_cuts(developer, sigma, sigma_y, rng)
+            settings = inferer.settings_for(cuts, 8, float(FACTOR**2))
+            rows.append({"set": "developer_cuts", "sigma": sigma, "sigma_y": sigma_y,
+                         "misfits": _restorable_misfits(settings)})
+    limit = inferer.max_blur_misfit
+    for row in rows:
+        m = row.pop("misfits")
+        misfits[row["set"]].append(m)
+        row.update({"n_restorable": len(m), "misfit_median": float(np.median(m)), "misfit_max": float(m.max()),
+                    "handed_back": int(np.sum(m > limit)) if limit is not None else 0})
+    out = {"rows": rows, "bundle_max_blur_misfit": limit}
+    for name, parts in misfits.items():
+        every = np.concatenate(parts)
+        out[name] = {"n": len(every), "percentiles": {p: float(np.percentile(every, p)) for p in (50, 90, 99, 99.5, 99.9)},
+                     "max": float(every.max()),
+                     "false_alarm_rate": float(np.mean(every > limit)) if limit is not None else 0.0}
+    out["suggested_max_blur_misfit"] = math.ceil(2 * max(out[k]["percentiles"][99.9] for k in misfits)) / 2
+    return out
+
+
+def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
+    """DDRM on non-Gaussian (and, as the control, Gaussian) blurs of val images, with and without the check."""
+    inferer = restorer.inferer
+    g = torch.Generator().manual_seed(seed + 1)
+    rows = []
+    for sigma_y in NOISES:
+        for kind, sigmas in EVALUATION.items():
+            for sigma in sigmas:
+                y = blur_val(x, kind, sigma, sigma_y, g, inferer.operator.padding)
+                settings = inferer.settings_for(y, 8)
+                todo = [i for i, s in enumerate(settings) if not s["no_blur"]]
+                gain_unchecked = np.zeros(len(y))
+                if todo:
+                    gens = [torch.Generator().manual_seed(seed + i) for i in todo]
+                    mean, _ = inferer.restore(y[todo], restorer.network, [settings[i] for i in todo],
+                                              num_samples=1, generator=gens)
+                    gain_unchecked[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
+                restored = np.array([not s["no_blur"] for s in settings])
+                flagged = np.array([s["blur_mismatch"] for s in settings])
+                gain_default = np.where(flagged, 0.0, gain_unchecked)
+                worse = restored & (gain_unchecked < 0)
+                rows.append({
+                    "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
+                    "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
+                    "restored_unchecked": int(restored.sum()), "worse_unchecked": int(worse.sum()),
+                    "handed_back": int(flagged.sum()), "worse_handed_back": int((worse & flagged).sum()),
+                    "better_handed_back": int((restored & flagged & (gain_unchecked > 0)).sum()),
+                    "worse_default": int((restored & ~flagged & (gain_unchecked < 0)).sum()),
+                    "gain_unchecked_mean": float(gain_unchecked.mean()),
+                    "gain_default_mean": float(gain_default.mean()),
+                    "gain_unchecked_worst": float(gain_unchecked.min()),
+                    "gain_default_worst": float(gain_default.min()),
+                    "misfits": [None if s["estimate"].blur_misfit is None else round(s["estimate"].blur_misfit, 3)
+                                for s in settings]})
+                r = rows[-1]
+                print(f"{kind} σ {sigma:g} σ_y {sigma_y:g}: restored {r['restored_unchecked']}/{r['n']}, worse "
+                      f"{r['worse_unchecked']}, handed back {r['handed_back']} (worse {r['worse_handed_back']}, "
+                      f"better {r['better_handed_back']}); gain {r['gain_unchecked_mean']:+.2f} -> "
+                      f"{r['gain_default_mean']:+.2f} dB, worst {r['gain_unchecked_worst']:+.2f} -> "
+                      f"{r['gain_default_worst']:+.2f}", flush=True)
+    return rows
+
+
+def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dict]:
+    """The NIH originals blurred at the source grid and restored as files, with the check and without it."""
+    sources = sorted(Path(full).glob("*.png"))[:limit]
+    top = [(np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0) for p in sources]
+    sharp = [x[(x.shape[0] - CUT) // 2 : (x.shape[0] + CUT) // 2, (x.shape[1] - CUT) // 2 : (x.shape[1] + CUT) // 2]
+             for x in top]
+    checked = Restorer.from_bundle(bundle)
+    unchecked = Restorer.from_bundle(bundle, max_blur_misfit=None)
+    rng = np.random.default_rng(seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, sigmas in FULL_BLURS.items():
+            for sigma_64 in sigmas:
+                files = []
+                for i, x in enumerate(sharp):
+                    y = blur_full(x, kind, sigma_64, rng) + 0.002 * rng.standard_normal(x.shape).astype(np.float32)
+                    path = Path(tmp) / f"{kind}_{sigma_64:g}_{i}.png"
+                    Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)).save(path)
+                    files.append(path)
+                default, plain = checked.restore(files), unchecked.restore(files)
+                row = {"kind": kind, "sigma_64": sigma_64, "n": len(files),
+                       "statuses": [r.status for r in default],
+                       "misfits": [None if r.estimate is None or r.estimate["blur_misfit"] is None
+                                   else round(r.estimate["blur_misfit"], 3) for r in default]}
+                for name, results in (("default", default), ("unchecked", plain)):
+                    for scale, f in (("16", area), ("source", lambda a: a)):
+                        gains = [psnr_np(f(r.restored), f(s)) - psnr_np(f(r.image), f(s))
+                                 for r, s in zip(results, sharp)]
+                        row[f"gain_{scale}_{name}_mean"] = float(np.mean(gains))
+                        row[f"gain_{scale}_{name}_worst"] = float(np.min(gains))
+                rows.append(row)
+                print(f"source grid, {kind} σ_64 {sigma_64:g}: {row['statuses'].count('blur_mismatch')} handed back;"
+                      f" gain 1/16 {row['gain_16_unchecked_mean']:+.2f} -> {row['gain_16_default_mean']:+.2f} dB "
+                      f"(worst {row['gain_16_unchecked_worst']:+.2f} -> {row['gain_16_default_worst']:+.2f})",
+                      flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--full", default="../shared/data/cxr14_full")
+    parser.add_argument("--developer", default="../shared/data/cxr14_png",
+                        help="developer-side originals (training patients) for the calibration")
+    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--ddrm-limit", type=int, default=48, help="val images restored in part 2")
+    parser.add_argument("--full-limit", type=int, default=8, help="NIH originals in part 3 (0: skip it)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/blur_mismatch.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    restorer = Restorer.from_bundle(args.bundle)
+    x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])
+    calibrated = calibration(x, args.developer, restorer.inferer, args.seed)
+    for name in ("val", "developer_cuts"):
+        c = calibrated[name]
+        print(f"calibration, {name}: {c['n']} restorable Gaussian-blurred inputs, misfit p50 "
+              f"{c['percentiles'][50]:.2f}, p99 {c['percentiles'][99]:.2f}, max {c['max']:.2f}; the bundle's limit "
+              f"{calibrated['bundle_max_blur_misfit']} hands back {100 * c['false_alarm_rate']:.2f} %", flush=True)
+    print(f"suggested limit: {calibrated['suggested_max_blur_misfit']:g}", flush=True)
+    evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed)
+    full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []
+    result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
+              "model_version": restorer.provenance["model_version"], "calibration": calibrated,
+              "evaluation": evaluated, "source_resolution": full,
+              "command": f"python benchmarks/blur_mismatch.py --ddrm-limit {args.ddrm_limit} "
+                         f"--full-limit {args.full_limit} --threads {args.threads} --seed {args.seed}"}
+    print("\n| blur | σ (px) | σ_y | restored | worse than input | handed back (worse / better) | "
+          "gain, no check (dB) | gain, default | worst, no check | worst, default |")
+    print("| --- |" + " ---: |" * 9)
+    for r in evaluated:
+        print(f"| {r['kind']} | {r['sigma']:g} | {r['sigma_y']:g} | {r['restored_unchecked']}/{r['n']} | "
+              f"{r['worse_unchecked']} | {r['handed_back']} ({r['worse_handed_back']} / {r['better_handed_back']}) | "
+              f"{r['gain_unchecked_mean']:+.2f} | {r['gain_default_mean']:+.2f} | {r['gain_unchecked_worst']:+.2f} | "
+              f"{r['gain_default_worst']:+.2f} |")
+    if full:
+        print("\n| blur (source grid) | σ_64 | handed back | gain 1/16, no check | default | worst, no check | "
+              "default | gain source grid, no check | default |")
+        print("| --- |" + " ---: |" * 8)
+        for r in full:
+            print(f"| {r['kind']} | {r['sigma_64']:g} | {r['statuses'].count('blur_mismatch')}/{r['n']} | "
+                  f"{r['gain_16_unchecked_mean']:+.2f} | {r['gain_16_default_mean']:+.2f} | "
+                  f"{r['gain_16_unchecked_worst']:+.2f} | {r['gain_16_default_worst']:+.2f} | "
+                  f"{r['gain_source_unchecked_mean']:+.2f} | {r['gain_source_default_mean']:+.2f} |")
+    write_json(args.out, result)
+    print(f"\nwrote {args.out} ({result['wall_seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
