@@ -11,7 +11,8 @@ the bundle's estimator (``Restorer.from_bundle``: the same objects the product u
 Reports mean |σ error|, the σ_y ratio (estimate / nominal), the estimator's time per image, the calibration of
 ``no_blur_sigma`` (from the σ̂ of unblurred and 1 px-blurred val images), and PSNR of DDRM (1 sample, the bundle's
 settings) with the estimated settings (σ̂ as the bundle restores it, less ``blur_backoff``; σ̂_y; no gate) and with
-the true (σ, σ_y), and of the default output (the input itself where σ̂ is below ``no_blur_sigma``), and the DDRM
+the true (σ, σ_y), and of the default output (the input itself where σ̂ is below ``no_blur_sigma`` or the blur's
+misfit above ``max_blur_misfit``), and the DDRM
 gap (estimated − true) per image, binned by |σ̂ − σ|: the
 precision the estimate needs. Writes ``benchmarks/results/estimation_val.json``.
 Also the RMS σ error of each of the estimator's two opinions (spectral, learned) and of an oracle that picks the
@@ -144,6 +145,7 @@ def main() -> None:
                          "sigma_y_ratio_median": float(np.median(ratio)),
                          "sigma_y_ratio_within_1.5": float(np.mean((ratio <= 1.5) & (ratio >= 1 / 1.5))),
                          "no_blur_fraction": float(np.mean([s["no_blur"] for s in settings])),
+                         "blur_mismatch_fraction": float(np.mean([s["blur_mismatch"] for s in settings])),
                          "estimator_ms_per_image": round(1000 * per_image, 2),
                          "sigma_hats": est_sigma.round(3).tolist()})
             if args.ddrm_limit:
@@ -158,7 +160,8 @@ def main() -> None:
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
                     mean, _ = inferer.restore(ys, restorer.network, st, num_samples=1, generator=gens)
                     out[name] = mean
-                default = torch.stack([ys[i] if s["no_blur"] else out["estimated"][i] for i, s in enumerate(est)])
+                default = torch.stack([ys[i] if s["no_blur"] or s["blur_mismatch"] else out["estimated"][i]
+                                       for i, s in enumerate(est)])
                 psnr_est, psnr_true = psnr(out["estimated"], xs).numpy(), psnr(out["true"], xs).numpy()
                 gap, error = psnr_est - psnr_true, np.abs(est_sigma[:n] - sigma)
                 ddrm_rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": n,
