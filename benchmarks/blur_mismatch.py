@@ -141,7 +141,8 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     out = {"rows": rows, "bundle_max_blur_misfit": limit}
     for name, parts in misfits.items():
         every = np.concatenate(parts)
-        out[name] = {"n": len(every), "percentiles": {p: float(np.percentile(every, p)) for p in (50, 90, 99, 99.5, 99.9)},
+        out[name] = {"n": len(every),
+                     "percentiles": {p: float(np.percentile(every, p)) for p in (50, 90, 99, 99.5, 99.9)},
                      "max": float(every.max()),
                      "false_alarm_rate": float(np.mean(every > limit)) if limit is not None else 0.0}
     out["suggested_max_blur_misfit"] = math.ceil(2 * max(out[k]["percentiles"][99.9] for k in misfits)) / 2

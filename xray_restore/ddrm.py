@@ -417,7 +417,7 @@ class DDRMInferer(Inferer, nn.Module):
         settings = self.settings_for(plain, bits, averaged, windows)
         mean, _ = self.restore(plain, network, settings, generator=generator)
         for i, st in enumerate(settings):
-            if st["no_blur"] or st["blur_mismatch"]:  # nothing (a Gaussian deconvolution could) restore: as it came
+            if st["no_blur"] or st["blur_mismatch"]:  # sharp, or not a Gaussian blur: the input comes back as it came
                 mean[i] = plain[i]
         if isinstance(inputs, MetaTensor):
             mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]

@@ -175,7 +175,8 @@ class ReportWriter:
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      "blur_misfit": "" if not estimate or estimate.get("blur_misfit") is None
-                     else round(float(estimate["blur_misfit"]), 3),                     "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
+                     else round(float(estimate["blur_misfit"]), 3),
+                     "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
             for name, image in (("input", model_input), ("restored", restored)):
@@ -381,8 +382,8 @@ margin:.5em 0 1em 0}}
 <p class="small">Images are restored at the 64×64 model scale; panels show that grid (each model pixel as a
 square), the zoomed crops its central 32×32. blur σ: Gaussian blur std in model-scale pixels (0 = none);
 σ_y: noise std in [0, 1] intensity units; both estimated from each image unless given. Misfit: how far the
-best Gaussian blur falls short of the image's spectrum (above the bundle's limit, no Gaussian blur explains it). The uncertainty panel is
-the per-pixel std over the posterior samples, ×4 for visibility.</p>
+best Gaussian blur falls short of the image's spectrum (above the bundle's limit, no Gaussian blur explains it).
+The uncertainty panel is the per-pixel std over the posterior samples, ×4 for visibility.</p>
 <h2>Images</h2>{''.join(cells) or '<p>No image was restored.</p>'}
 <h2>Metrics</h2><table>{table}</table>
 {('<h2>Metrics not computed</h2><ul>' + missing + '</ul>') if missing else ''}

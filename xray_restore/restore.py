@@ -98,7 +98,8 @@ class Restoration:
     """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
 
     ``status`` is ``"restored"``, ``"no_blur"`` (no blur at the model scale) or ``"blur_mismatch"`` (a blur that is
-    not Gaussian); for the latter two ``restored`` is the input, written only when forced. ``blur_sigma`` (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
+    not Gaussian); for the latter two ``restored`` is the input, written only when forced. ``blur_sigma``
+    (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
     the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None).
     """
 
@@ -319,7 +320,7 @@ class Restorer:
         settings = self.inferer.settings_for(y, bits, averaged, windows)
         estimate_seconds = (time.time() - start) / len(batch)
         # nothing to restore in a sharp image; nothing a Gaussian deconvolution would not make worse in a non-Gaussian
-        todo = [i for i, st in enumerate(settings) if not (st["no_blur"] or st.get("blur_mismatch", False))]
+        todo = [i for i, st in enumerate(settings) if not (st["no_blur"] or st["blur_mismatch"])]
         mean, std = y.clone(), torch.zeros_like(y)
         # per input: its own decode and (below) output/write time, plus an even share of the batched estimate/DDRM
         seconds = [estimate_seconds + d.get("load_seconds", 0.0) for d in batch]
