@@ -44,6 +44,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
+from real_geometry import area  # the sibling benchmark's block means and PSNR (this folder is on sys.path)
+from real_geometry import psnr as psnr_np
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.measurement import convolve_mirrored, degrade, non_gaussian_kernel, quantise
 from xray_restore.metrics import psnr
@@ -58,7 +60,7 @@ EVALUATION = {"gaussian": (1.0, 2.0), "disk": (1.0, 1.5, 2.0, 3.0), "motion": (1
 NOISES = (0.002, 0.01)
 FULL_BLURS = {"gaussian": (1.0, 2.0), "disk": (1.0, 2.0), "motion": (1.0, 2.0), "anisotropic": (1.0, 2.0),
               "scatter": (1.0, 2.0)}
-FACTOR, CUT, REPORT = 14, 896, 16  # source px per model px, the square cut, the 1/16 PSNR scale
+FACTOR, CUT = 14, 896  # source px per model px, the square cut (PSNR also at 1/16: real_geometry.area)
 
 
 def blur_val(x: torch.Tensor, kind: str, sigma: float, sigma_y: float, g: torch.Generator, padding: str
@@ -85,16 +87,6 @@ def blur_full(x: np.ndarray, kind: str, sigma_64: float, rng: np.random.Generato
     kernel = non_gaussian_kernel(kind, s, float(rng.uniform(0, math.pi)), supersample=1).numpy()
     r = kernel.shape[0] // 2
     return fftconvolve(np.pad(x, r, mode="reflect"), kernel, mode="valid").astype(np.float32)
-
-
-def area(x: np.ndarray, factor: int = REPORT) -> np.ndarray:
-    """Means of ``factor``×``factor`` blocks (``x``'s sides are multiples of ``factor``)."""
-    h, w = x.shape
-    return x.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-
-
-def psnr_np(estimate: np.ndarray, reference: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(estimate, 0, 1) - reference) ** 2)))
 
 
 def developer_cuts(folder: str, sigma: float, sigma_y: float, rng: np.random.Generator) -> torch.Tensor:
