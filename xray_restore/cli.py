@@ -319,8 +319,8 @@ def _add_job_arguments(parser: argparse.ArgumentParser, output_default: str | No
                         help="MONAI bundle folder or name (default: %(default)s; a name is found beside the installed "
                              "package, see xray_restore/locate.py)")
     parser.add_argument("--samples", type=int, default=None,
-                        help="posterior samples per image; >1 adds an uncertainty series (default: the bundle's "
-                             "num_samples: 1 for xray_ddrm)")
+                        help="posterior samples averaged per image; >1 adds an uncertainty series (default: the "
+                             "bundle's num_samples)")
     parser.add_argument("--seed", type=int, default=None, help="random seed; each input gets its own stream derived "
                         "from it and its content, so results do not depend on the batch (default: the bundle's seed)")
 
