@@ -9,11 +9,13 @@ Two workloads, both run with the bundle's defaults (blur and noise estimated per
   cost a PACS pays for the studies it should leave alone (read + LUTs + resample + estimate + manifest).
 - ``blurred``: NIH originals (../shared/data/cxr14_full, evaluation only) blurred at 1024×1024 by σ_64 = 2
   (32 px) with noise σ_y 0.002, written as CR DICOMs in the end-to-end benchmark's eight encodings (MONOCHROME1/2,
-  8/12-bit, uncompressed / JPEG 2000 lossless), copied to N instances: each is estimated, restored by DDRM (20 steps
-  on the unknown-borders canvas) and written as a derived DICOM with its source-grid detail kept.
+  8/12-bit, uncompressed / JPEG 2000 lossless), copied to N instances: each is estimated, restored by DDRM (the
+  bundle's steps and samples, on the unknown-borders canvas) and written as a derived DICOM with its source-grid
+  detail kept (and, with more than one sample, its uncertainty series).
 
 Reported per workload: images/s end to end and the outcome counts; for ``blurred`` also the UNet floor, the time of
-the network alone for 20 evaluations per image at the same batch size on the canvas DDRM uses for σ 2, so
+the network alone for the bundle's ``num_steps`` evaluations of its ``num_samples`` chains per image at the same
+batch size on the canvas DDRM uses for σ 2, so
 ``floor_ratio = batch time / UNet time`` (1.0 would be pure network cost). Writes
 ``benchmarks/results/batch_throughput.json`` (with date and commit).
 """
@@ -38,16 +40,19 @@ from xray_restore.batch import run_batch
 from xray_restore.networks import build_prior_unet, load_weights
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
+from xray_restore.restore import Restorer
 
 SOURCES = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm", "RF-KarstenHilbert-MLUT.dcm",
            "CR-RSNA-chest-JPEGbaseline.dcm", "MG-OutOfBoundsOverlay.dcm"]
 SIGMA_64, SIGMA_Y = 2.0, 0.002
 
 
-def unet_floor(weights: str, batch_size: int, side: int, steps: int = 20, repeats: int = 3) -> float:
-    """Seconds per image of ``steps`` bf16 UNet evaluations at ``batch_size`` on ``side × side`` (median)."""
+def unet_floor(weights: str, batch_size: int, side: int, steps: int, samples: int, repeats: int = 3) -> float:
+    """Seconds per image of ``steps`` bf16 UNet evaluations of ``samples`` chains per image, ``batch_size`` images
+    per call (``batch_size · samples`` network inputs), on ``side × side`` (median)."""
     net = load_weights(build_prior_unet(), weights)
-    x, t = torch.randn(batch_size, 1, side, side), torch.full((batch_size,), 500, dtype=torch.long)
+    rows = batch_size * samples
+    x, t = torch.randn(rows, 1, side, side), torch.full((rows,), 500, dtype=torch.long)
     times = []
     with torch.inference_mode(), bf16_autocast("cpu"):
         net(x, t)
@@ -114,8 +119,11 @@ def main() -> None:
                                       args.bundle, args.batch_size),
                      "blurred": run(blurred, args.n, tmp, "blurred", args.bundle, args.batch_size)}
     canvas = blur_operator(64, SIGMA_64, window=((0, 64), (0, 64))).size  # the image and its unknown margin
-    floor = unet_floor(str(Path(args.bundle) / "models" / "model.pt"), args.batch_size, canvas)
+    inferer = Restorer.from_bundle(args.bundle).inferer  # the bundle's steps and samples per image
+    floor = unet_floor(str(Path(args.bundle) / "models" / "model.pt"), args.batch_size, canvas, inferer.num_steps,
+                       inferer.num_samples)
     workloads["blurred"].update(unet_floor_seconds_per_image=round(floor, 4), canvas=canvas,
+                                num_steps=inferer.num_steps, num_samples=inferer.num_samples,
                                 floor_ratio=round(workloads["blurred"]["seconds_per_image"] / floor, 2))
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "benchmark": "batch_throughput",
               "batch_size": args.batch_size, "threads": args.threads, "cpu_count": os.cpu_count(),

@@ -190,7 +190,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                 nominal = np.maximum(noise_64, quant)  # the estimator never reports below the source's floor
                 true_settings = [{"blur_sigma": sigma_64, "sigma_y": float(n)} for n in noise_64]
                 gens = [torch.Generator().manual_seed(i) for i in range(len(results))]
-                m_true, _ = forced.inferer.restore(y64, forced.network, true_settings, num_samples=1, generator=gens)
+                m_true, _ = forced.inferer.restore(y64, forced.network, true_settings, generator=gens)  # bundle's k
                 true_detail = (src_grid + up(m_true - y64, x.shape[-1])).clamp(0, 1)
                 lm = torch.cat([lmmse(y64[i : i + 1].double(), r.blur_sigma, r.sigma_y).float()
                                 for i, r in enumerate(results)])

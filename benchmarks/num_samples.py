@@ -1,6 +1,6 @@
 """How many DDRM samples the product should average: PSNR and time per image against ``num_samples``, on val.
 
-    python benchmarks/num_samples.py                       # 24 val images, about 20 min on 2 cores
+    python benchmarks/num_samples.py                       # 24 val images, about 13 min on 2 cores
     python benchmarks/num_samples.py --limit 8 --samples 1 2 --out /tmp/quick.json
 
 One DDRM sample is a draw from the posterior: in the components the measurement leaves uncertain it carries the
@@ -78,7 +78,7 @@ def main() -> None:
               "model_version": restorer.provenance["model_version"], "bundle_num_samples": inferer.num_samples,
               "rows": rows, "mean_gain_db": {str(k): v for k, v in gains.items()},
               "command": "python benchmarks/num_samples.py " + " ".join(
-                  f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                  f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                   for k, v in vars(args).items())}
     write_json(args.out, result)
     print(f"wrote {args.out} ({result['wall_seconds']} s)")

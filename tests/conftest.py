@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +24,13 @@ def cxr14_cache() -> Path:
     if not CXR14_CACHE.is_file():
         pytest.fail(f"{CXR14_CACHE} is missing: tests read the real ChestX-ray14 cache from ../shared/data")
     return CXR14_CACHE
+
+
+@pytest.fixture(scope="session")
+def per_input() -> int:
+    """Derived objects the shipped xray_ddrm bundle writes per restored DICOM: the restored image, plus its
+    uncertainty series when it averages more than one posterior sample (inference.json ``num_samples``)."""
+    return 1 + (json.loads((BUNDLE / "configs" / "inference.json").read_text())["num_samples"] > 1)
 
 
 @pytest.fixture(autouse=True)

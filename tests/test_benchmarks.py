@@ -81,4 +81,6 @@ def test_batch_throughput_smoke_run(tmp_path):
     assert [stored["counts"][k] for k in counted] == [0, 0, 0, 8], stored
     assert [blurred["counts"][k] for k in counted] == [0, 8, 0, 0], blurred
     assert blurred["canvas"] > 64 and blurred["floor_ratio"] > 0.5
+    assert blurred["num_samples"] == json.loads((REPO / "bundles/xray_ddrm/configs/inference.json").read_text())[
+        "num_samples"]  # the floor counts the bundle's own samples per image
     assert {"date", "commit", "command"} <= set(data)

@@ -73,7 +73,7 @@ def orthanc(orthanc_server):
     return orthanc_server["web"]
 
 
-def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
+def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_input):
     node = DicomWebNode(orthanc)
     staged = []
     for name in PUSHED:
@@ -92,11 +92,11 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["counts"]["stored"] == len(PUSHED) and report["stored"] == len(PUSHED)
+    assert report["counts"]["stored"] == len(PUSHED) and report["stored"] == len(PUSHED) * per_input
 
     assert sorted(r.sop for r in node.search()) == sorted(sources)  # searches skip our own derived objects
     derived = [r for r in all_instances(node) if r.sop not in sources]
-    assert len(derived) == len(PUSHED)
+    assert len(derived) == len(PUSHED) * per_input
     for ref in derived:
         ds = node.client.retrieve_instance(ref.study, ref.series, ref.sop)
         source_uid = str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)
@@ -110,7 +110,7 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path):
     assert again.returncode == 0
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["processed"] == 0 and second["stored"] == 0  # nothing re-sent
-    assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED)
+    assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED) * per_input
 
 
 def test_search_filters(orthanc, tmp_path):
@@ -135,7 +135,7 @@ def test_search_filters(orthanc, tmp_path):
         assert node.search(date_range="18000101-18000102") == []
 
 
-def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(orthanc, tmp_path):
+def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(orthanc, tmp_path, per_input):
     """Orthanc accepts SOPInstanceUID '../../PWNED': it is recorded as failed (never a path), the others are
     restored and stored back once; a re-run processes and stores nothing."""
     from xray_restore.batch import Manifest
@@ -164,7 +164,7 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     (failed,) = [r for r in book.rows() if r["state"] == "failed"]
     derived = [str(pydicom.dcmread(o, stop_before_pixels=True).SOPInstanceUID) for r in book.rows() for o in r["outputs"]]
     book.close()
-    assert len(derived) == len(PUSHED) and set(derived) <= {r.sop for r in all_instances(node)}
+    assert len(derived) == len(PUSHED) * per_input and set(derived) <= {r.sop for r in all_instances(node)}
     # sent: only what the PACS did not hold (an earlier test may have stored the same derived objects)
     assert report["stored"] == len(set(derived) - held_before)
     assert "PWNED" in failed["key"] and "invalid SOPInstanceUID" in failed["reason"]
@@ -175,9 +175,9 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(PUSHED)
 
 
-def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch):
+def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_input):
     """kill -9 right after the PACS accepted a STOW-RS and before the manifest recorded it: the re-run stores what
-    is missing, the PACS ends with exactly one derived object per source and the manifest says ``stored``."""
+    is missing, the PACS ends with exactly one set of derived objects per source and the manifest says ``stored``."""
     from pydicom.uid import generate_uid
 
     from xray_restore.batch import Manifest
@@ -209,15 +209,15 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch):
     assert again.returncode == 0, again.stderr[-3000:]
     report = json.loads(again.stdout.strip().splitlines()[-1])
     assert report["processed"] == 0 and report["counts"]["stored"] == len(sources)
-    assert report["stored"] == len(sources) - 1  # the object the PACS already held was not sent again
+    assert report["stored"] == (len(sources) - 1) * per_input  # what the PACS already held was not sent again
     derived = [r for r in all_instances(node) if r.study == study and r.sop not in sources]
-    assert len(derived) == len(sources)  # the object stored before the kill was not duplicated
+    assert len(derived) == len(sources) * per_input  # the objects stored before the kill were not duplicated
     referenced = sorted(str(node.client.retrieve_instance(r.study, r.series, r.sop)
                             .SourceImageSequence[0].ReferencedSOPInstanceUID) for r in derived)
-    assert referenced == sorted(sources)
+    assert referenced == sorted(sources * per_input)
 
 
-def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_path):
+def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_path, per_input):
     """The same batch over Orthanc's DICOM port: C-FIND, C-GET, C-STORE of the derived series (pynetdicom); a
     re-run processes and stores nothing; our derived series are never taken as inputs."""
     from pydicom.uid import generate_uid
@@ -247,12 +247,12 @@ def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(first.stdout.strip().splitlines()[-1])
-    assert report["counts"]["stored"] == 2 and report["stored"] == 2
+    assert report["counts"]["stored"] == 2 and report["stored"] == 2 * per_input
     derived = [r for r in all_instances(web) if r.study == study and r.sop not in sources]
-    assert len(derived) == 2
+    assert len(derived) == 2 * per_input
     referenced = sorted(str(web.client.retrieve_instance(r.study, r.series, r.sop)
                             .SourceImageSequence[0].ReferencedSOPInstanceUID) for r in derived)
-    assert referenced == sorted(sources)
+    assert referenced == sorted(sources * per_input)
     assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # derived series are not inputs
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

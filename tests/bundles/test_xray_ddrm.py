@@ -110,7 +110,9 @@ def test_main_job_runs_on_embedded_default(tmp_path, render_report):
     page = render_report(tmp_path / "report.html")  # what a newcomer opens first
     assert page["scrollWidth"] <= page["width"] == 1280 and page["broken"] == 0 and page["console"] == [], page
     n = summary["n_images"]
-    assert page["images"] == n * 6 and page["charts"] == 4, page  # input/restored/reference + zooms; PSNR, SSIM, σ, σ_y
+    panels = 6 + (json.loads((BUNDLE / "configs" / "inference.json").read_text())["num_samples"] > 1)  # + uncertainty
+    # input/restored/reference + zooms (and the uncertainty); charts: PSNR, SSIM, σ, σ_y
+    assert page["images"] == n * panels and page["charts"] == 4, page
 
 
 def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, check_trainer_resumes):
