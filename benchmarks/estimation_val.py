@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--bundle", default="bundles/xray_ddrm")
     parser.add_argument("--limit", type=int, default=None, help="val images for the estimator (default: all)")
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images for the DDRM comparison (0: none)")
+    parser.add_argument("--samples", type=int, default=None, help="DDRM samples averaged per image (default: the "
+                        "bundle's num_samples; the README's tables up to bundle 0.10.0 were measured with 1)")
     parser.add_argument("--regressor", default=None,
                         help="degradation regressor weights to try in place of the bundle's (a candidate)")
     parser.add_argument("--split", choices=("val", "train"), default="val",
@@ -158,7 +160,7 @@ def main() -> None:
                 out = {}
                 for name, st in (("estimated", ungated), ("true", true)):
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
-                    mean, _ = inferer.restore(ys, restorer.network, st, num_samples=1, generator=gens)
+                    mean, _ = inferer.restore(ys, restorer.network, st, num_samples=args.samples, generator=gens)
                     out[name] = mean
                 default = torch.stack([ys[i] if s["no_blur"] or s["blur_mismatch"] else out["estimated"][i]
                                        for i, s in enumerate(est)])
@@ -197,7 +199,7 @@ def main() -> None:
               "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
               "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution",
                                                            "operator_uncertainty", "border_error")},
-              "overrides": overrides,
+              "overrides": overrides, "ddrm_num_samples": args.samples or inferer.num_samples,
               "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,
               "mean_abs_sigma_error": float(np.mean([r["abs_sigma_error"] for r in rows])),
               "command": "python benchmarks/estimation_val.py " + " ".join(

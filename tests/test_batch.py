@@ -142,12 +142,13 @@ def test_kill_during_the_write_then_resume(tmp_path, kill_switch, per_input):
     assert result.returncode == 0, result.stderr[-2000:]
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
     by_source = outputs_by_source(tmp_path / "out")
+    written = sorted(str(p) for paths in by_source.values() for p in paths)
     assert sorted(by_source) == sorted(uids) and all(len(p) == per_input for p in by_source.values())
-    for path in (p for paths in by_source.values() for p in paths):
+    for path in written:
         ds = pydicom.dcmread(path)
         assert ds.pixel_array.shape[-2:] == (ds.Rows, ds.Columns)  # complete: every pixel decodes
     book = Manifest(tmp_path / "out" / "manifest.sqlite")
     rows = book.rows()
     book.close()
     assert {r["state"] for r in rows} == {"done"}
-    assert sorted(o for r in rows for o in r["outputs"]) == sorted(str(p) for paths in by_source.values() for p in paths)
+    assert sorted(o for r in rows for o in r["outputs"]) == written

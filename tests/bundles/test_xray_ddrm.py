@@ -92,7 +92,7 @@ def test_inference_config_restores_real_blurred_xrays(real_blurred_val_images, t
     assert psnr(restored, x).mean() > psnr(y, x).mean() + 2.0
 
 
-def test_main_job_runs_on_embedded_default(tmp_path, render_report):
+def test_main_job_runs_on_embedded_default(tmp_path, render_report, per_input):
     readme = (REPO / "README.md").read_text()
     command = re.search(r"\.venv/bin/python (-W .*? -m monai\.bundle run .*?)\n", readme).group(1)
     cmd = [sys.executable, *shlex.split(command), "--output_dir", str(tmp_path)]  # the README's main job, as written
@@ -110,9 +110,8 @@ def test_main_job_runs_on_embedded_default(tmp_path, render_report):
     page = render_report(tmp_path / "report.html")  # what a newcomer opens first
     assert page["scrollWidth"] <= page["width"] == 1280 and page["broken"] == 0 and page["console"] == [], page
     n = summary["n_images"]
-    panels = 6 + (json.loads((BUNDLE / "configs" / "inference.json").read_text())["num_samples"] > 1)  # + uncertainty
-    # input/restored/reference + zooms (and the uncertainty); charts: PSNR, SSIM, σ, σ_y
-    assert page["images"] == n * panels and page["charts"] == 4, page
+    # input/restored/reference + zooms, and the uncertainty when the bundle averages samples; PSNR, SSIM, σ, σ_y
+    assert page["images"] == n * (5 + per_input) and page["charts"] == 4, page
 
 
 def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, check_trainer_resumes):
