@@ -1,7 +1,7 @@
 """``Restorer``: the composition root (bundle → chain → degradation estimate → DDRM → source grid → outputs).
 
     >>> restorer = Restorer.from_bundle("bundles/xray_ddrm")            # doctest: +SKIP
-    >>> results = restorer.restore(["chest.dcm"], num_samples=4, output_dir="out/")  # doctest: +SKIP
+    >>> results = restorer.restore(["chest.dcm"], output_dir="out/")    # doctest: +SKIP
 
 Every setting comes from the bundle's ``inference.json`` (their one home); keyword arguments of
 :meth:`Restorer.from_bundle` override its ids, as ``monai.bundle run --id value`` does (e.g. ``sigma_y=0.02``,
@@ -252,8 +252,9 @@ class Restorer:
     ) -> list[Restoration]:
         """Restore files (DICOM or PNG paths) or pydicom ``Dataset`` objects (``progress``: a tqdm bar on stderr).
 
-        With ``output_dir``, each DICOM source gets derived objects (restored, and uncertainty when
-        ``num_samples > 1``) via :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
+        ``num_samples``: samples averaged per input (default: the bundle's). With ``output_dir``, each DICOM source
+        gets derived objects (restored, and uncertainty when ``num_samples > 1``) via
+        :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
         ``on_error="skip"`` records a bad input in :attr:`failures` (load, restore or write) and goes on with the
         others; ``"raise"`` stops. An input's result never depends on the other inputs of its call.
         Memory: at most ``batch_size`` inputs, and no more source-grid pixels than the bundle's
