@@ -37,7 +37,6 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
-from xray_restore.networks import build_prior_unet, load_weights
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
@@ -47,10 +46,9 @@ SOURCES = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm", "MG_Explicit_Little
 SIGMA_64, SIGMA_Y = 2.0, 0.002
 
 
-def unet_floor(weights: str, batch_size: int, side: int, steps: int, samples: int, repeats: int = 3) -> float:
-    """Seconds per image of ``steps`` bf16 UNet evaluations of ``samples`` chains per image, ``batch_size`` images
-    per call (``batch_size · samples`` network inputs), on ``side × side`` (median)."""
-    net = load_weights(build_prior_unet(), weights)
+def unet_floor(net: torch.nn.Module, batch_size: int, side: int, steps: int, samples: int, repeats: int = 3) -> float:
+    """Seconds per image of ``steps`` bf16 evaluations of ``net`` for ``samples`` chains per image, ``batch_size``
+    images per call (``batch_size · samples`` network inputs), on ``side × side`` (median)."""
     rows = batch_size * samples
     x, t = torch.randn(rows, 1, side, side), torch.full((rows,), 500, dtype=torch.long)
     times = []
@@ -119,9 +117,9 @@ def main() -> None:
                                       args.bundle, args.batch_size),
                      "blurred": run(blurred, args.n, tmp, "blurred", args.bundle, args.batch_size)}
     canvas = blur_operator(64, SIGMA_64, window=((0, 64), (0, 64))).size  # the image and its unknown margin
-    inferer = Restorer.from_bundle(args.bundle).inferer  # the bundle's steps and samples per image
-    floor = unet_floor(str(Path(args.bundle) / "models" / "model.pt"), args.batch_size, canvas, inferer.num_steps,
-                       inferer.num_samples)
+    restorer = Restorer.from_bundle(args.bundle)  # the bundle's network, steps and samples per image
+    inferer = restorer.inferer
+    floor = unet_floor(restorer.network, args.batch_size, canvas, inferer.num_steps, inferer.num_samples)
     workloads["blurred"].update(unet_floor_seconds_per_image=round(floor, 4), canvas=canvas,
                                 num_steps=inferer.num_steps, num_samples=inferer.num_samples,
                                 floor_ratio=round(workloads["blurred"]["seconds_per_image"] / floor, 2))

@@ -23,7 +23,7 @@ import time
 import torch
 
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.measurement import quantise
+from xray_restore.measurement import measure
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
 from xray_restore.provenance import run_info, write_json
@@ -55,9 +55,9 @@ def main() -> None:
     for sigma_y, bits in NOISES:
         for sigma in SIGMAS:
             g = torch.Generator().manual_seed(args.seed)
-            blurred = GaussianBlur(64, sigma, padding=inferer.operator.padding).H(x.double())
-            noisy = blurred + sigma_y * torch.randn(blurred.shape, generator=g, dtype=torch.float64)
-            y = (quantise(noisy, bits) if bits else noisy.clamp(0.0, 1.0)).to(x.dtype)
+            noise = torch.randn(x.shape, generator=g, dtype=torch.float64)
+            op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
+            y = measure(x.double(), op, sigma_y, noise, bits).clamp(0.0, 1.0).to(x.dtype)
             settings = [{**s, "operator_sigma": inferer.restoring_sigma(s["blur_sigma"])}  # no gate: restore all
                         for s in inferer.settings_for(y, bits)]
             row = {"sigma": sigma, "sigma_y": sigma_y, "bits": bits, "n": len(y),

@@ -27,10 +27,16 @@ def cxr14_cache() -> Path:
 
 
 @pytest.fixture(scope="session")
-def per_input() -> int:
+def ddrm_num_samples() -> int:
+    """The shipped xray_ddrm bundle's ``num_samples`` (its inference.json: the setting's one home)."""
+    return int(json.loads((BUNDLE / "configs" / "inference.json").read_text())["num_samples"])
+
+
+@pytest.fixture(scope="session")
+def per_input(ddrm_num_samples) -> int:
     """Derived objects the shipped xray_ddrm bundle writes per restored DICOM: the restored image, plus its
-    uncertainty series when it averages more than one posterior sample (inference.json ``num_samples``)."""
-    return 1 + (json.loads((BUNDLE / "configs" / "inference.json").read_text())["num_samples"] > 1)
+    uncertainty series when it averages more than one posterior sample."""
+    return 1 + (ddrm_num_samples > 1)
 
 
 @pytest.fixture(autouse=True)

@@ -66,7 +66,7 @@ def test_real_geometry_smoke_run(tmp_path):
             assert row["psnr_16_output_mirrored_borders"] < row["psnr_16_input"], row
 
 
-def test_batch_throughput_smoke_run(tmp_path):
+def test_batch_throughput_smoke_run(tmp_path, ddrm_num_samples):
     """Both workloads with the defaults: the real sample DICOMs are all skipped as sharp ("no blur"), the blurred
     originals in every encoding are all restored; nothing fails, and the JSON carries its provenance."""
     out = tmp_path / "throughput.json"
@@ -81,12 +81,11 @@ def test_batch_throughput_smoke_run(tmp_path):
     assert [stored["counts"][k] for k in counted] == [0, 0, 0, 8], stored
     assert [blurred["counts"][k] for k in counted] == [0, 8, 0, 0], blurred
     assert blurred["canvas"] > 64 and blurred["floor_ratio"] > 0.5
-    assert blurred["num_samples"] == json.loads((REPO / "bundles/xray_ddrm/configs/inference.json").read_text())[
-        "num_samples"]  # the floor counts the bundle's own samples per image
+    assert blurred["num_samples"] == ddrm_num_samples  # the floor counts the bundle's own samples per image
     assert {"date", "commit", "command"} <= set(data)
 
 
-def test_num_samples_smoke_run(tmp_path):
+def test_num_samples_smoke_run(tmp_path, ddrm_num_samples):
     """The benchmark behind the bundle's ``num_samples`` runs on 4 val images: every condition restores well above
     its input, and the mean of 4 samples beats one on average over the 6 conditions (24 images: +0.58 to +0.96 dB
     in each)."""
@@ -97,8 +96,7 @@ def test_num_samples_smoke_run(tmp_path):
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert data["bundle_num_samples"] == json.loads((REPO / "bundles/xray_ddrm/configs/inference.json").read_text())[
-        "num_samples"] and {"date", "commit", "command"} <= set(data)
+    assert data["bundle_num_samples"] == ddrm_num_samples and {"date", "commit", "command"} <= set(data)
     rows = data["rows"]
     assert len(rows) == 6 and all([s["num_samples"] for s in r["samples"]] == [1, 4] for r in rows)
     assert all(r["samples"][0]["psnr"] > r["psnr_input"] + 2 for r in rows), rows
