@@ -1,4 +1,4 @@
-"""Blurs that are not Gaussian: what restoring them as Gaussian does, and what the misfit check saves.
+"""Blurs that are not Gaussian: what restoring them as Gaussian does, and what the misfit and anisotropy checks save.
 
     python benchmarks/blur_mismatch.py                  # about 15 min on 2 cores
     python benchmarks/blur_mismatch.py --ddrm-limit 8 --full-limit 2 --out /tmp/quick.json
@@ -7,21 +7,28 @@ The product restores a Gaussian blur. Real blurs need not be one: a defocus or a
 patient who moves leaves a streak. Their transfer functions have zeros and sign-flipped side lobes, which a
 Gaussian deconvolution amplifies into ringing: the output is worse than its input. The estimator's
 ``blur_misfit`` (:func:`xray_restore.estimation.blur_misfit`) measures how far the best Gaussian model falls short of
-an input's spectrum; above the bundle's ``max_blur_misfit`` the input is handed back (``blur_mismatch``).
+an input's spectrum, ring by ring, and ``blur_anisotropy`` (:func:`xray_restore.estimation.blur_anisotropy`) how
+unevenly it does so by direction (a motion streak takes power from one direction only); above the bundle's
+``max_blur_misfit`` or ``max_blur_anisotropy`` the input is handed back (``blur_mismatch``).
 
 1. **Calibration**, Gaussian blurs only, on development images: (a) val, all images at 64×64, σ ∈ {0.75, 1, 1.5, 2,
    2.5, 3} px, noise σ_y ∈ {0.002, 0.005, 0.01, 0.02}, 8-bit; (b) the 3 developer-side originals of
    ``../shared/data/cxr14_png/`` (patients of the training split) as the product sees a file: 896×896 cuts (4
    offsets, and their mirror images) blurred at 14·σ px, noise {0.001, 0.002, 0.005}, 8-bit, area-resized to 64×64
    (their spectra are richer than the 64×64 training images', so a Gaussian fits them less well). The misfit of
-   every input the product would restore (σ̂ ≥ ``no_blur_sigma``, spectral fit kept): percentiles, and the share the
-   bundle's limit hands back (false alarms: a restorable blur given back). The limit is chosen from this alone:
-   the larger of the two sets' 99.9th percentiles, rounded up to 0.5.
+   every input the product would restore (σ̂ ≥ ``no_blur_sigma``, spectral fit kept), for each check: percentiles, and
+   the share the bundle's limit hands back (false alarms: a restorable blur given back). Each limit is chosen from
+   this alone: the larger of the two sets' 99.9th percentiles, rounded up to 0.5 (misfit) or 0.1 (anisotropy).
 2. **Evaluation on val** (the first ``--ddrm-limit`` images): disk and motion blurs (random direction) of std σ ∈
    {1, 1.5, 2, 3} px (:func:`xray_restore.measurement.non_gaussian_kernel`), Gaussian σ ∈ {1, 2} as the control,
+   anisotropic Gaussians (σ, 1.5σ) and (σ, 2σ) with σ ∈ {1, 2} and {1, 1.5},
    σ_y ∈ {0.002, 0.01}, 8-bit. DDRM (1 sample, the bundle's settings, estimated σ̂ and σ̂_y) restores every input
    σ̂ puts above the no-blur gate; PSNR gain over the input of that restoration, and of the default output (the
    input itself where the check hands it back).
+   The anisotropy limit must also let most mildly anisotropic Gaussians through (a CR plate reads its scan and
+   sub-scan directions with different sharpness, and restored as an isotropic blur they gain): val blurred with
+   std σ and 1.5σ along the two axes (σ ∈ {1, 1.5, 2}, the same noises); its limit is the larger of the above and
+   their 90th percentile in the condition where it is largest, rounded up to 0.1.
 3. **Source resolution** (the first ``--full-limit`` NIH originals of ``../shared/data/cxr14_full/``, evaluation
    only, cut to 896×896 so that 14 px are one model pixel): Gaussian, disk, motion, anisotropic Gaussian (σ and
    2σ) and scatter (70 % Gaussian σ + 30 % Gaussian 6 px: a veiling glare) blurs at 14·σ_64 px, noise 0.002,
@@ -56,7 +63,11 @@ from xray_restore.restore import Restorer
 CALIBRATION_SIGMAS = (0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
 CALIBRATION_NOISES = (0.002, 0.005, 0.01, 0.02)
 DEVELOPER_NOISES = (0.001, 0.002, 0.005)  # at the source grid
-EVALUATION = {"gaussian": (1.0, 2.0), "disk": (1.0, 1.5, 2.0, 3.0), "motion": (1.0, 1.5, 2.0, 3.0)}
+EVALUATION = {"gaussian": (1.0, 2.0), "disk": (1.0, 1.5, 2.0, 3.0), "motion": (1.0, 1.5, 2.0, 3.0),
+              "anisotropic": (1.0, 2.0), "anisotropic_2": (1.0, 1.5)}
+#: Axis ratio of the mildly anisotropic Gaussians the anisotropy limit must let through (a CR plate's scan and
+#: sub-scan directions differ in sharpness), their short-axis σ (px) and the share of them it may hand back.
+ANISOTROPIC_RATIO, ANISOTROPIC_SIGMAS, ANISOTROPIC_SHARE = 1.5, (1.0, 1.5, 2.0), 0.1
 NOISES = (0.002, 0.01)
 FULL_BLURS = {"gaussian": (1.0, 2.0), "disk": (1.0, 2.0), "motion": (1.0, 2.0), "anisotropic": (1.0, 2.0),
               "scatter": (1.0, 2.0)}
@@ -65,12 +76,21 @@ FACTOR, CUT = 14, 896  # source px per model px, the square cut (PSNR also at 1/
 
 def blur_val(x: torch.Tensor, kind: str, sigma: float, sigma_y: float, g: torch.Generator, padding: str
              ) -> torch.Tensor:
-    """``Q₈(k * x + σ_y n)`` of val images ``(B, 1, 64, 64)``: the operator's Gaussian, or a disk / motion kernel
-    (one random direction per image) with mirrored borders."""
+    """``Q₈(k * x + σ_y n)`` of val images ``(B, 1, 64, 64)``: the operator's Gaussian; an axis-aligned anisotropic
+    Gaussian of std σ and ``ANISOTROPIC_RATIO``·σ (``"anisotropic"``; ``"anisotropic_2"``: 2σ), the longer axis
+    along rows or columns per image; or a disk / motion kernel (one random direction per image); mirrored
+    borders."""
     if kind == "gaussian":
         return degrade(x, "realistic", g, sigma_y=sigma_y, operator=GaussianBlur(64, sigma, padding=padding))
-    blurred = torch.cat([convolve_mirrored(x[i : i + 1], non_gaussian_kernel(
-        kind, sigma, float(torch.rand(1, generator=g)) * math.pi)) for i in range(len(x))])
+    if kind.startswith("anisotropic"):
+        ratio = 2.0 if kind == "anisotropic_2" else ANISOTROPIC_RATIO
+        axes = [(sigma, ratio * sigma) if bool(torch.rand(1, generator=g) < 0.5) else (ratio * sigma, sigma)
+                for _ in range(len(x))]
+        blurred = torch.from_numpy(np.stack([gaussian_filter(im[0].double().numpy(), a, mode="mirror", truncate=4.0)
+                                             for im, a in zip(x, axes)])[:, None])
+    else:
+        blurred = torch.cat([convolve_mirrored(x[i : i + 1], non_gaussian_kernel(
+            kind, sigma, float(torch.rand(1, generator=g)) * math.pi)) for i in range(len(x))])
     noisy = blurred + sigma_y * torch.randn(blurred.shape, generator=g, dtype=torch.float64)
     return quantise(noisy, 8).to(x.dtype)
 
@@ -104,40 +124,60 @@ def developer_cuts(folder: str, sigma: float, sigma_y: float, rng: np.random.Gen
     return torch.tensor(np.stack(out), dtype=torch.float32)[:, None]
 
 
-def _restorable_misfits(settings: list[dict]) -> np.ndarray:
-    return np.array([s["estimate"].blur_misfit for s in settings
-                     if not s["no_blur"] and s["estimate"].blur_misfit is not None])
+#: The checks calibrated here: the estimate's statistic → (the bundle's limit id, the step its limit is rounded up to).
+CHECKS = {"blur_misfit": ("max_blur_misfit", 0.5), "blur_anisotropy": ("max_blur_anisotropy", 0.1)}
+
+
+def _restorable(settings: list[dict], statistic: str) -> np.ndarray:
+    return np.array([getattr(s["estimate"], statistic) for s in settings
+                     if not s["no_blur"] and getattr(s["estimate"], statistic) is not None])
 
 
 def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
-    """Misfits of Gaussian-blurred development inputs the product would restore, and the share its limit hands
-    back; the limit this suggests (the larger 99.9th percentile of the two sets, rounded up to 0.5)."""
+    """Each check's statistic (:data:`CHECKS`) on Gaussian-blurred development inputs the product would restore,
+    and the share the bundle's limit hands back; the limit this suggests (the larger 99.9th percentile of the two
+    sets, rounded up to the check's step)."""
     g, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
-    rows, misfits = [], {"val": [], "developer_cuts": []}
+    rows = []
     for sigma_y in CALIBRATION_NOISES:
         for sigma in CALIBRATION_SIGMAS:
             settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, inferer.operator.padding), 8)
-            rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "misfits": _restorable_misfits(settings)})
+            rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "settings": settings})
+    for sigma_y in CALIBRATION_NOISES:
+        for sigma in ANISOTROPIC_SIGMAS:
+            y = blur_val(x, "anisotropic", sigma, sigma_y, g, inferer.operator.padding)
+            rows.append({"set": "val_anisotropic", "sigma": sigma, "sigma_y": sigma_y,
+                         "settings": inferer.settings_for(y, 8)})
     for sigma_y in DEVELOPER_NOISES:
         for sigma in CALIBRATION_SIGMAS:
             cuts = developer_cuts(developer, sigma, sigma_y, rng)
-            settings = inferer.settings_for(cuts, 8, float(FACTOR**2))
             rows.append({"set": "developer_cuts", "sigma": sigma, "sigma_y": sigma_y,
-                         "misfits": _restorable_misfits(settings)})
-    limit = inferer.max_blur_misfit
-    for row in rows:
-        m = row.pop("misfits")
-        misfits[row["set"]].append(m)
-        row.update({"n_restorable": len(m), "misfit_median": float(np.median(m)), "misfit_max": float(m.max()),
-                    "handed_back": int(np.sum(m > limit)) if limit is not None else 0})
-    out = {"rows": rows, "bundle_max_blur_misfit": limit}
-    for name, parts in misfits.items():
-        every = np.concatenate(parts)
-        out[name] = {"n": len(every),
-                     "percentiles": {p: float(np.percentile(every, p)) for p in (50, 90, 99, 99.5, 99.9)},
-                     "max": float(every.max()),
-                     "false_alarm_rate": float(np.mean(every > limit)) if limit is not None else 0.0}
-    out["suggested_max_blur_misfit"] = math.ceil(2 * max(out[k]["percentiles"][99.9] for k in misfits)) / 2
+                         "settings": inferer.settings_for(cuts, 8, float(FACTOR**2))})
+    out: dict = {}
+    for statistic, (limit_id, step) in CHECKS.items():
+        limit = getattr(inferer, limit_id)
+        values: dict = {"val": [], "developer_cuts": [], "val_anisotropic": []}
+        for row in rows:
+            v = _restorable(row["settings"], statistic)
+            values[row["set"]].append(v)
+            row.update({"n_restorable": len(v), f"{statistic}_median": float(np.median(v)),
+                        f"{statistic}_max": float(v.max()),
+                        f"handed_back_{statistic}": int(np.sum(v > limit)) if limit is not None else 0})
+        out[statistic] = {"bundle_limit": limit}
+        for name, parts in values.items():
+            every = np.concatenate(parts)
+            out[statistic][name] = {"n": len(every),
+                                    "percentiles": {p: float(np.percentile(every, p)) for p in (50, 90, 99, 99.5, 99.9)},
+                                    "max": float(every.max()),
+                                    "false_alarm_rate": float(np.mean(every > limit)) if limit is not None else 0.0}
+        worst = max(out[statistic][k]["percentiles"][99.9] for k in ("val", "developer_cuts"))
+        if statistic == "blur_anisotropy":  # and let all but ANISOTROPIC_SHARE of the mildly anisotropic through,
+            # in every (σ, σ_y) condition
+            kept = max(float(np.percentile(v, 100 * (1 - ANISOTROPIC_SHARE))) for v in values["val_anisotropic"])
+            out[statistic]["val_anisotropic"]["percentile_kept_worst_condition"] = kept
+            worst = max(worst, kept)
+        out[statistic]["suggested_limit"] = round(math.ceil(worst / step) * step, 6)
+    out["rows"] = [{k: v for k, v in row.items() if k != "settings"} for row in rows]
     return out
 
 
@@ -160,24 +200,29 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
                     gain_unchecked[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
                 restored = np.array([not s["no_blur"] for s in settings])
                 flagged = np.array([s["blur_mismatch"] for s in settings])
+                directional = np.array([s["estimate"].exceeds_anisotropy(inferer.max_blur_anisotropy)
+                                        and not s["estimate"].exceeds_misfit(inferer.max_blur_misfit)
+                                        for s in settings]) & flagged
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)
                 rows.append({
                     "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
                     "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
                     "restored_unchecked": int(restored.sum()), "worse_unchecked": int(worse.sum()),
-                    "handed_back": int(flagged.sum()), "worse_handed_back": int((worse & flagged).sum()),
+                    "handed_back": int(flagged.sum()), "handed_back_by_anisotropy_only": int(directional.sum()),
+                    "worse_handed_back": int((worse & flagged).sum()),
                     "better_handed_back": int((restored & flagged & (gain_unchecked > 0)).sum()),
                     "worse_default": int((restored & ~flagged & (gain_unchecked < 0)).sum()),
                     "gain_unchecked_mean": float(gain_unchecked.mean()),
                     "gain_default_mean": float(gain_default.mean()),
                     "gain_unchecked_worst": float(gain_unchecked.min()),
                     "gain_default_worst": float(gain_default.min()),
-                    "misfits": [None if s["estimate"].blur_misfit is None else round(s["estimate"].blur_misfit, 3)
-                                for s in settings]})
+                    **{f"{k}s": [None if getattr(s["estimate"], k) is None else round(getattr(s["estimate"], k), 3)
+                                 for s in settings] for k in CHECKS}})
                 r = rows[-1]
                 print(f"{kind} σ {sigma:g} σ_y {sigma_y:g}: restored {r['restored_unchecked']}/{r['n']}, worse "
-                      f"{r['worse_unchecked']}, handed back {r['handed_back']} (worse {r['worse_handed_back']}, "
+                      f"{r['worse_unchecked']}, handed back {r['handed_back']} ({r['handed_back_by_anisotropy_only']} by "
+                      f"anisotropy only; worse {r['worse_handed_back']}, "
                       f"better {r['better_handed_back']}); gain {r['gain_unchecked_mean']:+.2f} -> "
                       f"{r['gain_default_mean']:+.2f} dB, worst {r['gain_unchecked_worst']:+.2f} -> "
                       f"{r['gain_default_worst']:+.2f}", flush=True)
@@ -191,7 +236,7 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dic
     sharp = [x[(x.shape[0] - CUT) // 2 : (x.shape[0] + CUT) // 2, (x.shape[1] - CUT) // 2 : (x.shape[1] + CUT) // 2]
              for x in top]
     checked = Restorer.from_bundle(bundle)
-    unchecked = Restorer.from_bundle(bundle, max_blur_misfit=None)
+    unchecked = Restorer.from_bundle(bundle, **{limit_id: None for limit_id, _ in CHECKS.values()})
     rng = np.random.default_rng(seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,8 +251,8 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dic
                 default, plain = checked.restore(files), unchecked.restore(files)
                 row = {"kind": kind, "sigma_64": sigma_64, "n": len(files),
                        "statuses": [r.status for r in default],
-                       "misfits": [None if r.estimate is None or r.estimate["blur_misfit"] is None
-                                   else round(r.estimate["blur_misfit"], 3) for r in default]}
+                       **{f"{k}s": [None if r.estimate is None or r.estimate[k] is None
+                                    else round(r.estimate[k], 3) for r in default] for k in CHECKS}}
                 for name, results in (("default", default), ("unchecked", plain)):
                     for scale, f in (("16", area), ("source", lambda a: a)):
                         gains = [psnr_np(f(r.restored), f(s)) - psnr_np(f(r.image), f(s))
@@ -240,12 +285,14 @@ def main() -> None:
     restorer = Restorer.from_bundle(args.bundle)
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])
     calibrated = calibration(x, args.developer, restorer.inferer, args.seed)
-    for name in ("val", "developer_cuts"):
-        c = calibrated[name]
-        print(f"calibration, {name}: {c['n']} restorable Gaussian-blurred inputs, misfit p50 "
-              f"{c['percentiles'][50]:.2f}, p99 {c['percentiles'][99]:.2f}, max {c['max']:.2f}; the bundle's limit "
-              f"{calibrated['bundle_max_blur_misfit']} hands back {100 * c['false_alarm_rate']:.2f} %", flush=True)
-    print(f"suggested limit: {calibrated['suggested_max_blur_misfit']:g}", flush=True)
+    for statistic in CHECKS:
+        for name in ("val", "developer_cuts", "val_anisotropic"):
+            c = calibrated[statistic][name]
+            print(f"calibration, {name}: {c['n']} restorable Gaussian-blurred inputs, {statistic} p50 "
+                  f"{c['percentiles'][50]:.2f}, p99.9 {c['percentiles'][99.9]:.2f}, max {c['max']:.2f}; the bundle's "
+                  f"limit {calibrated[statistic]['bundle_limit']} hands back {100 * c['false_alarm_rate']:.2f} %",
+                  flush=True)
+        print(f"suggested limit for {statistic}: {calibrated[statistic]['suggested_limit']:g}", flush=True)
     evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,

@@ -24,6 +24,7 @@ from monai.utils import convert_to_dst_type
 from torch import nn
 
 from ._compat import bf16_autocast
+from .estimation import check_limits
 from .measurement import measure
 from .operators import SVDOperator
 
@@ -230,15 +231,16 @@ class ConditionalInferer(Inferer):
     DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
     ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
     still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) or a blur that is
-    not Gaussian (misfit > ``max_blur_misfit``) is handed back.
+    not Gaussian (misfit > ``max_blur_misfit`` or anisotropy > ``max_blur_anisotropy``) is handed back.
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
                  seed: int | None = None, temperature: float | None = None, strength: float | None = None,
                  operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
-                 max_blur_misfit: float | None = None) -> None:
+                 max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None) -> None:
         super().__init__()
+        check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
@@ -251,6 +253,7 @@ class ConditionalInferer(Inferer):
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
         self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
+        self.max_blur_anisotropy = None if max_blur_anisotropy is None else float(max_blur_anisotropy)
         # what the records say was estimated (the network itself restores as for its training degradation)
         self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
         self.sigma_y = "auto" if estimator is not None else trained_sigma_y
@@ -263,7 +266,7 @@ class ConditionalInferer(Inferer):
                 "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma,
-                "max_blur_misfit": self.max_blur_misfit}
+                "max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy}
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
@@ -279,7 +282,8 @@ class ConditionalInferer(Inferer):
             out.append({"blur_sigma": e.blur_sigma if e is not None else trained,
                         "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
                         "no_blur": no_blur, "operator_sigma": trained,
-                        "blur_mismatch": e is not None and not no_blur and e.exceeds_misfit(self.max_blur_misfit)})
+                        "blur_mismatch": e is not None and not no_blur
+                        and e.not_gaussian(self.max_blur_misfit, self.max_blur_anisotropy)})
         return out
 
     def sampler(self, network: nn.Module) -> ConditionalSampler:

@@ -30,6 +30,7 @@ from monai.utils import convert_to_dst_type
 from torch import nn
 
 from ._compat import bf16_autocast
+from .estimation import check_limits
 from .operators import SVDOperator, blur_operator, snap_sigma
 
 __all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "blend_outer_ring", "AUTO"]
@@ -148,6 +149,9 @@ class DDRMInferer(Inferer, nn.Module):
         max_blur_misfit: an estimated blur whose :func:`~xray_restore.estimation.blur_misfit` exceeds this is not
             Gaussian (a defocus disk, motion): restoring it as one would make the input worse, so it is handed back
             like a sharp one (``blur_mismatch``); None disables the check.
+        max_blur_anisotropy: likewise for :func:`~xray_restore.estimation.blur_anisotropy`: an estimated blur that
+            acts along one direction (motion) more than this is not the isotropic Gaussian restored here and is
+            handed back (``blur_mismatch``); None disables the check.
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
@@ -201,6 +205,7 @@ class DDRMInferer(Inferer, nn.Module):
         estimator=None,
         no_blur_sigma: float = 0.0,
         max_blur_misfit: float | None = None,
+        max_blur_anisotropy: float | None = None,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
         blur_backoff: float = 0.0,
@@ -229,8 +234,7 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        if max_blur_misfit is not None and not max_blur_misfit > 0:
-            raise ValueError(f"max_blur_misfit must be None or > 0, got {max_blur_misfit}.")
+        check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):
@@ -251,6 +255,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
         self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
+        self.max_blur_anisotropy = None if max_blur_anisotropy is None else float(max_blur_anisotropy)
         self.operator_uncertainty = float(operator_uncertainty)
         self.blur_backoff = float(blur_backoff)
         self.sigma_resolution = float(sigma_resolution)
@@ -280,6 +285,7 @@ class DDRMInferer(Inferer, nn.Module):
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
             "max_blur_misfit": self.max_blur_misfit,
+            "max_blur_anisotropy": self.max_blur_anisotropy,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
             "blur_backoff_until": self.blur_backoff_until,
@@ -318,7 +324,7 @@ class DDRMInferer(Inferer, nn.Module):
         :func:`~xray_restore.transforms.model_window` gives it for a padded source.
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "operator_sigma",
         "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
-        ``max_blur_misfit``; ``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
+        ``max_blur_misfit`` and ``max_blur_anisotropy``; ``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
         model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely error of an estimated
         blur, 0 for a given one).
         """
@@ -338,7 +344,7 @@ class DDRMInferer(Inferer, nn.Module):
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
                         "blur_mismatch": not no_blur and self.blur_sigma == AUTO
-                        and e.exceeds_misfit(self.max_blur_misfit),
+                        and e.not_gaussian(self.max_blur_misfit, self.max_blur_anisotropy),
                         "operator_sigma": 0.0 if no_blur else self.restoring_sigma(blur),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})

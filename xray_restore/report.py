@@ -115,7 +115,7 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
 COLUMNS = (
     ("image", "image", ""), ("status", "status", ""), ("blur_sigma", "blur σ (px at 64×64)", ".2f"),
     ("blur_sigma_std", "± (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
-    ("blur_misfit", "misfit of a Gaussian blur", ".2f"),
+    ("blur_misfit", "misfit of a Gaussian blur", ".2f"), ("blur_anisotropy", "anisotropy of the blur", ".2f"),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
     ("lpips_input", "LPIPS input", ".3f"), ("lpips_restored", "LPIPS restored", ".3f"),
@@ -124,7 +124,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 3
+SUMMARY_SCHEMA_VERSION = 4
 
 
 def unavailable(reason: str) -> dict:
@@ -174,8 +174,8 @@ class ReportWriter:
                      "sigma_y": "" if sigma_y is None else round(float(sigma_y), 6),
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
-                     "blur_misfit": "" if not estimate or estimate.get("blur_misfit") is None
-                     else round(float(estimate["blur_misfit"]), 3),
+                     **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
+                        for key in ("blur_misfit", "blur_anisotropy")},
                      "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
@@ -249,7 +249,8 @@ class ReportWriter:
             "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
-                                                  "blur_misfit", "seconds", "stage", "error")} for r in self.rows],
+                                                  "blur_misfit", "blur_anisotropy", "seconds", "stage", "error")}
+                       for r in self.rows],
             "metrics": means,
             "availability": self.availability(kid),
             "kid": kid,

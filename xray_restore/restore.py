@@ -10,8 +10,8 @@ Every setting comes from the bundle's ``inference.json`` (their one home); keywo
 By default the blur σ and noise σ_y of each input are estimated from the input itself
 (:mod:`xray_restore.estimation`). An input whose blur is below the bundle's ``no_blur_sigma`` has "no blur at the
 model scale": it is reported and nothing is written for it unless ``force``; so is an input whose blur is not
-Gaussian (a defocus disk, motion: its spectral misfit exceeds ``max_blur_misfit``), which restoring as a Gaussian
-blur would make worse. On the source grid the default
+Gaussian (a defocus disk, motion: its spectral misfit exceeds ``max_blur_misfit``, or its anisotropy
+``max_blur_anisotropy``), which restoring as a Gaussian blur would make worse. On the source grid the default
 output replaces only the band the model saw: ``out = src + up(restored − down(src))`` (``output_mode="detail"``),
 so no detail finer than the 64×64 grid is lost; ``"upsample"`` writes ``up(restored)`` instead.
 """
@@ -85,6 +85,18 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
         return None
     values = np.asarray(torch.as_tensor(meta["pixel_spacing"]), dtype=float).reshape(-1)[:2]
     return float(values[0]), float(values[1])
+
+
+def _mismatch_finding(estimate, inferer) -> str:
+    """Which check found an estimated blur not Gaussian, with its value and the inferer's limit."""
+    found = []
+    if estimate.exceeds_misfit(inferer.max_blur_misfit):
+        found.append(f"spectral misfit {estimate.blur_misfit:.2f} > {inferer.max_blur_misfit:g}: a defocus or motion "
+                     "blur?")
+    if estimate.exceeds_anisotropy(getattr(inferer, "max_blur_anisotropy", None)):
+        found.append(f"anisotropy {estimate.blur_anisotropy:.2f} > {inferer.max_blur_anisotropy:g}: a blur along one "
+                     "direction, motion?")
+    return "; ".join(found)
 
 
 def _input_generator(seed: int, digest: str) -> torch.Generator:
@@ -373,9 +385,8 @@ class Restorer:
             status = "no_blur" if st["no_blur"] else "blur_mismatch"
             finding = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
                        f"{self.inferer.no_blur_sigma:g} px)" if st["no_blur"] else
-                       f"the blur is not Gaussian (spectral misfit {st['estimate'].blur_misfit:.2f} > "
-                       f"{self.inferer.max_blur_misfit:g}: a defocus or motion blur?), and restoring it as one "
-                       "would make it worse")
+                       f"the blur is not Gaussian ({_mismatch_finding(st['estimate'], self.inferer)}), and "
+                       "restoring it as one would make it worse")
             outputs = []
             if force and output_dir is not None:
                 provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
