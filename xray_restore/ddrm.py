@@ -324,9 +324,9 @@ class DDRMInferer(Inferer, nn.Module):
         :func:`~xray_restore.transforms.model_window` gives it for a padded source.
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "operator_sigma",
         "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
-        ``max_blur_misfit`` and ``max_blur_anisotropy``; ``operator_sigma``: the blur DDRM restores with, 0 for an input with no blur at the
-        model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely error of an estimated
-        blur, 0 for a given one).
+        ``max_blur_misfit`` and ``max_blur_anisotropy``; ``operator_sigma``: the blur DDRM restores with, 0 for an
+        input with no blur at the model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely
+        error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         windows = [None] * len(inputs) if windows is None else list(windows)

@@ -93,7 +93,7 @@ def _mismatch_finding(estimate, inferer) -> str:
     if estimate.exceeds_misfit(inferer.max_blur_misfit):
         found.append(f"spectral misfit {estimate.blur_misfit:.2f} > {inferer.max_blur_misfit:g}: a defocus or motion "
                      "blur?")
-    if estimate.exceeds_anisotropy(getattr(inferer, "max_blur_anisotropy", None)):
+    if estimate.exceeds_anisotropy(inferer.max_blur_anisotropy):
         found.append(f"anisotropy {estimate.blur_anisotropy:.2f} > {inferer.max_blur_anisotropy:g}: a blur along one "
                      "direction, motion?")
     return "; ".join(found)
