@@ -240,7 +240,8 @@ class ConditionalInferer(Inferer):
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
                  max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None) -> None:
         super().__init__()
-        check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
+        self.max_blur_misfit, self.max_blur_anisotropy = check_limits(max_blur_misfit=max_blur_misfit,
+                                                                      max_blur_anisotropy=max_blur_anisotropy)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
@@ -252,8 +253,6 @@ class ConditionalInferer(Inferer):
         self.trained_sigma_y = trained_sigma_y
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
-        self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
-        self.max_blur_anisotropy = None if max_blur_anisotropy is None else float(max_blur_anisotropy)
         # what the records say was estimated (the network itself restores as for its training degradation)
         self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
         self.sigma_y = "auto" if estimator is not None else trained_sigma_y

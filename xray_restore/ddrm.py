@@ -234,7 +234,8 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
+        self.max_blur_misfit, self.max_blur_anisotropy = check_limits(max_blur_misfit=max_blur_misfit,
+                                                                      max_blur_anisotropy=max_blur_anisotropy)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):
@@ -254,8 +255,6 @@ class DDRMInferer(Inferer, nn.Module):
         self.blur_sigma = blur_sigma if blur_sigma in (None, AUTO) else float(blur_sigma)
         self.estimator = estimator
         self.no_blur_sigma = float(no_blur_sigma)
-        self.max_blur_misfit = None if max_blur_misfit is None else float(max_blur_misfit)
-        self.max_blur_anisotropy = None if max_blur_anisotropy is None else float(max_blur_anisotropy)
         self.operator_uncertainty = float(operator_uncertainty)
         self.blur_backoff = float(blur_backoff)
         self.sigma_resolution = float(sigma_resolution)

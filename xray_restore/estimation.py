@@ -120,11 +120,13 @@ def blur_anisotropy(power: torch.Tensor, model: torch.Tensor, sectors: torch.Ten
     return m.amax(dim=1) - m.amin(dim=1)
 
 
-def check_limits(**limits: float | None) -> None:
-    """Refuse a check limit (``max_blur_misfit=…``, ``max_blur_anisotropy=…``) that is neither None (off) nor > 0."""
+def check_limits(**limits: float | None) -> tuple[float | None, ...]:
+    """The check limits (``max_blur_misfit=…``, ``max_blur_anisotropy=…``) as floats, None kept (off), in the order
+    given; one that is neither None nor > 0 is refused."""
     for name, value in limits.items():
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be None or > 0, got {value!r}.")
+    return tuple(None if value is None else float(value) for value in limits.values())
 
 
 def dct_matrix(n: int) -> torch.Tensor:
