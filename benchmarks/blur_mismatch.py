@@ -177,12 +177,19 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
             out[statistic]["val_anisotropic"]["percentile_kept_worst_condition"] = kept
             worst = max(worst, kept)
         out[statistic]["suggested_limit"] = round(math.ceil(worst / step) * step, 6)
+    for row in rows:  # how often an isotropic blur is read as an axis-aligned one (restored with those axes)
+        row["read_axis_aligned"] = sum(s["estimate"].blur_sigma_axes is not None for s in row["settings"]
+                                       if not s["no_blur"])
+    out["axis_aligned"] = {name: {"read": sum(r["read_axis_aligned"] for r in rows if r["set"] == name),
+                                  "n": sum(r["n_restorable"] for r in rows if r["set"] == name)}
+                           for name in ("val", "developer_cuts", "val_anisotropic")}
     out["rows"] = [{k: v for k, v in row.items() if k != "settings"} for row in rows]
     return out
 
 
-def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
-    """DDRM on non-Gaussian (and, as the control, Gaussian) blurs of val images, with and without the check."""
+def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -> list[dict]:
+    """DDRM on non-Gaussian (and, as the control, Gaussian) blurs of val images, with and without the check; the
+    axis-aligned anisotropic blurs also as an ``isotropic`` inferer (no axis-aligned estimates) restores them."""
     inferer = restorer.inferer
     g = torch.Generator().manual_seed(seed + 1)
     rows = []
@@ -205,6 +212,17 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
                                         for s in settings]) & flagged
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)
+                gain_isotropic = None
+                if isotropic is not None and kind.startswith("anisotropic"):
+                    iso = isotropic.settings_for(y, 8)
+                    keep = [i for i, s in enumerate(iso) if not (s["no_blur"] or s["blur_mismatch"])]
+                    gain = np.zeros(len(y))
+                    if keep:
+                        gens = [torch.Generator().manual_seed(seed + i) for i in keep]
+                        mean, _ = isotropic.restore(y[keep], restorer.network, [iso[i] for i in keep],
+                                                    num_samples=1, generator=gens)
+                        gain[keep] = (psnr(mean, x[keep]) - psnr(y[keep], x[keep])).numpy()
+                    gain_isotropic = float(gain.mean())
                 rows.append({
                     "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
                     "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
@@ -217,6 +235,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
                     "gain_default_mean": float(gain_default.mean()),
                     "gain_unchecked_worst": float(gain_unchecked.min()),
                     "gain_default_worst": float(gain_default.min()),
+                    "read_axis_aligned": int(sum(s["estimate"].blur_sigma_axes is not None for s in settings)),
+                    "gain_default_isotropic_only_mean": gain_isotropic,
                     **{f"{k}s": [None if getattr(s["estimate"], k) is None else round(getattr(s["estimate"], k), 3)
                                  for s in settings] for k in CHECKS}})
                 r = rows[-1]
@@ -225,7 +245,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int) -> list[dict]:
                       f"anisotropy only; worse {r['worse_handed_back']}, "
                       f"better {r['better_handed_back']}); gain {r['gain_unchecked_mean']:+.2f} -> "
                       f"{r['gain_default_mean']:+.2f} dB, worst {r['gain_unchecked_worst']:+.2f} -> "
-                      f"{r['gain_default_worst']:+.2f}", flush=True)
+                      f"{r['gain_default_worst']:+.2f}; read axis-aligned {r['read_axis_aligned']}"
+                      + (f", isotropic only {gain_isotropic:+.2f} dB" if gain_isotropic is not None else ""), flush=True)
     return rows
 
 
@@ -251,6 +272,8 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dic
                 default, plain = checked.restore(files), unchecked.restore(files)
                 row = {"kind": kind, "sigma_64": sigma_64, "n": len(files),
                        "statuses": [r.status for r in default],
+                       "axes": [None if r.estimate is None or r.estimate["blur_sigma_axes"] is None
+                                else [round(v, 3) for v in r.estimate["blur_sigma_axes"]] for r in default],
                        **{f"{k}s": [None if r.estimate is None or r.estimate[k] is None
                                     else round(r.estimate[k], 3) for r in default] for k in CHECKS}}
                 for name, results in (("default", default), ("unchecked", plain)):
@@ -293,7 +316,10 @@ def main() -> None:
                   f"limit {calibrated[statistic]['bundle_limit']} hands back {100 * c['false_alarm_rate']:.2f} %",
                   flush=True)
         print(f"suggested limit for {statistic}: {calibrated[statistic]['suggested_limit']:g}", flush=True)
-    evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed)
+    for name, count in calibrated["axis_aligned"].items():
+        print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned", flush=True)
+    isotropic = Restorer.from_bundle(args.bundle, min_axis_ratio=None).inferer
+    evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
               "model_version": restorer.provenance["model_version"], "calibration": calibrated,
@@ -301,13 +327,14 @@ def main() -> None:
               "command": f"python benchmarks/blur_mismatch.py --ddrm-limit {args.ddrm_limit} "
                          f"--full-limit {args.full_limit} --threads {args.threads} --seed {args.seed}"}
     print("\n| blur | σ (px) | σ_y | restored | worse than input | handed back (worse / better) | "
-          "gain, no check (dB) | gain, default | worst, no check | worst, default |")
-    print("| --- |" + " ---: |" * 9)
+          "gain, no check (dB) | gain, default | worst, no check | worst, default | axis-aligned | isotropic only |")
+    print("| --- |" + " ---: |" * 11)
     for r in evaluated:
+        iso = r["gain_default_isotropic_only_mean"]
         print(f"| {r['kind']} | {r['sigma']:g} | {r['sigma_y']:g} | {r['restored_unchecked']}/{r['n']} | "
               f"{r['worse_unchecked']} | {r['handed_back']} ({r['worse_handed_back']} / {r['better_handed_back']}) | "
               f"{r['gain_unchecked_mean']:+.2f} | {r['gain_default_mean']:+.2f} | {r['gain_unchecked_worst']:+.2f} | "
-              f"{r['gain_default_worst']:+.2f} |")
+              f"{r['gain_default_worst']:+.2f} | {r['read_axis_aligned']} | {'' if iso is None else f'{iso:+.2f}'} |")
     if full:
         print("\n| blur (source grid) | σ_64 | handed back | gain 1/16, no check | default | worst, no check | "
               "default | gain source grid, no check | default |")

@@ -219,3 +219,9 @@ def test_every_shared_source_gives_objects_a_pacs_admin_trusts(tmp_path):
             if obj.kind == "restored":
                 levels = 2 ** int(ds.BitsStored)
                 assert (float(ds.WindowCenter), float(ds.WindowWidth)) == ((levels - 1) / 2, levels)
+
+
+def test_derivation_description_names_both_axes_of_an_anisotropic_blur():
+    provenance = {**PROVENANCE, "operator": {**PROVENANCE.get("operator", {}), "name": "GaussianBlur",
+                                             "sigma": [1.1, 2.05], "size": 64}}
+    assert "sigma=1.1 px (vertical) x 2.05 px (horizontal)" in derivation_description(provenance)

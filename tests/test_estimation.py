@@ -491,3 +491,31 @@ def test_a_motion_blur_is_told_from_a_gaussian_one_by_its_direction(cxr14_cache)
     assert not any(s["blur_mismatch"] for s in restorable(streaks, unchecked))  # None: no check
     with pytest.raises(ValueError, match="max_blur_anisotropy"):
         Restorer.from_bundle(BUNDLE, max_blur_anisotropy=-1.0)
+
+
+def _axis_blurred(x: torch.Tensor, axes: tuple[float, float], sigma_y: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    y = GaussianBlur(64, axes, padding="symmetric").H(x.double())
+    return quantise(y + sigma_y * torch.randn(y.shape, generator=g, dtype=torch.float64), 8).float()
+
+
+def test_an_axis_aligned_blur_is_estimated_per_axis_and_isotropic_ones_stay_isotropic(cxr14_cache):
+    """A CR plate's two directions differ in sharpness: at low noise the estimator finds (σ_v, σ_h) of an
+    axis-aligned Gaussian (val, 8-bit), the right way round, and leaves isotropic blurs isotropic; above
+    ``max_axis_noise`` it never reads one (noise spreads an isotropic blur's axes as far)."""
+    val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:48]
+    estimator = Restorer.from_bundle(BUNDLE).inferer.estimator
+    assert estimator.min_axis_ratio is not None and estimator.max_axis_noise > 0.0025  # the bundle's
+    for axes in [(1.0, 2.0), (2.0, 1.0), (2.0, 3.0)]:
+        found = [e.blur_sigma_axes for e in estimator(_axis_blurred(val, axes, 0.002), 8)]
+        read = np.array([a for a in found if a is not None])
+        assert len(read) >= 0.9 * len(val), (axes, len(read))
+        assert np.abs(read.mean(0) - axes).max() < 0.15 and np.abs(read - axes).mean() < 0.2, read.mean(0)
+    for sigma in (1.0, 2.0):
+        isotropic = estimator(_axis_blurred(val, (sigma, sigma), 0.002), 8)
+        assert sum(e.blur_sigma_axes is not None for e in isotropic) <= 0.05 * len(val)
+        assert all(e.method != "spectral_axes" for e in isotropic if e.blur_sigma_axes is None)
+    noisy = estimator(_axis_blurred(val, (1.0, 2.0), 0.01), 8)
+    assert all(e.blur_sigma_axes is None for e in noisy)
+    with pytest.raises(ValueError, match="min_axis_ratio"):
+        SpectralDegradationEstimator(SPECTRUM, min_axis_ratio=0.9)

@@ -234,3 +234,32 @@ def test_a_window_must_fit_the_image():
         GaussianBlur(16, 1.0, window=((0, 17), (0, 16)))
     with pytest.raises(ValueError, match="window"):
         GaussianBlur(16, 1.0, window=((4, 5), (0, 16)))
+
+
+@pytest.mark.parametrize("axes", [(1.0, 2.0), (2.5, 0.0), (0.7, 1.3)])
+def test_an_axis_aligned_blur_is_the_per_axis_gaussian_with_its_kronecker_svd(axes):
+    """``sigma=(σ_v, σ_h)``: σ_v down the columns (axis 0), σ_h along the rows (axis 1), as scipy's per-axis filter
+    with mirrored borders; the SVD of the two 1-D factors still reconstructs it."""
+    from scipy.ndimage import gaussian_filter
+
+    x = torch.rand(2, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    op = GaussianBlur(size=32, sigma=axes, padding="symmetric")
+    expected = gaussian_filter(x.numpy(), (0, 0, *axes), mode="reflect", truncate=3.0)
+    assert torch.allclose(op.H(x), torch.from_numpy(expected), atol=1e-12)
+    assert torch.allclose(op.H(x), op.U(op.full_singulars() * op.Vt(x)), atol=1e-10)
+    assert not op.isotropic and op.sigma == axes and op.config["sigma"] == list(axes)
+
+
+def test_equal_axes_are_the_isotropic_blur_and_pairs_snap_per_axis():
+    from xray_restore.operators import blur_operator, snap_sigma
+
+    x = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    pair = GaussianBlur(size=16, sigma=(1.5, 1.5))
+    assert pair.isotropic and pair.sigma == 1.5 and torch.equal(pair.H(x), GaussianBlur(size=16, sigma=1.5).H(x))
+    assert snap_sigma((1.02, 1.98), 0.05) == (1.0, 2.0) and snap_sigma((1.49, 1.51), 0.1) == 1.5
+    assert blur_operator(16, (1.02, 1.98), resolution=0.05) is blur_operator(16, (0.98, 2.01), resolution=0.05)
+    canvas = GaussianBlur(size=16, sigma=(0.5, 2.0), window=((0, 16), (0, 16)))
+    assert canvas.margin == 6 and canvas.size == 28  # the wider kernel's radius sets the canvas
+    for bad in [(1.0,), (1.0, -0.5), (1.0, float("inf")), (True, 1.0)]:
+        with pytest.raises(ValueError, match="sigma"):
+            GaussianBlur(size=16, sigma=bad)

@@ -302,12 +302,15 @@ class DDRMInferer(Inferer, nn.Module):
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
 
-    def restoring_sigma(self, blur_sigma: float | None) -> float | None:
-        """The blur DDRM restores with for an input whose blur is ``blur_sigma``: less ``blur_backoff`` (faded out
-        towards ``blur_backoff_until``) where the blur is estimated (``"auto"``), on the ``sigma_resolution`` grid
-        (no no-blur gate here: :meth:`settings_for` adds it); as given for a fixed operator."""
+    def restoring_sigma(self, blur_sigma: float | tuple[float, float] | None) -> float | tuple[float, float] | None:
+        """The blur DDRM restores with for an input whose blur is ``blur_sigma`` (or ``(σ_v, σ_h)``, per axis): less
+        ``blur_backoff`` (faded out towards ``blur_backoff_until``) where the blur is estimated (``"auto"``), on the
+        ``sigma_resolution`` grid (no no-blur gate here: :meth:`settings_for` adds it); as given for a fixed
+        operator."""
         if self.blur_sigma is None or blur_sigma is None:
             return blur_sigma
+        if isinstance(blur_sigma, (tuple, list)):
+            return snap_sigma(tuple(self.restoring_sigma(float(s)) for s in blur_sigma), self.sigma_resolution)
         backoff = self.blur_backoff if self.blur_sigma == AUTO else 0.0
         if self.blur_backoff_until > 0:
             backoff *= min(1.0, max(0.0, 2.0 * (1.0 - blur_sigma / self.blur_backoff_until)))
@@ -324,7 +327,8 @@ class DDRMInferer(Inferer, nn.Module):
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "operator_sigma",
         "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
         ``max_blur_misfit`` and ``max_blur_anisotropy``; ``operator_sigma``: the blur DDRM restores with, 0 for an
-        input with no blur at the model scale, :meth:`restoring_sigma` otherwise; ``operator_uncertainty``: the likely
+        input with no blur at the model scale, :meth:`restoring_sigma` otherwise (of the estimate's ``(σ_v, σ_h)``
+        where it found an axis-aligned anisotropic blur); ``operator_uncertainty``: the likely
         error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
@@ -337,6 +341,7 @@ class DDRMInferer(Inferer, nn.Module):
         for e, window in zip(estimates, windows):
             blur = self.blur_sigma
             blur = e.blur_sigma if blur == AUTO else (self.operator_sigma() if blur is None else blur)
+            shape = e.blur_sigma_axes if self.blur_sigma == AUTO and e.blur_sigma_axes is not None else blur
             noise = e.sigma_y if self.sigma_y == AUTO else self.sigma_y
             no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
             # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
@@ -344,14 +349,15 @@ class DDRMInferer(Inferer, nn.Module):
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
                         "blur_mismatch": not no_blur and self.blur_sigma == AUTO
                         and e.not_gaussian(self.max_blur_misfit, self.max_blur_anisotropy),
-                        "operator_sigma": 0.0 if no_blur else self.restoring_sigma(blur),
+                        "operator_sigma": 0.0 if no_blur else self.restoring_sigma(shape),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})
         return out
 
-    def operator_for(self, blur_sigma: float | None, window=None) -> SVDOperator:
-        """The operator to restore with: the fixed one, or a cached blur of σ (same size and threshold); with
-        ``unknown_borders``, one that observes only ``window`` (default: the whole image) of a larger canvas."""
+    def operator_for(self, blur_sigma: float | tuple[float, float] | None, window=None) -> SVDOperator:
+        """The operator to restore with: the fixed one, or a cached blur of σ or ``(σ_v, σ_h)`` (same size and
+        threshold); with ``unknown_borders``, one that observes only ``window`` (default: the whole image) of a
+        larger canvas."""
         if self.blur_sigma is None:
             return self.operator
         size = self.operator.size
@@ -544,6 +550,8 @@ class DDRMInferer(Inferer, nn.Module):
         delta = self._per_input(operator_uncertainty, batch, "operator_uncertainty").to(device)
         if bool((delta > 0).any()):
             blur = getattr(op, "sigma", None)
+            if isinstance(blur, tuple):  # (σ_v, σ_h): δ is the error of their common scale (root mean square)
+                blur = math.sqrt(0.5 * (blur[0] ** 2 + blur[1] ** 2))
             if not isinstance(blur, (int, float)):
                 raise ValueError(f"operator_uncertainty is the error of a Gaussian blur's σ; {type(op).__name__} "
                                  "has none.")

@@ -63,7 +63,10 @@ def derivation_description(provenance: dict) -> str:
         parts.append(f"{' and '.join(provenance['estimated'])} estimated from this image")
     op = provenance.get("operator", {})
     if op:
-        parts.append(f"operator {op.get('name', 'GaussianBlur')} sigma={op.get('sigma')} px threshold={op.get('threshold')}"
+        sigma = op.get("sigma")
+        sigma = (f"{sigma[0]} px (vertical) x {sigma[1]} px (horizontal)" if isinstance(sigma, (list, tuple))
+                 else f"{sigma} px")
+        parts.append(f"operator {op.get('name', 'GaussianBlur')} sigma={sigma} threshold={op.get('threshold')}"
                      f" at {op.get('size')}x{op.get('size')}")
     if provenance.get("model_version"):
         parts.append(f"model {provenance['model_version']}")

@@ -208,16 +208,20 @@ class SeparableSVDOperator(SVDOperator):
 
 
 class GaussianBlur(SeparableSVDOperator):
-    """Isotropic Gaussian blur on ``N × N`` images with its exact SVD.
+    """Gaussian blur on ``N × N`` images with its exact SVD: isotropic, or axis-aligned anisotropic.
 
     The 1-D kernel has ``2r+1`` taps with ``r = ceil(3σ)`` unless ``radius`` is given (13 taps at σ = 2),
-    normalised to sum 1 and centred. Components with ``s_i·s_j <= threshold`` are dropped (set to 0 in
+    normalised to sum 1 and centred. ``sigma = (σ_v, σ_h)`` blurs with σ_v down the columns (along image axis 0,
+    the row factor ``A``) and σ_h along the rows (axis 1, the column factor ``B``): ``H x = A X Bᵀ`` is still
+    separable, with the Kronecker SVD of the two 1-D factors (a CR plate's scan and sub-scan directions differ in
+    sharpness). Components with ``s_i·s_j <= threshold`` are dropped (set to 0 in
     :meth:`singulars`); :meth:`H` still applies the exact blur. ``sigma = 0`` is the identity (no blur: DDRM
     then only denoises).
 
     Args:
         size: image side N (pixels), >= 2.
-        sigma: blur standard deviation in pixels, >= 0.
+        sigma: blur standard deviation in pixels, >= 0; or ``(σ_v, σ_h)``, one per image axis (equal values: the
+            isotropic blur).
         threshold: ε for the 2-D singular values ``s_i·s_j`` (or for the 1-D values if
             ``threshold_on="1d"``), > 0.
         radius: kernel radius in pixels; default ``ceil(3σ)``.
@@ -246,7 +250,7 @@ class GaussianBlur(SeparableSVDOperator):
     def __init__(
         self,
         size: int = 64,
-        sigma: float = 2.0,
+        sigma: float | tuple[float, float] = 2.0,
         threshold: float = 3e-3,
         radius: int | None = None,
         threshold_on: Literal["2d", "1d"] = "2d",
@@ -255,25 +259,26 @@ class GaussianBlur(SeparableSVDOperator):
     ) -> None:
         if not isinstance(size, int) or size < 2:
             raise ValueError(f"size must be an integer >= 2, got {size!r}.")
-        if not sigma >= 0 or not math.isfinite(sigma):
-            raise ValueError(f"sigma must be a finite number >= 0, got {sigma}.")
+        axes = _checked_sigma(sigma)
         if not threshold > 0:
             raise ValueError(f"threshold (epsilon) must be > 0, got {threshold}.")
         if threshold_on not in ("2d", "1d"):
             raise ValueError(f"threshold_on must be '2d' or '1d', got {threshold_on!r}.")
-        radius = math.ceil(3 * sigma) if radius is None else int(radius)
-        if radius < 0:
+        if radius is not None and int(radius) < 0:
             raise ValueError(f"radius must be >= 0, got {radius}.")
-        kernel = gaussian_kernel_1d(sigma, radius) if sigma > 0 else torch.ones(1, dtype=torch.float64)
-        radius = radius if sigma > 0 else 0
+        kernels = [gaussian_kernel_1d(s, math.ceil(3 * s) if radius is None else int(radius)) if s > 0
+                   else torch.ones(1, dtype=torch.float64) for s in axes]
+        radius = max(k.numel() // 2 for k in kernels)
+        isotropic = axes[0] == axes[1]
         if window is None:
-            margin, rows = 0, convolution_matrix(kernel, size, padding)
-            columns = None
+            margin = 0
+            rows, columns = (convolution_matrix(k, size, padding) for k in kernels)
         else:
             window = _checked_window(window, size)
             margin = 2 * math.ceil(radius / 2)
-            rows, columns = (_observed_rows(kernel, size + 2 * margin, margin + lo, margin + hi) for lo, hi in window)
-        super().__init__(rows, columns=columns)
+            rows, columns = (_observed_rows(k, size + 2 * margin, margin + lo, margin + hi)
+                             for k, (lo, hi) in zip(kernels, window))
+        super().__init__(rows, columns=None if isotropic and window is None else columns)
         n = self.size
         if threshold_on == "2d":
             products = torch.outer(self.s1, self.s2)
@@ -285,12 +290,20 @@ class GaussianBlur(SeparableSVDOperator):
         self.image_size = size
         self.margin = margin
         self.window = window
-        self.sigma = float(sigma)
+        #: σ in pixels: one number (isotropic), or ``(σ_v, σ_h)`` for an anisotropic blur
+        self.sigma: float | tuple[float, float] = axes[0] if isotropic else axes
         self.threshold = float(threshold)
         self.radius = radius
         self.threshold_on = threshold_on
         self.padding = padding
-        self.register_buffer("kernel", kernel)
+        self.register_buffer("kernel", kernels[0])
+        if not isotropic:
+            self.register_buffer("kernel_h", kernels[1], persistent=False)
+
+    @property
+    def isotropic(self) -> bool:
+        """Whether the blur is the same along both image axes."""
+        return not isinstance(self.sigma, tuple)
 
     def to_canvas(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 1, n, n)`` images (``n = image_size``) on this operator's canvas: edge values repeated into the
@@ -316,7 +329,7 @@ class GaussianBlur(SeparableSVDOperator):
         return {
             "name": type(self).__name__,
             "size": self.size,
-            "sigma": self.sigma,
+            "sigma": self.sigma if self.isotropic else list(self.sigma),
             "threshold": self.threshold,
             "radius": self.radius,
             "threshold_on": self.threshold_on,
@@ -326,6 +339,17 @@ class GaussianBlur(SeparableSVDOperator):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items() if k != "name")
+
+
+def _checked_sigma(sigma) -> tuple[float, float]:
+    """``(σ_v, σ_h)`` of a σ given as one number or a pair, each finite and >= 0."""
+    pair = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+    if len(pair) != 2:
+        raise ValueError(f"sigma must be a number or a (vertical, horizontal) pair, got {sigma!r}.")
+    for value in pair:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"sigma must be finite numbers >= 0, got {sigma!r}.")
+    return float(pair[0]), float(pair[1])
 
 
 def _checked_window(window, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -347,8 +371,12 @@ def _observed_rows(kernel: torch.Tensor, canvas: int, lo: int, hi: int) -> torch
     return matrix
 
 
-def snap_sigma(sigma: float, resolution: float = 0.0) -> float:
-    """σ (pixels) on the grid of ``resolution`` (0: to 1e-6), never below 0: the blur :func:`blur_operator` builds."""
+def snap_sigma(sigma: float | tuple[float, float], resolution: float = 0.0) -> float | tuple[float, float]:
+    """σ (pixels) on the grid of ``resolution`` (0: to 1e-6), never below 0: the blur :func:`blur_operator` builds.
+    A ``(σ_v, σ_h)`` pair is snapped per axis, and is one number again where the two meet."""
+    if isinstance(sigma, (tuple, list)):
+        vertical, horizontal = (snap_sigma(s, resolution) for s in sigma)
+        return vertical if vertical == horizontal else (vertical, horizontal)
     if not math.isfinite(sigma):
         raise ValueError(f"sigma must be finite, got {sigma}.")
     if not (math.isfinite(resolution) and resolution >= 0):
@@ -358,15 +386,15 @@ def snap_sigma(sigma: float, resolution: float = 0.0) -> float:
 
 
 @functools.lru_cache(maxsize=128)
-def _cached_blur(size: int, sigma: float, threshold: float, padding: str, device: str, window=None) -> GaussianBlur:
+def _cached_blur(size: int, sigma: float | tuple[float, float], threshold: float, padding: str, device: str, window=None) -> GaussianBlur:
     return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding, window=window).to(device)
 
 
-def blur_operator(size: int, sigma: float, threshold: float = 3e-3, resolution: float = 0.0,
+def blur_operator(size: int, sigma: float | tuple[float, float], threshold: float = 3e-3, resolution: float = 0.0,
                   padding: Padding = "zeros", device: torch.device | str = "cpu",
                   window: tuple[tuple[int, int], tuple[int, int]] | None = None) -> GaussianBlur:
-    """A (cached) :class:`GaussianBlur` for an estimated σ on the grid of ``resolution`` pixels (:func:`snap_sigma`;
-    σ ≤ 0: identity), on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
+    """A (cached) :class:`GaussianBlur` for an estimated σ (or ``(σ_v, σ_h)``) on the grid of ``resolution`` pixels
+    (:func:`snap_sigma`; σ ≤ 0: identity), on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
 
     Operators are shared between calls: do not move them to another device in place.
     """

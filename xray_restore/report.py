@@ -114,7 +114,8 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
 #: Columns of the HTML metrics table: (metrics.csv key, heading with its unit, number format).
 COLUMNS = (
     ("image", "image", ""), ("status", "status", ""), ("blur_sigma", "blur σ (px at 64×64)", ".2f"),
-    ("blur_sigma_std", "± (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
+    ("blur_sigma_std", "± (px)", ".2f"), ("blur_sigma_vertical", "σ down columns (px)", ".2f"),
+    ("blur_sigma_horizontal", "σ along rows (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
     ("blur_misfit", "misfit of a Gaussian blur", ".2f"), ("blur_anisotropy", "anisotropy of the blur", ".2f"),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
@@ -124,7 +125,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 4
+SUMMARY_SCHEMA_VERSION = 5
 
 
 def unavailable(reason: str) -> dict:
@@ -176,6 +177,10 @@ class ReportWriter:
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
                         for key in ("blur_misfit", "blur_anisotropy")},
+                     # an axis-aligned anisotropic blur's two stds ("" for an isotropic one: blur_sigma says it all)
+                     **{f"blur_sigma_{name}": "" if not estimate or estimate.get("blur_sigma_axes") is None
+                        else round(float(estimate["blur_sigma_axes"][axis]), 3)
+                        for axis, name in enumerate(("vertical", "horizontal"))},
                      "seconds": round(seconds, 3), "outputs": len(outputs or []), "error": error}
         if reference is not None:
             ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))[None, None]
@@ -249,7 +254,8 @@ class ReportWriter:
             "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
-                                                  "blur_misfit", "blur_anisotropy", "seconds", "stage", "error")}
+                                                  "blur_sigma_vertical", "blur_sigma_horizontal", "blur_misfit",
+                                                  "blur_anisotropy", "seconds", "stage", "error")}
                        for r in self.rows],
             "metrics": means,
             "availability": self.availability(kid),

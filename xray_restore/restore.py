@@ -426,7 +426,9 @@ class Restorer:
                    # the δ DDRM applied: 0 for a given blur (exact by assumption)
                    "operator_uncertainty": settings.get("operator_uncertainty", 0.0)}
         operator_sigma = settings.get("operator_sigma", settings["blur_sigma"])
-        operator = {**self.provenance["operator"], "sigma": round(operator_sigma, 3)}
+        operator = {**self.provenance["operator"],
+                    "sigma": [round(v, 3) for v in operator_sigma] if isinstance(operator_sigma, tuple)
+                    else round(operator_sigma, 3)}
         estimated = [name for name in ("blur_sigma", "sigma_y") if getattr(self.inferer, name) == "auto"]
         return {**self.provenance, "inferer": inferer, "operator": operator, "estimated": estimated,
                 "output_mode": self.output_mode, "source_sha256": digest}
