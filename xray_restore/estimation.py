@@ -436,10 +436,9 @@ class SpectralDegradationEstimator:
 
     def _fit_axes(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The axis-aligned fit of each image: ``(σ_v, σ_h)`` ``(B, 2)``, their standard errors ``(B, 2)`` (the
-        profile likelihood's curvature per axis; inf where it has none), its noise ``(B,)`` and fitted moments
-        ``(B, K)``: a coarse grid (:data:`AXES_STEP`, a few Fisher steps), a fine one around its best point
+        profile likelihood's curvature per axis; inf where it has none) and its noise ``(B,)``: a coarse grid (:data:`AXES_STEP`, a few Fisher steps), a fine one around its best point
         (:data:`AXES_FINE_STEP`), then a parabola per axis through the best fine point and its neighbours."""
-        axes, errors, noise, model = [], [], [], []
+        axes, errors, noise = [], [], []
         coarse = self._signal_axes(self.axes_grid[None])  # (1, P, K)
         top, side = float(self.sigmas[-1]), int(round(len(self.axes_offsets) ** 0.5))
         for part in range(0, y2.shape[0], 8):  # a few images at a time: (b, P, K) temporaries stay small
@@ -447,7 +446,7 @@ class SpectralDegradationEstimator:
             nll = self._profile(y, f, coarse, iterations=AXES_COARSE_ITERATIONS)[0]
             centre = self.axes_grid[nll.argmin(dim=1)]  # (b, 2)
             fine = (centre[:, None] + self.axes_offsets[None]).clamp(0.0, top)  # (b, F, 2)
-            nll, _, n, v = self._profile(y, f, self._signal_axes(fine))
+            nll, _, n, _ = self._profile(y, f, self._signal_axes(fine))
             best = nll.argmin(dim=1)
             for i in range(len(y)):
                 b = int(best[i])
@@ -463,8 +462,7 @@ class SpectralDegradationEstimator:
                 axes.append(point.clamp(0.0, top))
                 errors.append(error)
                 noise.append(n[i, b])
-                model.append(v[i, b])
-        return torch.stack(axes), torch.stack(errors), torch.stack(noise), torch.stack(model)
+        return torch.stack(axes), torch.stack(errors), torch.stack(noise)
 
     @staticmethod
     def axis_ratio(axes: tuple[float, float]) -> float:
@@ -589,13 +587,15 @@ class SpectralDegradationEstimator:
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
             axes = None
             if axes_fit is not None:
-                fitted, _, axes_noise, _ = (t[i] for t in axes_fit)
+                fitted, errors, axes_noise = (t[i] for t in axes_fit)
                 fitted = (float(fitted[0]), float(fitted[1]))
                 if self.anisotropic(fitted, sigma_y):
                     # an axis-aligned blur: that fit stands behind σ̂. The checks stay those of the isotropic fit: a
                     # motion streak is also fitted better by two axes than by one, and must still be told apart
-                    axes, method, std = fitted, "spectral_axes", float("inf")
+                    axes, method = fitted, "spectral_axes"
                     sigma = math.sqrt(0.5 * (fitted[0] ** 2 + fitted[1] ** 2))
+                    # the root mean square's standard error, from the two axes' (inf where either has none)
+                    std = math.hypot(*(a * float(e) if a > 0 else 0.0 for a, e in zip(fitted, errors))) / (2 * sigma)
                     sigma_y = max(math.sqrt(float(axes_noise) / self.noise_gain), float(floors[i]))
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
