@@ -246,7 +246,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                       f"better {r['better_handed_back']}); gain {r['gain_unchecked_mean']:+.2f} -> "
                       f"{r['gain_default_mean']:+.2f} dB, worst {r['gain_unchecked_worst']:+.2f} -> "
                       f"{r['gain_default_worst']:+.2f}; read axis-aligned {r['read_axis_aligned']}"
-                      + (f", isotropic only {gain_isotropic:+.2f} dB" if gain_isotropic is not None else ""), flush=True)
+                      + (f", isotropic only {gain_isotropic:+.2f} dB" if gain_isotropic is not None else ""),
+                      flush=True)
     return rows
 
 
@@ -317,7 +318,8 @@ def main() -> None:
                   flush=True)
         print(f"suggested limit for {statistic}: {calibrated[statistic]['suggested_limit']:g}", flush=True)
     for name, count in calibrated["axis_aligned"].items():
-        print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned", flush=True)
+        print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned",
+              flush=True)
     isotropic = Restorer.from_bundle(args.bundle, min_axis_ratio=None).inferer
     evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []

@@ -30,8 +30,8 @@ power ratio over :data:`ANISOTROPY_SECTORS` angular sectors).
 
 A blur need not be the same along both image axes (a CR plate is read out more sharply along its scan lines than
 across them). The same likelihood with ``ĥ`` an axis-aligned Gaussian of stds ``(σ_v, σ_h)`` is profiled on a 2-D
-grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of ``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²``
-would blur it, so the learned moments serve both models. Where its axes differ by ``min_axis_ratio`` or more
+grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of
+``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes differ by ``min_axis_ratio`` or more
 (``max(σ_v, σ_h) / max(min(σ_v, σ_h), AXES_RATIO_FLOOR)``) and the noise is low enough to tell (``max_axis_noise``),
 the estimate is that anisotropic blur (``blur_sigma_axes``; ``blur_sigma`` is then their root mean square). The
 misfit and anisotropy checks still read the isotropic fit: two axes also fit a motion streak better than one, so
@@ -390,6 +390,7 @@ class SpectralDegradationEstimator:
         self.axes_grid = torch.cartesian_prod(axis, axis)  # (P, 2): (σ_v, σ_h)
         fine = torch.arange(-AXES_FINE_SPAN, AXES_FINE_SPAN + 1, dtype=torch.float64) * AXES_FINE_STEP
         self.axes_offsets = torch.cartesian_prod(fine, fine)  # (F, 2), row-major: σ_v outer, σ_h inner
+
     @property
     def config(self) -> dict:
         config = {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
@@ -436,8 +437,9 @@ class SpectralDegradationEstimator:
 
     def _fit_axes(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The axis-aligned fit of each image: ``(σ_v, σ_h)`` ``(B, 2)``, their standard errors ``(B, 2)`` (the
-        profile likelihood's curvature per axis; inf where it has none) and its noise ``(B,)``: a coarse grid (:data:`AXES_STEP`, a few Fisher steps), a fine one around its best point
-        (:data:`AXES_FINE_STEP`), then a parabola per axis through the best fine point and its neighbours."""
+        profile likelihood's curvature per axis; inf where it has none) and its noise ``(B,)``: a coarse grid
+        (:data:`AXES_STEP`, a few Fisher steps), a fine one around its best point (:data:`AXES_FINE_STEP`), then a
+        parabola per axis through the best fine point and its neighbours."""
         axes, errors, noise = [], [], []
         coarse = self._signal_axes(self.axes_grid[None])  # (1, P, K)
         top, side = float(self.sigmas[-1]), int(round(len(self.axes_offsets) ** 0.5))

@@ -386,7 +386,8 @@ def snap_sigma(sigma: float | tuple[float, float], resolution: float = 0.0) -> f
 
 
 @functools.lru_cache(maxsize=128)
-def _cached_blur(size: int, sigma: float | tuple[float, float], threshold: float, padding: str, device: str, window=None) -> GaussianBlur:
+def _cached_blur(size: int, sigma: float | tuple[float, float], threshold: float, padding: str, device: str,
+                 window=None) -> GaussianBlur:
     return GaussianBlur(size=size, sigma=sigma, threshold=threshold, padding=padding, window=window).to(device)
 
 
@@ -394,7 +395,8 @@ def blur_operator(size: int, sigma: float | tuple[float, float], threshold: floa
                   padding: Padding = "zeros", device: torch.device | str = "cpu",
                   window: tuple[tuple[int, int], tuple[int, int]] | None = None) -> GaussianBlur:
     """A (cached) :class:`GaussianBlur` for an estimated σ (or ``(σ_v, σ_h)``) on the grid of ``resolution`` pixels
-    (:func:`snap_sigma`; σ ≤ 0: identity), on ``device`` (one cache entry per device and observed ``window``, see :class:`GaussianBlur`).
+    (:func:`snap_sigma`; σ ≤ 0: identity), on ``device`` (one cache entry per device and observed ``window``, see
+    :class:`GaussianBlur`).
 
     Operators are shared between calls: do not move them to another device in place.
     """
