@@ -187,6 +187,17 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     return out
 
 
+def _gains(inferer, network, x: torch.Tensor, y: torch.Tensor, settings: list[dict], seed: int, restores) -> np.ndarray:
+    """PSNR gain (dB) of one DDRM sample over its input for each input ``restores(setting)`` keeps (0 elsewhere)."""
+    todo = [i for i, s in enumerate(settings) if restores(s)]
+    gain = np.zeros(len(y))
+    if todo:
+        gens = [torch.Generator().manual_seed(seed + i) for i in todo]
+        mean, _ = inferer.restore(y[todo], network, [settings[i] for i in todo], num_samples=1, generator=gens)
+        gain[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
+    return gain
+
+
 def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -> list[dict]:
     """DDRM on non-Gaussian (and, as the control, Gaussian) blurs of val images, with and without the check; the
     axis-aligned anisotropic blurs also as an ``isotropic`` inferer (no axis-aligned estimates) restores them."""
@@ -198,13 +209,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
             for sigma in sigmas:
                 y = blur_val(x, kind, sigma, sigma_y, g, inferer.operator.padding)
                 settings = inferer.settings_for(y, 8)
-                todo = [i for i, s in enumerate(settings) if not s["no_blur"]]
-                gain_unchecked = np.zeros(len(y))
-                if todo:
-                    gens = [torch.Generator().manual_seed(seed + i) for i in todo]
-                    mean, _ = inferer.restore(y[todo], restorer.network, [settings[i] for i in todo],
-                                              num_samples=1, generator=gens)
-                    gain_unchecked[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
+                gain_unchecked = _gains(inferer, restorer.network, x, y, settings, seed,
+                                        lambda s: not s["no_blur"])
                 restored = np.array([not s["no_blur"] for s in settings])
                 flagged = np.array([s["blur_mismatch"] for s in settings])
                 directional = np.array([s["estimate"].exceeds_anisotropy(inferer.max_blur_anisotropy)
@@ -213,16 +219,9 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)
                 gain_isotropic = None
-                if isotropic is not None and kind.startswith("anisotropic"):
-                    iso = isotropic.settings_for(y, 8)
-                    keep = [i for i, s in enumerate(iso) if not (s["no_blur"] or s["blur_mismatch"])]
-                    gain = np.zeros(len(y))
-                    if keep:
-                        gens = [torch.Generator().manual_seed(seed + i) for i in keep]
-                        mean, _ = isotropic.restore(y[keep], restorer.network, [iso[i] for i in keep],
-                                                    num_samples=1, generator=gens)
-                        gain[keep] = (psnr(mean, x[keep]) - psnr(y[keep], x[keep])).numpy()
-                    gain_isotropic = float(gain.mean())
+                if isotropic is not None and kind.startswith("anisotropic"):  # what one isotropic σ gives
+                    gain_isotropic = float(_gains(isotropic, restorer.network, x, y, isotropic.settings_for(y, 8),
+                                                  seed, lambda s: not (s["no_blur"] or s["blur_mismatch"])).mean())
                 rows.append({
                     "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
                     "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
