@@ -156,7 +156,8 @@ def main() -> None:
                 true = [{"blur_sigma": sigma, "sigma_y": sigma_y} for _ in range(n)]
                 # DDRM with the estimated σ̂ and σ̂_y themselves (no gate: what the issue compares with the truth);
                 # the product's default output below applies the no-blur gate on top (the input itself)
-                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["blur_sigma"])} for s in est]
+                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["estimate"].blur_sigma_axes or s["blur_sigma"])}
+                           for s in est]  # the blur the product restores with (both axes where it read them)
                 out = {}
                 for name, st in (("estimated", ungated), ("true", true)):
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]

@@ -300,7 +300,7 @@ def test_an_axis_aligned_blur_is_restored_per_axis_and_recorded(tmp_path, cxr14_
     (result,) = restore([tmp_path / "cr.png"], output_dir=tmp_path / "out", bundle=BUNDLE)
     axes = result.estimate["blur_sigma_axes"]
     assert result.status == "restored" and axes is not None and abs(axes[0] - 1.0) < 0.25 and abs(axes[1] - 1.5) < 0.25
-    assert result.blur_sigma == pytest.approx(np.sqrt((axes[0] ** 2 + axes[1] ** 2) / 2))
+    assert min(axes) - 0.25 < result.blur_sigma < max(axes) + 0.25  # the isotropic estimate, which the gate reads
     sharp = x[0, 0].numpy()
     assert _psnr(result.restored, sharp) > _psnr(result.image, sharp) + 3.0
     (row,) = csv.DictReader((tmp_path / "out" / "metrics.csv").open())

@@ -33,9 +33,10 @@ across them). The same likelihood with ``ĥ`` an axis-aligned Gaussian of stds `
 grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of
 ``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes differ by ``min_axis_ratio`` or more
 (``max(σ_v, σ_h) / max(min(σ_v, σ_h), AXES_RATIO_FLOOR)``) and the noise is low enough to tell (``max_axis_noise``),
-the estimate is that anisotropic blur (``blur_sigma_axes``; ``blur_sigma`` is then their root mean square). The
-misfit and anisotropy checks still read the isotropic fit: two axes also fit a motion streak better than one, so
-only a mildly anisotropic blur (which the anisotropy limit lets through) is restored with its two axes.
+the estimate carries that anisotropic blur (``blur_sigma_axes``, and the noise of that fit), which DDRM restores
+with. ``blur_sigma``, the no-blur gate and the misfit and anisotropy checks still read the isotropic fit: the anatomy
+of a sharp study can read as two axes apart, and two axes also fit a motion streak better than one, so only an
+input that is blurred and mildly anisotropic (which the anisotropy limit lets through) is restored with its axes.
 
 Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
 blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
@@ -258,8 +259,7 @@ class DegradationEstimate:
         spectral_blur_sigma: the spectral likelihood's own σ̂ (equal to ``blur_sigma`` without a regressor).
         learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
         method: ``"spectral+learned"`` where the two agreed (the blend), else the one whose smaller blur was kept:
-            ``"spectral"`` (also without a regressor) or ``"learned"``; ``"spectral_axes"`` where the axis-aligned fit
-            found an anisotropic blur (``blur_sigma_axes``).
+            ``"spectral"`` (also without a regressor) or ``"learned"``.
         blur_misfit: :func:`blur_misfit` of the spectral fit: ≥ 0, below about 2 where a Gaussian blur explains the
             input, larger where none does (a defocus disk, motion); None where the regressor's reading was kept
             (the spectral fit was set aside).
@@ -267,7 +267,8 @@ class DegradationEstimate:
             isotropic blur of a chest radiograph, more where the blur acts along one direction: motion); None where
             ``blur_misfit`` is.
         blur_sigma_axes: ``(σ_v, σ_h)`` (px; down the columns, along the rows) where the blur is an axis-aligned
-            anisotropic Gaussian (the estimator's ``min_axis_ratio``), else None (isotropic: ``blur_sigma``).
+            anisotropic Gaussian (the estimator's ``min_axis_ratio``): the blur DDRM restores with; else None.
+            ``blur_sigma`` stays the isotropic estimate (the no-blur gate and the records read it).
     """
 
     blur_sigma: float
@@ -589,15 +590,13 @@ class SpectralDegradationEstimator:
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
             axes = None
             if axes_fit is not None:
-                fitted, errors, axes_noise = (t[i] for t in axes_fit)
+                fitted, _, axes_noise = (t[i] for t in axes_fit)
                 fitted = (float(fitted[0]), float(fitted[1]))
                 if self.anisotropic(fitted, sigma_y):
-                    # an axis-aligned blur: that fit stands behind σ̂. The checks stay those of the isotropic fit: a
-                    # motion streak is also fitted better by two axes than by one, and must still be told apart
-                    axes, method = fitted, "spectral_axes"
-                    sigma = math.sqrt(0.5 * (fitted[0] ** 2 + fitted[1] ** 2))
-                    # the root mean square's standard error, from the two axes' (inf where either has none)
-                    std = math.hypot(*(a * float(e) if a > 0 else 0.0 for a, e in zip(fitted, errors))) / (2 * sigma)
+                    # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the
+                    # isotropic estimate, which the no-blur gate and the records read as before (the anatomy of a
+                    # sharp study can read as two axes apart, and must still be reported as no blur)
+                    axes = fitted
                     sigma_y = max(math.sqrt(float(axes_noise) / self.noise_gain), float(floors[i]))
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
