@@ -391,6 +391,7 @@ class SpectralDegradationEstimator:
         self.axes_grid = torch.cartesian_prod(axis, axis)  # (P, 2): (σ_v, σ_h)
         fine = torch.arange(-AXES_FINE_SPAN, AXES_FINE_SPAN + 1, dtype=torch.float64) * AXES_FINE_STEP
         self.axes_offsets = torch.cartesian_prod(fine, fine)  # (F, 2), row-major: σ_v outer, σ_h inner
+        self.axes_signal = self._signal_axes(self.axes_grid[None])  # (1, P, K): the coarse grid's moments, once
 
     @property
     def config(self) -> dict:
@@ -411,23 +412,9 @@ class SpectralDegradationEstimator:
             reading = 0.5 * (reading + self.regressor(image.flip(-1)))
         return reading
 
-    def _signal_at(self, sigmas: torch.Tensor) -> torch.Tensor:
-        """``E[Y_k² | σ]`` at any ``sigmas`` ``(B, F)`` in [0, σ_max]: log-linear in σ² between grid points
-        (a Gaussian's transfer ``exp(-σ²ω²)`` makes it exact away from the noise floor); ``(B, F, K)``."""
-        grid = self.sigmas**2
-        u = sigmas.clamp(float(self.sigmas[0]), float(self.sigmas[-1])) ** 2
-        hi = torch.searchsorted(grid, u.reshape(-1)).clamp(1, len(grid) - 1)
-        lo = hi - 1
-        t = ((u.reshape(-1) - grid[lo]) / (grid[hi] - grid[lo]))[:, None]
-        log_g = self.log_signal
-        out = ((1 - t) * log_g[lo] + t * log_g[hi]).exp()
-        return out.reshape(*sigmas.shape, -1)
-
-    def _signal_axes(self, axes: torch.Tensor) -> torch.Tensor:
-        """``E[Y_k² | σ_v, σ_h]`` for axis-aligned blurs ``axes`` ``(B, F, 2)``: each coefficient at the isotropic σ
-        that blurs it alike, ``σ_k² = share_v·σ_v² + share_h·σ_h²`` (log-linear in σ² between grid points);
-        ``(B, F, K)``."""
-        u = (axes**2) @ self.axis_shares.T  # (B, F, K): σ_k²
+    def _moments(self, u: torch.Tensor) -> torch.Tensor:
+        """``E[Y_k² | σ_k²]`` for a σ² per coefficient ``u`` ``(..., K)``: log-linear in σ² between grid points (a
+        Gaussian's transfer ``exp(-σ²ω²)`` makes it exact away from the noise floor), clamped to the grid."""
         grid = self.sigmas**2
         u = u.clamp(float(grid[0]), float(grid[-1]))
         hi = torch.searchsorted(grid, u.reshape(-1)).clamp(1, len(grid) - 1).reshape(u.shape)
@@ -436,17 +423,24 @@ class SpectralDegradationEstimator:
         column = torch.arange(u.shape[-1])
         return ((1 - t) * self.log_signal[lo, column] + t * self.log_signal[hi, column]).exp()
 
+    def _signal_at(self, sigmas: torch.Tensor) -> torch.Tensor:
+        """``E[Y_k² | σ]`` at any ``sigmas`` ``(B, F)`` in [0, σ_max] (:meth:`_moments`); ``(B, F, K)``."""
+        return self._moments((sigmas**2)[..., None].expand(*sigmas.shape, self.log_signal.shape[-1]))
+
+    def _signal_axes(self, axes: torch.Tensor) -> torch.Tensor:
+        """``E[Y_k² | σ_v, σ_h]`` for axis-aligned blurs ``axes`` ``(B, F, 2)``: each coefficient at the isotropic σ
+        that blurs it alike, ``σ_k² = share_v·σ_v² + share_h·σ_h²`` (:meth:`_moments`); ``(B, F, K)``."""
+        return self._moments((axes**2) @ self.axis_shares.T)
+
     def _fit_axes(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The axis-aligned fit of each image: ``(σ_v, σ_h)`` ``(B, 2)``, their standard errors ``(B, 2)`` (the
-        profile likelihood's curvature per axis; inf where it has none) and its noise ``(B,)``: a coarse grid
+        """The axis-aligned fit of each image: ``(σ_v, σ_h)`` ``(B, 2)`` and its noise ``(B,)``: a coarse grid
         (:data:`AXES_STEP`, a few Fisher steps), a fine one around its best point (:data:`AXES_FINE_STEP`), then a
         parabola per axis through the best fine point and its neighbours."""
-        axes, errors, noise = [], [], []
-        coarse = self._signal_axes(self.axes_grid[None])  # (1, P, K)
+        axes, noise = [], []
         top, side = float(self.sigmas[-1]), int(round(len(self.axes_offsets) ** 0.5))
         for part in range(0, y2.shape[0], 8):  # a few images at a time: (b, P, K) temporaries stay small
             y, f = y2[part : part + 8], floor2[part : part + 8]
-            nll = self._profile(y, f, coarse, iterations=AXES_COARSE_ITERATIONS)[0]
+            nll = self._profile(y, f, self.axes_signal, iterations=AXES_COARSE_ITERATIONS)[0]
             centre = self.axes_grid[nll.argmin(dim=1)]  # (b, 2)
             fine = (centre[:, None] + self.axes_offsets[None]).clamp(0.0, top)  # (b, F, 2)
             nll, _, n, _ = self._profile(y, f, self._signal_axes(fine))
@@ -454,18 +448,15 @@ class SpectralDegradationEstimator:
             for i in range(len(y)):
                 b = int(best[i])
                 point, surface = fine[i, b].clone(), nll[i].reshape(side, side)
-                error = torch.full((2,), float("inf"), dtype=torch.float64)
                 row, col = divmod(b, side)
                 for axis, at, line in ((0, row, surface[:, col]), (1, col, surface[row, :])):
                     if 0 < at < side - 1:
                         lo, mid, hi = (float(t) for t in line[at - 1 : at + 2])
                         if lo - 2 * mid + hi > 0:
                             point[axis] += AXES_FINE_STEP * 0.5 * (lo - hi) / (lo - 2 * mid + hi)
-                            error[axis] = AXES_FINE_STEP / math.sqrt(lo - 2 * mid + hi)
                 axes.append(point.clamp(0.0, top))
-                errors.append(error)
                 noise.append(n[i, b])
-        return torch.stack(axes), torch.stack(errors), torch.stack(noise)
+        return torch.stack(axes), torch.stack(noise)
 
     @staticmethod
     def axis_ratio(axes: tuple[float, float]) -> float:
@@ -590,7 +581,7 @@ class SpectralDegradationEstimator:
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
             axes = None
             if axes_fit is not None:
-                fitted, _, axes_noise = (t[i] for t in axes_fit)
+                fitted, axes_noise = (t[i] for t in axes_fit)
                 fitted = (float(fitted[0]), float(fitted[1]))
                 if self.anisotropic(fitted, sigma_y):
                     # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the

@@ -272,13 +272,14 @@ class GaussianBlur(SeparableSVDOperator):
         isotropic = axes[0] == axes[1]
         if window is None:
             margin = 0
-            rows, columns = (convolution_matrix(k, size, padding) for k in kernels)
+            rows = convolution_matrix(kernels[0], size, padding)
+            columns = None if isotropic else convolution_matrix(kernels[1], size, padding)
         else:
             window = _checked_window(window, size)
             margin = 2 * math.ceil(radius / 2)
             rows, columns = (_observed_rows(k, size + 2 * margin, margin + lo, margin + hi)
                              for k, (lo, hi) in zip(kernels, window))
-        super().__init__(rows, columns=None if isotropic and window is None else columns)
+        super().__init__(rows, columns=columns)
         n = self.size
         if threshold_on == "2d":
             products = torch.outer(self.s1, self.s2)
