@@ -152,6 +152,10 @@ class DDRMInferer(Inferer, nn.Module):
         max_blur_anisotropy: likewise for :func:`~xray_restore.estimation.blur_anisotropy`: an estimated blur that
             acts along one direction (motion) more than this is not the isotropic Gaussian restored here and is
             handed back (``blur_mismatch``); None disables the check.
+        max_axis_misfit, max_axis_anisotropy: the same two checks for an input estimated as an axis-aligned
+            anisotropic blur (``blur_sigma_axes``), read on its axis model (``axis_misfit``: over rings and
+            sectors, where a streak's side lobes show; ``axis_anisotropy``): such an input is handed back where its
+            axis model does not explain it, whatever the isotropic checks say; None disables the check.
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
@@ -206,6 +210,8 @@ class DDRMInferer(Inferer, nn.Module):
         no_blur_sigma: float = 0.0,
         max_blur_misfit: float | None = None,
         max_blur_anisotropy: float | None = None,
+        max_axis_misfit: float | None = None,
+        max_axis_anisotropy: float | None = None,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
         blur_backoff: float = 0.0,
@@ -234,8 +240,9 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        self.max_blur_misfit, self.max_blur_anisotropy = check_limits(max_blur_misfit=max_blur_misfit,
-                                                                      max_blur_anisotropy=max_blur_anisotropy)
+        self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy = check_limits(
+            max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy, max_axis_misfit=max_axis_misfit,
+            max_axis_anisotropy=max_axis_anisotropy)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):
@@ -285,6 +292,8 @@ class DDRMInferer(Inferer, nn.Module):
             "no_blur_sigma": self.no_blur_sigma,
             "max_blur_misfit": self.max_blur_misfit,
             "max_blur_anisotropy": self.max_blur_anisotropy,
+            "max_axis_misfit": self.max_axis_misfit,
+            "max_axis_anisotropy": self.max_axis_anisotropy,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
             "blur_backoff_until": self.blur_backoff_until,
@@ -292,6 +301,12 @@ class DDRMInferer(Inferer, nn.Module):
             "unknown_borders": self.unknown_borders,
             "border_error": self.border_error,
         }
+
+    @property
+    def gaussian_limits(self) -> tuple[float | None, ...]:
+        """The limits of the checks that hand back a blur that is not Gaussian, in the order
+        :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them."""
+        return self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy
 
     @property
     def device(self) -> torch.device:
@@ -348,7 +363,7 @@ class DDRMInferer(Inferer, nn.Module):
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
                         "blur_mismatch": not no_blur and self.blur_sigma == AUTO
-                        and e.not_gaussian(self.max_blur_misfit, self.max_blur_anisotropy),
+                        and e.not_gaussian(*self.gaussian_limits),
                         "operator_sigma": 0.0 if no_blur else self.restoring_sigma(shape),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})

@@ -34,9 +34,12 @@ grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of
 ``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes differ by ``min_axis_ratio`` or more
 (``max(σ_v, σ_h) / max(min(σ_v, σ_h), AXES_RATIO_FLOOR)``) and the noise is low enough to tell (``max_axis_noise``),
 the estimate carries that anisotropic blur (``blur_sigma_axes``, and the noise of that fit), which DDRM restores
-with. ``blur_sigma``, the no-blur gate and the misfit and anisotropy checks still read the isotropic fit: the anatomy
-of a sharp study can read as two axes apart, and two axes also fit a motion streak better than one, so only an
-input that is blurred and mildly anisotropic (which the anisotropy limit lets through) is restored with its axes.
+with. ``blur_sigma`` and the no-blur gate still read the isotropic fit (the anatomy of a sharp study can read as two
+axes apart). Such an input is checked against its axis model instead of the isotropic one: an axis-aligned Gaussian
+that is strongly anisotropic departs from every isotropic model by direction (its ``blur_anisotropy`` is large), but
+not from its own. Two axes also fit a motion streak better than one, yet not well: its side lobes leave excess power
+in the sectors facing the streak, which the misfit over rings *and* sectors of the axis model sees
+(``axis_misfit``), as the anisotropy of the axis model's residual (``axis_anisotropy``) sees a streak at an angle.
 
 Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
 blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
@@ -269,6 +272,10 @@ class DegradationEstimate:
         blur_sigma_axes: ``(σ_v, σ_h)`` (px; down the columns, along the rows) where the blur is an axis-aligned
             anisotropic Gaussian (the estimator's ``min_axis_ratio``): the blur DDRM restores with; else None.
             ``blur_sigma`` stays the isotropic estimate (the no-blur gate and the records read it).
+        axis_misfit: where ``blur_sigma_axes`` is set, :func:`blur_misfit` of the axis model over cells of
+            :data:`MISFIT_RING` rings × :data:`ANISOTROPY_SECTORS` sectors (a streak's side lobes face one way);
+            else None.
+        axis_anisotropy: likewise, :func:`blur_anisotropy` of the axis model; else None.
     """
 
     blur_sigma: float
@@ -283,22 +290,32 @@ class DegradationEstimate:
     blur_misfit: float | None = None
     blur_anisotropy: float | None = None
     blur_sigma_axes: tuple[float, float] | None = None
+    axis_misfit: float | None = None
+    axis_anisotropy: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def exceeds_misfit(self, limit: float | None) -> bool:
-        """Whether no Gaussian blur explains this input's rings: ``blur_misfit`` above ``limit`` (None: never)."""
-        return limit is not None and self.blur_misfit is not None and self.blur_misfit > limit
+    def findings(self, max_misfit: float | None, max_anisotropy: float | None, max_axis_misfit: float | None = None,
+                 max_axis_anisotropy: float | None = None) -> list[str]:
+        """What says this input's blur is not the Gaussian the product would restore it with, one line per check
+        over its limit (None: that check is off; empty: nothing does). An input restored with its axes
+        (``blur_sigma_axes``) is checked against that axis model (``axis_misfit``, ``axis_anisotropy``), any other
+        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``)."""
+        if self.blur_sigma_axes is not None:
+            checks = ((self.axis_misfit, max_axis_misfit, "misfit of its axis-aligned model", "a streak?"),
+                      (self.axis_anisotropy, max_axis_anisotropy, "anisotropy beyond its axis-aligned model",
+                       "a streak at an angle?"))
+        else:
+            checks = ((self.blur_misfit, max_misfit, "spectral misfit", "a defocus or motion blur?"),
+                      (self.blur_anisotropy, max_anisotropy, "anisotropy", "a blur along one direction, motion?"))
+        return [f"{name} {value:.2f} > {limit:g}: {hint}" for value, limit, name, hint in checks
+                if limit is not None and value is not None and value > limit]
 
-    def exceeds_anisotropy(self, limit: float | None) -> bool:
-        """Whether no isotropic blur explains this input's directions: ``blur_anisotropy`` above ``limit`` (None:
-        never)."""
-        return limit is not None and self.blur_anisotropy is not None and self.blur_anisotropy > limit
-
-    def not_gaussian(self, max_misfit: float | None, max_anisotropy: float | None) -> bool:
-        """Whether this input's blur is not the isotropic Gaussian the product restores (either check)."""
-        return self.exceeds_misfit(max_misfit) or self.exceeds_anisotropy(max_anisotropy)
+    def not_gaussian(self, max_misfit: float | None, max_anisotropy: float | None, max_axis_misfit: float | None = None,
+                     max_axis_anisotropy: float | None = None) -> bool:
+        """Whether this input's blur is not the Gaussian the product restores (any of :meth:`findings`)."""
+        return bool(self.findings(max_misfit, max_anisotropy, max_axis_misfit, max_axis_anisotropy))
 
 
 class SpectralDegradationEstimator:
@@ -377,6 +394,10 @@ class SpectralDegradationEstimator:
         sector = (angle[self.keep] / (math.pi / 2) * ANISOTROPY_SECTORS).long().clamp_max(ANISOTROPY_SECTORS - 1)
         band = (radius >= ANISOTROPY_BAND_FROM) & (radius <= ANISOTROPY_BAND_TO * self.length)
         self.sectors = torch.where(band, sector, torch.full_like(sector, -1))
+        # the cells the axis model's misfit sums over: each ring of the sectors' band, split by sector
+        self.read = self.sectors >= 0
+        self.cells = torch.unique(self.rings[self.read] * ANISOTROPY_SECTORS + self.sectors[self.read],
+                                  return_inverse=True)[1]
         w = taper(self.length, self.alpha)
         self.noise_gain = float((w**2).mean() ** 2)  # white noise of variance v: v·mean(w²)² per coefficient
         self.signal = power.reshape(len(self.sigmas), -1)[:, self.keep]  # (S, K): E[Y_k² | σ] of training images
@@ -543,6 +564,10 @@ class SpectralDegradationEstimator:
         misfit = blur_misfit(y2, model, self.rings)
         anisotropy = blur_anisotropy(y2, model, self.sectors)
         axes_fit = self._fit_axes(y2, floor2) if self.min_axis_ratio is not None else None
+        if axes_fit is not None:  # each input against its own axis model: what a streak's lobes and angle show
+            axis_model = self._profile(y2, floor2, self._signal_axes(axes_fit[0][:, None]))[3][:, 0]
+            axes_fit = (*axes_fit, blur_misfit(y2[:, self.read], axis_model[:, self.read], self.cells),
+                        blur_anisotropy(y2, axis_model, self.sectors))
         learned_all = None
         if self.regressor is not None:
             # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
@@ -579,15 +604,15 @@ class SpectralDegradationEstimator:
                     sigma, sigma_y, method = learned[0], learned_noise, "learned"
                     std = float("inf")  # the likelihood's curvature says nothing about the regressor's reading
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
-            axes = None
+            axes, axis_checks = None, (None, None)
             if axes_fit is not None:
-                fitted, axes_noise = (t[i] for t in axes_fit)
+                fitted, axes_noise, *checked = (t[i] for t in axes_fit)
                 fitted = (float(fitted[0]), float(fitted[1]))
                 if self.anisotropic(fitted, sigma_y):
                     # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the
                     # isotropic estimate, which the no-blur gate and the records read as before (the anatomy of a
                     # sharp study can read as two axes apart, and must still be reported as no blur)
-                    axes = fitted
+                    axes, axis_checks = fitted, tuple(float(v) for v in checked)
                     sigma_y = max(math.sqrt(float(axes_noise) / self.noise_gain), float(floors[i]))
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
@@ -603,5 +628,7 @@ class SpectralDegradationEstimator:
                 blur_misfit=checks[0],
                 blur_anisotropy=checks[1],
                 blur_sigma_axes=axes,
+                axis_misfit=axis_checks[0],
+                axis_anisotropy=axis_checks[1],
             ))
         return out

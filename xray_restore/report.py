@@ -117,6 +117,7 @@ COLUMNS = (
     ("blur_sigma_std", "± (px)", ".2f"), ("blur_sigma_vertical", "σ down columns (px)", ".2f"),
     ("blur_sigma_horizontal", "σ along rows (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
     ("blur_misfit", "misfit of a Gaussian blur", ".2f"), ("blur_anisotropy", "anisotropy of the blur", ".2f"),
+    ("axis_misfit", "misfit of its two axes", ".2f"), ("axis_anisotropy", "anisotropy beyond its axes", ".2f"),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
     ("lpips_input", "LPIPS input", ".3f"), ("lpips_restored", "LPIPS restored", ".3f"),
@@ -125,7 +126,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 5
+SUMMARY_SCHEMA_VERSION = 6
 
 
 def unavailable(reason: str) -> dict:
@@ -176,7 +177,7 @@ class ReportWriter:
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
-                        for key in ("blur_misfit", "blur_anisotropy")},
+                        for key in ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy")},
                      # an axis-aligned anisotropic blur's two stds ("" for an isotropic one: blur_sigma says it all)
                      **{f"blur_sigma_{name}": "" if not estimate or estimate.get("blur_sigma_axes") is None
                         else round(float(estimate["blur_sigma_axes"][axis]), 3)
@@ -255,7 +256,8 @@ class ReportWriter:
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
                                                   "blur_sigma_vertical", "blur_sigma_horizontal", "blur_misfit",
-                                                  "blur_anisotropy", "seconds", "stage", "error")}
+                                                  "blur_anisotropy", "axis_misfit", "axis_anisotropy", "seconds",
+                                                  "stage", "error")}
                        for r in self.rows],
             "metrics": means,
             "availability": self.availability(kid),

@@ -89,14 +89,7 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
 
 def _mismatch_finding(estimate, inferer) -> str:
     """Which check found an estimated blur not Gaussian, with its value and the inferer's limit."""
-    found = []
-    if estimate.exceeds_misfit(inferer.max_blur_misfit):
-        found.append(f"spectral misfit {estimate.blur_misfit:.2f} > {inferer.max_blur_misfit:g}: a defocus or motion "
-                     "blur?")
-    if estimate.exceeds_anisotropy(inferer.max_blur_anisotropy):
-        found.append(f"anisotropy {estimate.blur_anisotropy:.2f} > {inferer.max_blur_anisotropy:g}: a blur along one "
-                     "direction, motion?")
-    return "; ".join(found)
+    return "; ".join(estimate.findings(*inferer.gaussian_limits))
 
 
 def _input_generator(seed: int, digest: str) -> torch.Generator:
