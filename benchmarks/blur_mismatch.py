@@ -359,8 +359,8 @@ def main() -> None:
                   flush=True)
         print(f"suggested limit for {statistic}: {calibrated[statistic]['suggested_limit']:g}", flush=True)
     for name, count in calibrated["axis_aligned"].items():
-        print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned, "
-              f"{count['handed_back']} handed back", flush=True)
+        print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned; "
+              f"{count['handed_back']} of the {count['n']} handed back (by any check)", flush=True)
     isotropic = Restorer.from_bundle(args.bundle, min_axis_ratio=None).inferer
     evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []
