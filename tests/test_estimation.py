@@ -137,8 +137,10 @@ def test_a_disk_or_motion_blur_is_told_from_a_gaussian_one(cxr14_cache):
     assert (gaussian <= limit).all() and (disk > limit).mean() >= 0.9, (gaussian.max(), np.sort(disk)[:4])
     assert np.median(motion) > gaussian.max(), (np.median(motion), gaussian.max())
     mismatched = inferer.settings_for(blurred("disk", 2.0).float(), 12)
-    assert all(s["blur_mismatch"] for s in mismatched if s["estimate"].blur_misfit > limit)
-    unchecked = Restorer.from_bundle(BUNDLE, max_blur_misfit=None, max_blur_anisotropy=None).inferer
+    assert all(s["blur_mismatch"] for s in mismatched
+               if s["estimate"].blur_sigma_axes is None and s["estimate"].blur_misfit > limit)
+    unchecked = Restorer.from_bundle(BUNDLE, max_blur_misfit=None, max_blur_anisotropy=None, max_axis_misfit=None,
+                                     max_axis_anisotropy=None).inferer
     assert not any(s["blur_mismatch"] for s in unchecked.settings_for(blurred("disk", 2.0).float(), 12))  # no check
     with pytest.raises(ValueError, match="max_blur_misfit"):
         Restorer.from_bundle(BUNDLE, max_blur_misfit=0.0)
@@ -489,10 +491,12 @@ def test_a_motion_blur_is_told_from_a_gaussian_one_by_its_direction(cxr14_cache)
     # each one handed back by what its own model says: the isotropic fit's checks, or its axis model's
     assert all(s["estimate"].findings(*inferer.gaussian_limits) for s in motion if s["blur_mismatch"])
     assert any(s["estimate"].blur_anisotropy > limit for s in motion if s["estimate"].blur_sigma_axes is None)
-    unchecked = Restorer.from_bundle(BUNDLE, max_blur_anisotropy=None, max_blur_misfit=None).inferer
+    unchecked = Restorer.from_bundle(BUNDLE, max_blur_anisotropy=None, max_blur_misfit=None, max_axis_misfit=None,
+                                     max_axis_anisotropy=None).inferer
     assert not any(s["blur_mismatch"] for s in restorable(streaks, unchecked))  # None: no check
-    with pytest.raises(ValueError, match="max_blur_anisotropy"):
-        Restorer.from_bundle(BUNDLE, max_blur_anisotropy=-1.0)
+    for limit_id in ("max_blur_anisotropy", "max_axis_misfit", "max_axis_anisotropy"):
+        with pytest.raises(ValueError, match=limit_id):
+            Restorer.from_bundle(BUNDLE, **{limit_id: -1.0})
 
 
 def _axis_blurred(x: torch.Tensor, axes: tuple[float, float], sigma_y: float, seed: int = 0) -> torch.Tensor:
