@@ -530,6 +530,25 @@ class SpectralDegradationEstimator:
         nll = 0.5 * (v.log() + y2 / v).sum(-1)  # (B, S)
         return nll.double(), a[..., 0].double(), n[..., 0].double(), v.double()
 
+    def _axis_readings(self, y2: torch.Tensor, floor2: torch.Tensor,
+                       sigma_y: Sequence[float]) -> dict[int, tuple[tuple[float, float], float, float, float]]:
+        """The axis-aligned fit of each input that could be read as anisotropic (noise σ_y at most
+        ``max_axis_noise``; none without ``min_axis_ratio``), by index: its axes ``(σ_v, σ_h)``, that fit's noise
+        variance, and the misfit and anisotropy of the input against its own axis model (what a streak's lobes and
+        angle show). Inputs too noisy to tell are not fitted: their fit would be set aside."""
+        if self.min_axis_ratio is None:
+            return {}
+        index = [i for i, s in enumerate(sigma_y) if s <= self.max_axis_noise]
+        if not index:
+            return {}
+        y2, floor2 = y2[index], floor2[index]
+        axes, noise = self._fit_axes(y2, floor2)
+        model = self._profile(y2, floor2, self._signal_axes(axes[:, None]))[3][:, 0]
+        misfit = blur_misfit(y2[:, self.read], model[:, self.read], self.cells)
+        anisotropy = blur_anisotropy(y2, model, self.sectors)
+        return {i: ((float(axes[k, 0]), float(axes[k, 1])), float(noise[k]), float(misfit[k]), float(anisotropy[k]))
+                for k, i in enumerate(index)}
+
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None,
                  averaged: float | Sequence[float] = 1.0, windows: Sequence | None = None) -> list[DegradationEstimate]:
@@ -563,11 +582,6 @@ class SpectralDegradationEstimator:
         model = fitted[torch.arange(b), best]
         misfit = blur_misfit(y2, model, self.rings)
         anisotropy = blur_anisotropy(y2, model, self.sectors)
-        axes_fit = self._fit_axes(y2, floor2) if self.min_axis_ratio is not None else None
-        if axes_fit is not None:  # each input against its own axis model: what a streak's lobes and angle show
-            axis_model = self._profile(y2, floor2, self._signal_axes(axes_fit[0][:, None]))[3][:, 0]
-            axes_fit = (*axes_fit, blur_misfit(y2[:, self.read], axis_model[:, self.read], self.cells),
-                        blur_anisotropy(y2, axis_model, self.sectors))
         learned_all = None
         if self.regressor is not None:
             # one input at a time: a convolution's arithmetic depends on the batch size, and an image's estimate
@@ -577,7 +591,7 @@ class SpectralDegradationEstimator:
                      for i in range(b)]
             learned_all = torch.cat([self._learned(crop.float()) for crop in crops]).double()
         h = step / self.refine
-        out = []
+        readings = []
         for i in range(b):
             j = int(best[i])
             sigma, curvature = float(fine[i, j]), 0.0
@@ -604,16 +618,19 @@ class SpectralDegradationEstimator:
                     sigma, sigma_y, method = learned[0], learned_noise, "learned"
                     std = float("inf")  # the likelihood's curvature says nothing about the regressor's reading
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
+            readings.append((j, sigma, std, sigma_y, spectral, method, learned, checks))
+        axes_fits = self._axis_readings(y2, floor2, [r[3] for r in readings])
+        out = []
+        for i, (j, sigma, std, sigma_y, spectral, method, learned, checks) in enumerate(readings):
             axes, axis_checks = None, (None, None)
-            if axes_fit is not None:
-                fitted, axes_noise, *checked = (t[i] for t in axes_fit)
-                fitted = (float(fitted[0]), float(fitted[1]))
+            if i in axes_fits:
+                fitted, axes_noise, *checked = axes_fits[i]
                 if self.anisotropic(fitted, sigma_y):
                     # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the
                     # isotropic estimate, which the no-blur gate and the records read as before (the anatomy of a
                     # sharp study can read as two axes apart, and must still be reported as no blur)
-                    axes, axis_checks = fitted, tuple(float(v) for v in checked)
-                    sigma_y = max(math.sqrt(float(axes_noise) / self.noise_gain), float(floors[i]))
+                    axes, axis_checks = fitted, tuple(checked)
+                    sigma_y = max(math.sqrt(axes_noise / self.noise_gain), float(floors[i]))
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
                 sigma_y=sigma_y,
