@@ -136,15 +136,14 @@ def developer_cuts(folder: str, sigma: float, sigma_y: float, rng: np.random.Gen
     return torch.tensor(np.stack(out), dtype=torch.float32)[:, None]
 
 
-#: The checks calibrated here: the estimate's statistic → (the bundle's limit id, the step its limit is rounded up to).
-CHECKS = {"blur_misfit": ("max_blur_misfit", 0.5), "blur_anisotropy": ("max_blur_anisotropy", 0.1),
-          "axis_misfit": ("max_axis_misfit", 0.1), "axis_anisotropy": ("max_axis_anisotropy", 0.1)}
-#: The calibration sets each check reads: Gaussian blurs that the product must restore.
+#: The axis-aligned anisotropic sets: what the axis checks are calibrated on.
 AXIS_SETS = ("val_anisotropic", "val_anisotropic_2")
-CALIBRATION_SETS = {"blur_misfit": ("val", "developer_cuts", "val_anisotropic"),
-                    "blur_anisotropy": ("val", "developer_cuts", "val_anisotropic"),
-                    "axis_misfit": ("val", "developer_cuts", *AXIS_SETS),
-                    "axis_anisotropy": ("val", "developer_cuts", *AXIS_SETS)}
+#: The checks calibrated here: the estimate's statistic → (the bundle's limit id, the step its limit is rounded up
+#: to, the calibration sets it reads: Gaussian blurs that the product must restore).
+CHECKS = {"blur_misfit": ("max_blur_misfit", 0.5, ("val", "developer_cuts", "val_anisotropic")),
+          "blur_anisotropy": ("max_blur_anisotropy", 0.1, ("val", "developer_cuts", "val_anisotropic")),
+          "axis_misfit": ("max_axis_misfit", 0.1, ("val", "developer_cuts", *AXIS_SETS)),
+          "axis_anisotropy": ("max_axis_anisotropy", 0.1, ("val", "developer_cuts", *AXIS_SETS))}
 
 
 def _restorable(settings: list[dict], statistic: str) -> np.ndarray:
@@ -177,9 +176,9 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
             rows.append({"set": "developer_cuts", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(cuts, 8, float(FACTOR**2))})
     out: dict = {}
-    for statistic, (limit_id, step) in CHECKS.items():
+    for statistic, (limit_id, step, sets) in CHECKS.items():
         limit = getattr(inferer, limit_id)
-        values: dict = {name: [] for name in CALIBRATION_SETS[statistic]}
+        values: dict = {name: [] for name in sets}
         for row in rows:
             if row["set"] not in values:
                 continue
@@ -297,7 +296,7 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dic
     sharp = [x[(x.shape[0] - CUT) // 2 : (x.shape[0] + CUT) // 2, (x.shape[1] - CUT) // 2 : (x.shape[1] + CUT) // 2]
              for x in top]
     checked = Restorer.from_bundle(bundle)
-    unchecked = Restorer.from_bundle(bundle, **{limit_id: None for limit_id, _ in CHECKS.values()})
+    unchecked = Restorer.from_bundle(bundle, **{limit_id: None for limit_id, *_ in CHECKS.values()})
     rng = np.random.default_rng(seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -348,8 +347,8 @@ def main() -> None:
     restorer = Restorer.from_bundle(args.bundle)
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])
     calibrated = calibration(x, args.developer, restorer.inferer, args.seed)
-    for statistic in CHECKS:
-        for name in CALIBRATION_SETS[statistic]:
+    for statistic, (*_, sets) in CHECKS.items():
+        for name in sets:
             c = calibrated[statistic][name]
             if not c["n"]:
                 continue
