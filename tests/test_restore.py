@@ -256,7 +256,7 @@ def test_a_blur_that_is_not_gaussian_is_handed_back_not_made_worse(tmp_path):
         return a.reshape(64, 16, 64, 16).mean(axis=(1, 3))
 
     (unchecked,) = Restorer.from_bundle(BUNDLE, max_blur_misfit=None, max_blur_anisotropy=None, max_axis_misfit=None,
-                                         max_axis_anisotropy=None).restore(
+                                         max_axis_anisotropy=None, max_non_gaussian_evidence=None).restore(
         [tmp_path / "disk.png"])
     assert unchecked.status == "restored"
     assert _psnr(area(unchecked.restored), area(source)) < _psnr(area(unchecked.image), area(source)) - 1.0

@@ -268,11 +268,11 @@ class ConditionalInferer(Inferer):
                 "max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy}
 
     @property
-    def gaussian_limits(self) -> tuple[float | None, ...]:
+    def gaussian_limits(self) -> dict[str, float | None]:
         """The limits of the checks that hand back a blur that is not Gaussian (as
         :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur, so
-        its axis checks are off)."""
-        return self.max_blur_misfit, self.max_blur_anisotropy, None, None
+        only the isotropic checks are on)."""
+        return {"max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy}
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
@@ -289,7 +289,7 @@ class ConditionalInferer(Inferer):
                         "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
                         "no_blur": no_blur, "operator_sigma": trained,
                         "blur_mismatch": e is not None and not no_blur
-                        and e.not_gaussian(*self.gaussian_limits)})
+                        and e.not_gaussian(**self.gaussian_limits)})
         return out
 
     def sampler(self, network: nn.Module) -> ConditionalSampler:

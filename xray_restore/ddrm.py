@@ -156,6 +156,9 @@ class DDRMInferer(Inferer, nn.Module):
             anisotropic blur (``blur_sigma_axes``), read on its axis model (``axis_misfit``: over rings and
             sectors, where a streak's side lobes show; ``axis_anisotropy``): such an input is handed back where its
             axis model does not explain it, whatever the isotropic checks say; None disables the check.
+        max_non_gaussian_evidence: an estimated blur that a disk or a streak explains better than any Gaussian by
+            more than this (log-likelihood, nats: ``non_gaussian_evidence``) is handed back (``blur_mismatch``);
+            None disables the check (as does a spectrum without alternatives).
         operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
             error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
         blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
@@ -212,6 +215,7 @@ class DDRMInferer(Inferer, nn.Module):
         max_blur_anisotropy: float | None = None,
         max_axis_misfit: float | None = None,
         max_axis_anisotropy: float | None = None,
+        max_non_gaussian_evidence: float | None = None,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
         blur_backoff: float = 0.0,
@@ -240,9 +244,10 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy = check_limits(
+        (self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy,
+         self.max_non_gaussian_evidence) = check_limits(
             max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy, max_axis_misfit=max_axis_misfit,
-            max_axis_anisotropy=max_axis_anisotropy)
+            max_axis_anisotropy=max_axis_anisotropy, max_non_gaussian_evidence=max_non_gaussian_evidence)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):
@@ -294,6 +299,7 @@ class DDRMInferer(Inferer, nn.Module):
             "max_blur_anisotropy": self.max_blur_anisotropy,
             "max_axis_misfit": self.max_axis_misfit,
             "max_axis_anisotropy": self.max_axis_anisotropy,
+            "max_non_gaussian_evidence": self.max_non_gaussian_evidence,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
             "blur_backoff_until": self.blur_backoff_until,
@@ -303,10 +309,12 @@ class DDRMInferer(Inferer, nn.Module):
         }
 
     @property
-    def gaussian_limits(self) -> tuple[float | None, ...]:
-        """The limits of the checks that hand back a blur that is not Gaussian, in the order
+    def gaussian_limits(self) -> dict[str, float | None]:
+        """The limits of the checks that hand back a blur that is not Gaussian, by name, as
         :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them."""
-        return self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy
+        return {"max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy,
+                "max_axis_misfit": self.max_axis_misfit, "max_axis_anisotropy": self.max_axis_anisotropy,
+                "max_non_gaussian_evidence": self.max_non_gaussian_evidence}
 
     @property
     def device(self) -> torch.device:
@@ -363,7 +371,7 @@ class DDRMInferer(Inferer, nn.Module):
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
                         "blur_mismatch": not no_blur and self.blur_sigma == AUTO
-                        and e.not_gaussian(*self.gaussian_limits),
+                        and e.not_gaussian(**self.gaussian_limits),
                         "operator_sigma": 0.0 if no_blur else self.restoring_sigma(shape),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})

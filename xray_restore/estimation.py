@@ -41,6 +41,14 @@ not from its own. Two axes also fit a motion streak better than one, yet not wel
 in the sectors facing the streak, which the misfit over rings *and* sectors of the axis model sees
 (``axis_misfit``), as the anisotropy of the axis model's residual (``axis_anisotropy``) sees a streak at an angle.
 
+The shape checks above measure how far the best Gaussian falls short; they do not ask what explains the input
+better. The same likelihood answers that too: :func:`fit_spectrum` also learns the moments of the training images
+under blurs that are not Gaussian (a uniform disk: defocus, a uniform focal spot; a uniform streak: motion; a grid of
+sizes and streak angles, :func:`alternative_kernels`), and ``non_gaussian_evidence`` is the log-likelihood (nats) by
+which the best of them beats the best Gaussian, isotropic or axis-aligned, of the same input: a likelihood-ratio
+test against named alternatives, which sees a disk's zeros and a streak's direction where the noise would hide them
+from the ring-by-ring misfit.
+
 Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
 blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
 (:class:`~xray_restore.blur_regressor.DegradationRegressor`, trained on the training pool: it reads edges and
@@ -76,6 +84,13 @@ ANISOTROPY_BAND_TO = 0.7
 AXES_STEP, AXES_COARSE_ITERATIONS, AXES_FINE_STEP, AXES_FINE_SPAN = 0.4, 4, 0.1, 3
 #: The smaller axis counts as at least this (px) in the axis ratio: a sharp axis makes no ratio by itself.
 AXES_RATIO_FLOOR = 0.5
+#: The blurs that are not Gaussian which :func:`fit_spectrum` learns the moments of (the alternatives of
+#: ``non_gaussian_evidence``): a disk and a uniform streak (:func:`~xray_restore.measurement.non_gaussian_kernel`)
+#: of each std (px, a geometric grid 1.25× apart) ...
+ALTERNATIVE_SIZES = tuple(round(0.6 * 1.25**i, 4) for i in range(9))
+#: ... the streak at each of these angles (degrees from the rows; an angle and its mirror image, 180° − angle, have
+#: the same DCT moments once the training images are read with their mirror images too).
+ALTERNATIVE_ANGLES = (0, 15, 30, 45, 60, 75, 90)
 
 __all__ = [
     "DegradationEstimate",
@@ -85,6 +100,8 @@ __all__ = [
     "check_limits",
     "dct_matrix",
     "fit_spectrum",
+    "fit_alternatives",
+    "alternative_kernels",
     "save_spectrum",
     "load_spectrum",
     "quantisation_floor",
@@ -200,7 +217,8 @@ def mirrored_blur(images: torch.Tensor, sigma: float, padding: str = "symmetric"
 
 
 def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: float = TAPER_ALPHA,
-                 sigma_max: float = 4.0, sigma_step: float = 0.2, padding: str = "symmetric") -> dict:
+                 sigma_max: float = 4.0, sigma_step: float = 0.2, padding: str = "symmetric",
+                 alternatives: bool = True) -> dict:
     """Second moments of the tapered interior-window DCT of training images, blurred by each σ of a grid.
 
     Learning ``E[Y_k² | σ]`` directly (rather than a sharp spectrum times a transfer function) keeps the window's
@@ -211,9 +229,11 @@ def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: f
         margin: pixels left out at every edge (≥ 3σ of the largest blur, so zero-padded blurs stay outside).
         sigma_max, sigma_step: the σ grid (model-scale pixels), from 0 (no blur).
         padding: the borders of the training blurs (as the restoring operator's).
+        alternatives: also learn the moments under blurs that are not Gaussian (:func:`fit_alternatives`).
 
     Returns:
-        ``{"power": (S, L, L) float64, "sigmas": (S,), "size", "margin", "alpha", "num_images"}``, ``L = N − 2·margin``.
+        ``{"power": (S, L, L) float64, "sigmas": (S,), "size", "margin", "alpha", "num_images"}``, ``L = N − 2·margin``,
+        and ``"alternatives"`` (:func:`fit_alternatives`).
     """
     if images.shape[-1] != size:
         raise ValueError(f"images are {images.shape[-1]}x{images.shape[-1]}, expected {size}x{size}.")
@@ -224,8 +244,42 @@ def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: f
     for sigma in sigmas.tolist():
         coeffs = _dct2(_window(mirrored_blur(images, sigma, padding), margin, alpha))
         power.append((coeffs**2).mean(dim=(0, 1)))
-    return {"power": torch.stack(power), "sigmas": sigmas, "size": int(size), "margin": int(margin),
-            "alpha": float(alpha), "num_images": int(images.shape[0]), "padding": padding}
+    spectrum = {"power": torch.stack(power), "sigmas": sigmas, "size": int(size), "margin": int(margin),
+                "alpha": float(alpha), "num_images": int(images.shape[0]), "padding": padding}
+    if alternatives:
+        spectrum["alternatives"] = fit_alternatives(images, margin, alpha)
+    return spectrum
+
+
+def alternative_kernels(sizes: Sequence[float] = ALTERNATIVE_SIZES,
+                        angles: Sequence[float] = ALTERNATIVE_ANGLES) -> list[tuple[str, float, float]]:
+    """The blurs that are not Gaussian that an input's fit is compared with: ``(kind, std px, angle °)`` per
+    kernel, size-major: a disk (angle 0) and a streak at each angle, for each size."""
+    return [(kind, float(size), float(angle)) for size in sizes
+            for kind, kind_angles in (("disk", (0,)), ("streak", angles)) for angle in kind_angles]
+
+
+def fit_alternatives(images: torch.Tensor, margin: int = 8, alpha: float = TAPER_ALPHA,
+                     sizes: Sequence[float] = ALTERNATIVE_SIZES, angles: Sequence[float] = ALTERNATIVE_ANGLES,
+                     chunk: int = 256) -> dict:
+    """``E[Y_k²]`` of training images ``(M, 1, N, N)`` (and their left-right mirror images) blurred by each kernel of
+    :func:`alternative_kernels` (mirrored borders), on the same window as :func:`fit_spectrum`.
+
+    Returns ``{"power": (A, L, L) float64, "kernels": [(kind, std, angle), ...]}``.
+    """
+    from .measurement import convolve_mirrored, non_gaussian_kernel
+
+    kernels = alternative_kernels(sizes, angles)
+    power = []
+    for kind, size, angle in kernels:
+        kernel = non_gaussian_kernel("disk" if kind == "disk" else "motion", size, math.radians(angle))
+        total = torch.zeros(images.shape[-1] - 2 * margin, images.shape[-1] - 2 * margin, dtype=torch.float64)
+        for start in range(0, images.shape[0], chunk):
+            part = images[start : start + chunk]
+            for view in (part, part.flip(-1)):
+                total += (_dct2(_window(convolve_mirrored(view, kernel), margin, alpha)) ** 2).sum(dim=(0, 1))
+        power.append(total / (2 * images.shape[0]))
+    return {"power": torch.stack(power), "kernels": [list(k) for k in kernels]}
 
 
 def save_spectrum(spectrum: dict, path: str | os.PathLike) -> None:
@@ -276,6 +330,11 @@ class DegradationEstimate:
             :data:`MISFIT_RING` rings × :data:`ANISOTROPY_SECTORS` sectors (a streak's side lobes face one way);
             else None.
         axis_anisotropy: likewise, :func:`blur_anisotropy` of the axis model; else None.
+        non_gaussian_evidence: how much better (log-likelihood, nats) the best blur that is not Gaussian (a disk or a
+            uniform streak, :func:`alternative_kernels`) explains the input than the best Gaussian (isotropic, or
+            axis-aligned where the estimator fits axes): below 0 where a Gaussian explains it better, large for a
+            defocus or motion blur; None where the spectrum has no alternatives.
+        alternative_blur: that best blur that is not Gaussian, in words (None with the evidence).
     """
 
     blur_sigma: float
@@ -292,30 +351,36 @@ class DegradationEstimate:
     blur_sigma_axes: tuple[float, float] | None = None
     axis_misfit: float | None = None
     axis_anisotropy: float | None = None
+    non_gaussian_evidence: float | None = None
+    alternative_blur: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def findings(self, max_misfit: float | None, max_anisotropy: float | None, max_axis_misfit: float | None = None,
-                 max_axis_anisotropy: float | None = None) -> list[str]:
+    def findings(self, max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
+                 max_axis_misfit: float | None = None, max_axis_anisotropy: float | None = None,
+                 max_non_gaussian_evidence: float | None = None) -> list[str]:
         """What says this input's blur is not the Gaussian the product would restore it with, one line per check
         over its limit (None: that check is off; empty: nothing does). An input restored with its axes
         (``blur_sigma_axes``) is checked against that axis model (``axis_misfit``, ``axis_anisotropy``), any other
-        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``)."""
+        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``); both against the best blur that is not
+        Gaussian (``non_gaussian_evidence``)."""
         if self.blur_sigma_axes is not None:
-            checks = ((self.axis_misfit, max_axis_misfit, "misfit of its axis-aligned model", "a streak?"),
+            checks = [(self.axis_misfit, max_axis_misfit, "misfit of its axis-aligned model", "a streak?"),
                       (self.axis_anisotropy, max_axis_anisotropy, "anisotropy beyond its axis-aligned model",
-                       "a streak at an angle?"))
+                       "a streak at an angle?")]
         else:
-            checks = ((self.blur_misfit, max_misfit, "spectral misfit", "a defocus or motion blur?"),
-                      (self.blur_anisotropy, max_anisotropy, "anisotropy", "a blur along one direction, motion?"))
+            checks = [(self.blur_misfit, max_blur_misfit, "spectral misfit", "a defocus or motion blur?"),
+                      (self.blur_anisotropy, max_blur_anisotropy, "anisotropy", "a blur along one direction, motion?")]
+        checks.append((self.non_gaussian_evidence, max_non_gaussian_evidence,
+                       "evidence for a blur that is not Gaussian", f"{self.alternative_blur} explains it better"))
         return [f"{name} {value:.2f} > {limit:g}: {hint}" for value, limit, name, hint in checks
                 if limit is not None and value is not None and value > limit]
 
-    def not_gaussian(self, max_misfit: float | None, max_anisotropy: float | None, max_axis_misfit: float | None = None,
-                     max_axis_anisotropy: float | None = None) -> bool:
-        """Whether this input's blur is not the Gaussian the product restores (any of :meth:`findings`)."""
-        return bool(self.findings(max_misfit, max_anisotropy, max_axis_misfit, max_axis_anisotropy))
+    def not_gaussian(self, **limits: float | None) -> bool:
+        """Whether this input's blur is not the Gaussian the product restores (any of :meth:`findings`, with the
+        same keyword limits)."""
+        return bool(self.findings(**limits))
 
 
 class SpectralDegradationEstimator:
@@ -413,12 +478,18 @@ class SpectralDegradationEstimator:
         fine = torch.arange(-AXES_FINE_SPAN, AXES_FINE_SPAN + 1, dtype=torch.float64) * AXES_FINE_STEP
         self.axes_offsets = torch.cartesian_prod(fine, fine)  # (F, 2), row-major: σ_v outer, σ_h inner
         self.axes_signal = self._signal_axes(self.axes_grid[None])  # (1, P, K): the coarse grid's moments, once
+        alternatives = spectrum.get("alternatives")
+        self.alternative_kernels = None if alternatives is None else [tuple(k) for k in alternatives["kernels"]]
+        self.alternative_signal = (None if alternatives is None else  # (1, A, K): E[Y_k²] under each alternative
+                                   alternatives["power"].to(torch.float64).reshape(len(self.alternative_kernels),
+                                                                                   -1)[None, :, self.keep])
 
     @property
     def config(self) -> dict:
         config = {"method": "spectral_ml", "window": f"{self.length}x{self.length} interior DCT-II, Tukey {self.alpha}",
                   "sigma_max": float(self.sigmas[-1]), "sigma_step": float(self.sigmas[1] - self.sigmas[0]),
-                  "min_axis_ratio": self.min_axis_ratio, "max_axis_noise": self.max_axis_noise}
+                  "min_axis_ratio": self.min_axis_ratio, "max_axis_noise": self.max_axis_noise,
+                  "non_gaussian_alternatives": len(self.alternative_kernels or [])}
         if self.regressor is not None:
             config.update({"method": "spectral_ml+learned", "learned_weight": self.learned_weight,
                            "max_disagreement": self.max_disagreement, "learned_flips": self.learned_flips})
@@ -512,10 +583,14 @@ class SpectralDegradationEstimator:
         theta[..., 2] = torch.maximum(y2[..., -max(1, y2.shape[-1] // 8):].median(dim=-1).values.expand(-1, s_count),
                                       floor2[:, None]).clamp_min(1e-20).log()
         log_floor = floor2.clamp_min(1e-20).log()[:, None].to(self.dtype)
+        best_theta, best_nll = theta.clone(), torch.full((b, s_count), float("inf"), dtype=self.dtype)
         for _ in range(self.iterations if iterations is None else iterations):
             a, beta, n = theta[..., 0:1].exp(), theta[..., 1:2], theta[..., 2:3].exp()
             signal = a * g * torch.exp(beta * log_r)
             v = signal + n
+            nll = 0.5 * (v.log() + y2 / v).sum(-1)
+            better = nll < best_nll
+            best_nll, best_theta = torch.where(better, nll, best_nll), torch.where(better[..., None], theta, best_theta)
             w = 1.0 / v - y2 / v**2  # ∂NLL/∂v
             jac = torch.stack([signal, signal * log_r, n.expand_as(v)], dim=-1)  # ∂v/∂θ, (B, S, K, 3)
             grad = (w[..., None] * jac).sum(-2)
@@ -528,26 +603,50 @@ class SpectralDegradationEstimator:
         a, beta, n = theta[..., 0:1].exp(), theta[..., 1:2], theta[..., 2:3].exp()
         v = a * g * torch.exp(beta * log_r) + n
         nll = 0.5 * (v.log() + y2 / v).sum(-1)  # (B, S)
+        # Fisher scoring has no line search: where a fit ran away from a better point it had passed (seen on a few
+        # inputs with a model far from their blur), keep that point
+        diverged = nll > best_nll + 1.0
+        if bool(diverged.any()):
+            theta = torch.where(diverged[..., None], best_theta, theta)
+            a, beta, n = theta[..., 0:1].exp(), theta[..., 1:2], theta[..., 2:3].exp()
+            v = a * g * torch.exp(beta * log_r) + n
+            nll = 0.5 * (v.log() + y2 / v).sum(-1)
         return nll.double(), a[..., 0].double(), n[..., 0].double(), v.double()
 
     def _axis_readings(self, y2: torch.Tensor, floor2: torch.Tensor,
-                       sigma_y: Sequence[float]) -> dict[int, tuple[tuple[float, float], float, float, float]]:
-        """The axis-aligned fit of each input that could be read as anisotropic (noise σ_y at most
-        ``max_axis_noise``; none without ``min_axis_ratio``), by index: its axes ``(σ_v, σ_h)``, that fit's noise
-        variance, and the misfit and anisotropy of the input against its own axis model (what a streak's lobes and
-        angle show). Inputs too noisy to tell are not fitted: their fit would be set aside."""
-        if self.min_axis_ratio is None:
-            return {}
-        index = [i for i, s in enumerate(sigma_y) if s <= self.max_axis_noise]
+                       index: Sequence[int]) -> dict[int, tuple[tuple[float, float], float, float, float, float]]:
+        """The axis-aligned fit of the inputs ``index``, by index: its axes ``(σ_v, σ_h)``, that fit's noise variance,
+        the misfit and anisotropy of the input against its own axis model (what a streak's lobes and angle show),
+        and that model's negative log-likelihood."""
         if not index:
             return {}
-        y2, floor2 = y2[index], floor2[index]
+        y2, floor2 = y2[list(index)], floor2[list(index)]
         axes, noise = self._fit_axes(y2, floor2)
-        model = self._profile(y2, floor2, self._signal_axes(axes[:, None]))[3][:, 0]
+        nll, _, _, model = self._profile(y2, floor2, self._signal_axes(axes[:, None]))
+        model = model[:, 0]
         misfit = blur_misfit(y2[:, self.read], model[:, self.read], self.cells)
         anisotropy = blur_anisotropy(y2, model, self.sectors)
-        return {i: ((float(axes[k, 0]), float(axes[k, 1])), float(noise[k]), float(misfit[k]), float(anisotropy[k]))
-                for k, i in enumerate(index)}
+        return {i: ((float(axes[k, 0]), float(axes[k, 1])), float(noise[k]), float(misfit[k]), float(anisotropy[k]),
+                    float(nll[k, 0])) for k, i in enumerate(index)}
+
+    def _alternative_readings(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The best blur that is not Gaussian for each input: its negative log-likelihood ``(B,)`` and its index in
+        :attr:`alternative_kernels` ``(B,)``."""
+        nll = torch.cat([self._profile(y2[part : part + 8], floor2[part : part + 8], self.alternative_signal)[0]
+                         for part in range(0, y2.shape[0], 8)])
+        best = nll.min(dim=1)
+        return best.values, best.indices
+
+    @staticmethod
+    def describe_alternative(kernel: tuple[str, float, float]) -> str:
+        """An alternative kernel ``(kind, std, angle)`` in words, e.g. ``"a streak (std 1.8 px) at 30° or 150° from
+        the rows"``."""
+        kind, size, angle = kernel
+        if kind == "disk":
+            return f"a disk blur (std {size:.1f} px)"
+        where = "along the rows" if angle == 0 else "along the columns" if angle == 90 else \
+            f"at {angle:g}° or {180 - angle:g}° from the rows"
+        return f"a streak (std {size:.1f} px) {where}"
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, bits_stored: int | Sequence[int | None] | None = None,
@@ -619,12 +718,23 @@ class SpectralDegradationEstimator:
                     std = float("inf")  # the likelihood's curvature says nothing about the regressor's reading
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
             readings.append((j, sigma, std, sigma_y, spectral, method, learned, checks))
-        axes_fits = self._axis_readings(y2, floor2, [r[3] for r in readings])
+        # the axis-aligned fit, of each input that could be read as anisotropic (low noise), or of all of them where
+        # the evidence for a blur that is not Gaussian needs the best Gaussian of either kind
+        evidence = self.alternative_signal is not None
+        index = [i for i, r in enumerate(readings)
+                 if evidence or (self.min_axis_ratio is not None and r[3] <= self.max_axis_noise)]
+        axes_fits = self._axis_readings(y2, floor2, index)
+        if evidence:
+            alternative_nll, alternative = self._alternative_readings(y2, floor2)
         out = []
         for i, (j, sigma, std, sigma_y, spectral, method, learned, checks) in enumerate(readings):
-            axes, axis_checks = None, (None, None)
-            if i in axes_fits:
-                fitted, axes_noise, *checked = axes_fits[i]
+            axes, axis_checks, non_gaussian = None, (None, None), (None, None)
+            if evidence:
+                gaussian_nll = min(float(nll[i, j]), axes_fits[i][4])
+                non_gaussian = (gaussian_nll - float(alternative_nll[i]),
+                                self.describe_alternative(self.alternative_kernels[int(alternative[i])]))
+            if i in axes_fits and self.min_axis_ratio is not None:
+                fitted, axes_noise, *checked, _ = axes_fits[i]
                 if self.anisotropic(fitted, sigma_y):
                     # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the
                     # isotropic estimate, which the no-blur gate and the records read as before (the anatomy of a
@@ -647,5 +757,7 @@ class SpectralDegradationEstimator:
                 blur_sigma_axes=axes,
                 axis_misfit=axis_checks[0],
                 axis_anisotropy=axis_checks[1],
+                non_gaussian_evidence=non_gaussian[0],
+                alternative_blur=non_gaussian[1],
             ))
         return out

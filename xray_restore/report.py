@@ -118,6 +118,8 @@ COLUMNS = (
     ("blur_sigma_horizontal", "σ along rows (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
     ("blur_misfit", "misfit of a Gaussian blur", ".2f"), ("blur_anisotropy", "anisotropy of the blur", ".2f"),
     ("axis_misfit", "misfit of its two axes", ".2f"), ("axis_anisotropy", "anisotropy beyond its axes", ".2f"),
+    ("non_gaussian_evidence", "evidence against a Gaussian (nats)", ".1f"),
+    ("alternative_blur", "best blur that is not Gaussian", ""),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
     ("lpips_input", "LPIPS input", ".3f"), ("lpips_restored", "LPIPS restored", ".3f"),
@@ -126,7 +128,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 6
+SUMMARY_SCHEMA_VERSION = 7
 
 
 def unavailable(reason: str) -> dict:
@@ -177,7 +179,9 @@ class ReportWriter:
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
-                        for key in ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy")},
+                        for key in ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy",
+                                    "non_gaussian_evidence")},
+                     "alternative_blur": (estimate or {}).get("alternative_blur") or "",
                      # an axis-aligned anisotropic blur's two stds ("" for an isotropic one: blur_sigma says it all)
                      **{f"blur_sigma_{name}": "" if not estimate or estimate.get("blur_sigma_axes") is None
                         else round(float(estimate["blur_sigma_axes"][axis]), 3)
@@ -256,7 +260,8 @@ class ReportWriter:
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
                                                   "blur_sigma_vertical", "blur_sigma_horizontal", "blur_misfit",
-                                                  "blur_anisotropy", "axis_misfit", "axis_anisotropy", "seconds",
+                                                  "blur_anisotropy", "axis_misfit", "axis_anisotropy",
+                                                  "non_gaussian_evidence", "alternative_blur", "seconds",
                                                   "stage", "error")}
                        for r in self.rows],
             "metrics": means,

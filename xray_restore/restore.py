@@ -89,7 +89,7 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
 
 def _mismatch_finding(estimate, inferer) -> str:
     """Which check found an estimated blur not Gaussian, with its value and the inferer's limit."""
-    return "; ".join(estimate.findings(*inferer.gaussian_limits))
+    return "; ".join(estimate.findings(**inferer.gaussian_limits))
 
 
 def _input_generator(seed: int, digest: str) -> torch.Generator:
