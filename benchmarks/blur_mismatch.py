@@ -1,6 +1,6 @@
 """Blurs that are not Gaussian: what restoring them as Gaussian does, and what the misfit and anisotropy checks save.
 
-    python benchmarks/blur_mismatch.py                  # about 15 min on 2 cores
+    python benchmarks/blur_mismatch.py                  # about 26 min on 2 cores
     python benchmarks/blur_mismatch.py --ddrm-limit 8 --full-limit 2 --out /tmp/quick.json
 
 The product restores a Gaussian blur. Real blurs need not be one: a defocus or a uniform focal spot is a disk, a
@@ -35,6 +35,10 @@ unevenly it does so by direction (a motion streak takes power from one direction
    input read as an axis-aligned blur, the misfit over rings and sectors) are chosen on axis-aligned Gaussians of val,
    (σ, 1.5σ) as above and (σ, 2σ) with σ ∈ {0.75, 1, 1.5}: each limit is their 95th percentile in the condition
    where it is largest (of those with 10 or more inputs read axis-aligned), rounded up to 0.1.
+   The evidence for a blur that is not Gaussian (``max_non_gaussian_evidence``: the log-likelihood of the best disk
+   or streak of :func:`xray_restore.estimation.alternative_kernels` over the best Gaussian, isotropic or
+   axis-aligned) is chosen on every restorable Gaussian of val, the developer-side cuts and the axis-aligned sets:
+   the largest of their 99.5th percentiles (:data:`EVIDENCE_SHARE`), rounded up to 5.
 3. **Source resolution** (the first ``--full-limit`` NIH originals of ``../shared/data/cxr14_full/``, evaluation
    only, cut to 896×896 so that 14 px are one model pixel): Gaussian, disk, motion, anisotropic Gaussian (σ and
    2σ) and scatter (70 % Gaussian σ + 30 % Gaussian 6 px: a veiling glare) blurs at 14·σ_64 px, noise 0.002,

@@ -639,13 +639,13 @@ class SpectralDegradationEstimator:
 
     @staticmethod
     def describe_alternative(kernel: tuple[str, float, float]) -> str:
-        """An alternative kernel ``(kind, std, angle)`` in words, e.g. ``"a streak (std 1.8 px) at 30° or 150° from
-        the rows"``."""
+        """An alternative kernel ``(kind, std, angle)`` in words (ASCII: it goes into a derived DICOM's Derivation
+        Description), e.g. ``"a streak (std 1.8 px) at 30 or 150 degrees from the rows"``."""
         kind, size, angle = kernel
         if kind == "disk":
             return f"a disk blur (std {size:.1f} px)"
         where = "along the rows" if angle == 0 else "along the columns" if angle == 90 else \
-            f"at {angle:g}° or {180 - angle:g}° from the rows"
+            f"at {angle:g} or {180 - angle:g} degrees from the rows"
         return f"a streak (std {size:.1f} px) {where}"
 
     @torch.inference_mode()
