@@ -184,7 +184,7 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
                          "settings": inferer.settings_for(cuts, 8, float(FACTOR**2))})
     out: dict = {}
     for statistic, (limit_id, step, sets) in CHECKS.items():
-        limit = getattr(inferer, limit_id)
+        limit = inferer.gaussian_limits[limit_id]
         values: dict = {name: [] for name in sets}
         for row in rows:
             if row["set"] not in values:
@@ -262,8 +262,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                 restored = np.array([not s["no_blur"] for s in settings])
                 flagged = np.array([s["blur_mismatch"] for s in settings])
                 by_axes = np.array([s["estimate"].blur_sigma_axes is not None for s in settings]) & flagged
-                directional = np.array([s["estimate"].findings(max_blur_anisotropy=inferer.max_blur_anisotropy) != []
-                                        and s["estimate"].findings(max_blur_misfit=inferer.max_blur_misfit) == []
+                directional = np.array([s["estimate"].findings(max_blur_anisotropy=inferer.gaussian_limits["max_blur_anisotropy"]) != []
+                                        and s["estimate"].findings(max_blur_misfit=inferer.gaussian_limits["max_blur_misfit"]) == []
                                         for s in settings]) & flagged & ~by_axes
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)

@@ -17,6 +17,7 @@ from xray_restore.estimation import (
     alternative_kernels,
     blur_anisotropy,
     blur_misfit,
+    check_limits,
     fit_alternatives,
     fit_spectrum,
     load_spectrum,
@@ -133,7 +134,7 @@ def test_a_disk_or_motion_blur_is_told_from_a_gaussian_one(cxr14_cache):
         return torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel(kind, sigma, 0.3 * i))
                           for i in range(len(val))])
 
-    limit = inferer.max_blur_misfit
+    limit = inferer.gaussian_limits["max_blur_misfit"]
     gaussian = np.concatenate([misfits(GaussianBlur(64, s, padding="symmetric").H(val.double())) for s in (1.0, 2.0)])
     disk = np.concatenate([misfits(blurred("disk", s)) for s in (1.0, 2.0)])
     motion = misfits(blurred("motion", 3.0))
@@ -147,6 +148,8 @@ def test_a_disk_or_motion_blur_is_told_from_a_gaussian_one(cxr14_cache):
     assert not any(s["blur_mismatch"] for s in unchecked.settings_for(blurred("disk", 2.0).float(), 12))  # no check
     with pytest.raises(ValueError, match="max_blur_misfit"):
         Restorer.from_bundle(BUNDLE, max_blur_misfit=0.0)
+    with pytest.raises(TypeError, match="max_blur_misfits"):  # a misspelt limit is refused, not silently off
+        check_limits(max_blur_misfits=3.0)
 
 
 def test_an_image_estimate_does_not_depend_on_its_batch(estimator, val_images):
@@ -493,7 +496,7 @@ def test_a_motion_blur_is_told_from_a_gaussian_one_by_its_direction(cxr14_cache)
     streaks = measured(torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel("motion", 3.0, 0.37 * i))
                                   for i in range(len(val))]))
     motion = restorable(streaks)
-    limit = inferer.max_blur_anisotropy
+    limit = inferer.gaussian_limits["max_blur_anisotropy"]
     assert len(gaussian) == 3 * len(val) and len(motion) >= len(val) // 2
     assert not any(s["estimate"].findings(max_blur_anisotropy=limit) for s in gaussian), max(
         s["estimate"].blur_anisotropy for s in gaussian)
@@ -520,7 +523,7 @@ def test_a_disk_or_a_streak_that_explains_an_input_better_than_any_gaussian_is_h
     Gaussians the product restores, isotropic or axis-aligned, stay below the bundle's limit (val, 8-bit)."""
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:32]
     inferer = Restorer.from_bundle(BUNDLE).inferer
-    limit = inferer.max_non_gaussian_evidence
+    limit = inferer.gaussian_limits["max_non_gaussian_evidence"]
     assert limit is not None and inferer.estimator.alternative_signal is not None
     g = torch.Generator().manual_seed(11)
 
@@ -589,7 +592,7 @@ def test_a_strongly_anisotropic_gaussian_is_restored_with_its_axes_and_an_axis_a
                   if not s["no_blur"]]
     estimates = [s["estimate"] for s in restorable]
     assert len(restorable) == 2 * len(val)
-    over = [e.blur_anisotropy is not None and e.blur_anisotropy > inferer.max_blur_anisotropy for e in estimates]
+    over = [e.blur_anisotropy is not None and e.blur_anisotropy > inferer.gaussian_limits["max_blur_anisotropy"] for e in estimates]
     assert sum(over) >= 0.2 * len(restorable), sorted(e.blur_anisotropy for e in estimates)  # the isotropic check's
     # verdict on these (it used to hand them back) ...
     assert all(e.blur_sigma_axes is not None and e.axis_misfit is not None for e in estimates)

@@ -309,7 +309,7 @@ def test_an_axis_aligned_blur_is_restored_per_axis_and_recorded(tmp_path, cxr14_
     assert float(row["blur_sigma_horizontal"]) == pytest.approx(axes[1], abs=1e-3)
     # the checks it passed are its axis model's, and the records say so
     assert float(row["axis_misfit"]) == pytest.approx(result.estimate["axis_misfit"], abs=1e-3)
-    assert float(row["axis_anisotropy"]) <= Restorer.from_bundle(BUNDLE).inferer.max_axis_anisotropy
+    assert float(row["axis_anisotropy"]) <= Restorer.from_bundle(BUNDLE).inferer.gaussian_limits["max_axis_anisotropy"]
     (image,) = json.loads((tmp_path / "out" / "summary.json").read_text())["images"]
     assert image["blur_sigma_horizontal"] == round(axes[1], 3)
     assert image["axis_misfit"] == round(result.estimate["axis_misfit"], 3)

@@ -240,8 +240,10 @@ class ConditionalInferer(Inferer):
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
                  max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None) -> None:
         super().__init__()
-        self.max_blur_misfit, self.max_blur_anisotropy = check_limits(max_blur_misfit=max_blur_misfit,
-                                                                      max_blur_anisotropy=max_blur_anisotropy)
+        #: the limits of the checks that hand back a blur that is not Gaussian (as
+        #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur
+        #: and fits no alternative blurs, so only the isotropic checks are on)
+        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
@@ -265,14 +267,7 @@ class ConditionalInferer(Inferer):
                 "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma,
-                "max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy}
-
-    @property
-    def gaussian_limits(self) -> dict[str, float | None]:
-        """The limits of the checks that hand back a blur that is not Gaussian (as
-        :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur, so
-        only the isotropic checks are on)."""
-        return {"max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy}
+                **self.gaussian_limits}
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),

@@ -244,8 +244,9 @@ class DDRMInferer(Inferer, nn.Module):
                             f"{type(operator).__name__}.")
         if not no_blur_sigma >= 0:
             raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        (self.max_blur_misfit, self.max_blur_anisotropy, self.max_axis_misfit, self.max_axis_anisotropy,
-         self.max_non_gaussian_evidence) = check_limits(
+        #: the limits of the checks that hand back a blur that is not Gaussian, by name, as
+        #: :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them
+        self.gaussian_limits = check_limits(
             max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy, max_axis_misfit=max_axis_misfit,
             max_axis_anisotropy=max_axis_anisotropy, max_non_gaussian_evidence=max_non_gaussian_evidence)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
@@ -295,11 +296,7 @@ class DDRMInferer(Inferer, nn.Module):
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
             "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
             "no_blur_sigma": self.no_blur_sigma,
-            "max_blur_misfit": self.max_blur_misfit,
-            "max_blur_anisotropy": self.max_blur_anisotropy,
-            "max_axis_misfit": self.max_axis_misfit,
-            "max_axis_anisotropy": self.max_axis_anisotropy,
-            "max_non_gaussian_evidence": self.max_non_gaussian_evidence,
+            **self.gaussian_limits,
             "operator_uncertainty": self.operator_uncertainty,
             "blur_backoff": self.blur_backoff,
             "blur_backoff_until": self.blur_backoff_until,
@@ -307,14 +304,6 @@ class DDRMInferer(Inferer, nn.Module):
             "unknown_borders": self.unknown_borders,
             "border_error": self.border_error,
         }
-
-    @property
-    def gaussian_limits(self) -> dict[str, float | None]:
-        """The limits of the checks that hand back a blur that is not Gaussian, by name, as
-        :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them."""
-        return {"max_blur_misfit": self.max_blur_misfit, "max_blur_anisotropy": self.max_blur_anisotropy,
-                "max_axis_misfit": self.max_axis_misfit, "max_axis_anisotropy": self.max_axis_anisotropy,
-                "max_non_gaussian_evidence": self.max_non_gaussian_evidence}
 
     @property
     def device(self) -> torch.device:

@@ -66,6 +66,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -91,8 +92,14 @@ ALTERNATIVE_SIZES = tuple(round(0.6 * 1.25**i, 4) for i in range(9))
 #: ... the streak at each of these angles (degrees from the rows; an angle and its mirror image, 180° − angle, have
 #: the same DCT moments once the training images are read with their mirror images too).
 ALTERNATIVE_ANGLES = (0, 15, 30, 45, 60, 75, 90)
+#: The limits of the checks that say a blur is not the Gaussian the product restores, as
+#: :meth:`DegradationEstimate.findings` takes them (an inferer's ``gaussian_limits`` holds those it has).
+GAUSSIAN_LIMITS = ("max_blur_misfit", "max_blur_anisotropy", "max_axis_misfit", "max_axis_anisotropy",
+                   "max_non_gaussian_evidence")
 
 __all__ = [
+    "GAUSSIAN_LIMITS",
+    "AxisReading",
     "DegradationEstimate",
     "SpectralDegradationEstimator",
     "blur_anisotropy",
@@ -154,13 +161,15 @@ def blur_anisotropy(power: torch.Tensor, model: torch.Tensor, sectors: torch.Ten
     return m.amax(dim=1) - m.amin(dim=1)
 
 
-def check_limits(**limits: float | None) -> tuple[float | None, ...]:
-    """The check limits (``max_blur_misfit=…``, ``max_blur_anisotropy=…``) as floats, None kept (off), in the order
-    given; one that is neither None nor > 0 is refused."""
+def check_limits(**limits: float | None) -> dict[str, float | None]:
+    """The check limits (``max_blur_misfit=…``, ``max_blur_anisotropy=…``, names from :data:`GAUSSIAN_LIMITS`) as
+    floats, None kept (off), in the order given; an unknown name, or a limit neither None nor > 0, is refused."""
     for name, value in limits.items():
+        if name not in GAUSSIAN_LIMITS:
+            raise TypeError(f"unknown check limit {name!r}; the limits are {', '.join(GAUSSIAN_LIMITS)}.")
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be None or > 0, got {value!r}.")
-    return tuple(None if value is None else float(value) for value in limits.values())
+    return {name: None if value is None else float(value) for name, value in limits.items()}
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -300,6 +309,18 @@ def load_spectrum(path: str | os.PathLike) -> dict:
         raise InputError(path, "not a degradation spectrum (expected keys 'power', 'sigmas', 'margin', 'size', "
                                "'alpha')")
     return spectrum
+
+
+class AxisReading(NamedTuple):
+    """An input's axis-aligned blur fit: its axes ``(σ_v, σ_h)`` (px), that fit's noise variance (DCT units), the
+    misfit and anisotropy of the input against its own axis model (what a streak's lobes and angle show), and that
+    model's negative log-likelihood."""
+
+    axes: tuple[float, float]
+    noise: float
+    misfit: float
+    anisotropy: float
+    nll: float
 
 
 @dataclass(frozen=True)
@@ -613,11 +634,8 @@ class SpectralDegradationEstimator:
             nll = 0.5 * (v.log() + y2 / v).sum(-1)
         return nll.double(), a[..., 0].double(), n[..., 0].double(), v.double()
 
-    def _axis_readings(self, y2: torch.Tensor, floor2: torch.Tensor,
-                       index: Sequence[int]) -> dict[int, tuple[tuple[float, float], float, float, float, float]]:
-        """The axis-aligned fit of the inputs ``index``, by index: its axes ``(σ_v, σ_h)``, that fit's noise variance,
-        the misfit and anisotropy of the input against its own axis model (what a streak's lobes and angle show),
-        and that model's negative log-likelihood."""
+    def _axis_readings(self, y2: torch.Tensor, floor2: torch.Tensor, index: Sequence[int]) -> dict[int, AxisReading]:
+        """The axis-aligned fit of the inputs ``index``, by index (:class:`AxisReading`)."""
         if not index:
             return {}
         y2, floor2 = y2[list(index)], floor2[list(index)]
@@ -626,8 +644,8 @@ class SpectralDegradationEstimator:
         model = model[:, 0]
         misfit = blur_misfit(y2[:, self.read], model[:, self.read], self.cells)
         anisotropy = blur_anisotropy(y2, model, self.sectors)
-        return {i: ((float(axes[k, 0]), float(axes[k, 1])), float(noise[k]), float(misfit[k]), float(anisotropy[k]),
-                    float(nll[k, 0])) for k, i in enumerate(index)}
+        return {i: AxisReading((float(axes[k, 0]), float(axes[k, 1])), float(noise[k]), float(misfit[k]),
+                               float(anisotropy[k]), float(nll[k, 0])) for k, i in enumerate(index)}
 
     def _alternative_readings(self, y2: torch.Tensor, floor2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The best blur that is not Gaussian for each input: its negative log-likelihood ``(B,)`` and its index in
@@ -730,17 +748,17 @@ class SpectralDegradationEstimator:
         for i, (j, sigma, std, sigma_y, spectral, method, learned, checks) in enumerate(readings):
             axes, axis_checks, non_gaussian = None, (None, None), (None, None)
             if evidence:
-                gaussian_nll = min(float(nll[i, j]), axes_fits[i][4])
+                gaussian_nll = min(float(nll[i, j]), axes_fits[i].nll)
                 non_gaussian = (gaussian_nll - float(alternative_nll[i]),
                                 self.describe_alternative(self.alternative_kernels[int(alternative[i])]))
             if i in axes_fits and self.min_axis_ratio is not None:
-                fitted, axes_noise, *checked, _ = axes_fits[i]
-                if self.anisotropic(fitted, sigma_y):
+                fit = axes_fits[i]
+                if self.anisotropic(fit.axes, sigma_y):
                     # an axis-aligned blur: the blur to restore with, and that fit's noise. ``blur_sigma`` stays the
                     # isotropic estimate, which the no-blur gate and the records read as before (the anatomy of a
                     # sharp study can read as two axes apart, and must still be reported as no blur)
-                    axes, axis_checks = fitted, tuple(checked)
-                    sigma_y = max(math.sqrt(axes_noise / self.noise_gain), float(floors[i]))
+                    axes, axis_checks = fit.axes, (fit.misfit, fit.anisotropy)
+                    sigma_y = max(math.sqrt(fit.noise / self.noise_gain), float(floors[i]))
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
                 sigma_y=sigma_y,
