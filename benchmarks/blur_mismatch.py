@@ -50,6 +50,7 @@ Writes ``benchmarks/results/blur_mismatch.json`` and prints the tables. Tuned on
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 import time
@@ -262,8 +263,9 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                 restored = np.array([not s["no_blur"] for s in settings])
                 flagged = np.array([s["blur_mismatch"] for s in settings])
                 by_axes = np.array([s["estimate"].blur_sigma_axes is not None for s in settings]) & flagged
-                directional = np.array([s["estimate"].findings(max_blur_anisotropy=inferer.gaussian_limits["max_blur_anisotropy"]) != []
-                                        and s["estimate"].findings(max_blur_misfit=inferer.gaussian_limits["max_blur_misfit"]) == []
+                limits = inferer.gaussian_limits
+                directional = np.array([s["estimate"].findings(max_blur_anisotropy=limits["max_blur_anisotropy"]) != []
+                                        and s["estimate"].findings(max_blur_misfit=limits["max_blur_misfit"]) == []
                                         for s in settings]) & flagged & ~by_axes
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)
@@ -301,14 +303,15 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
     return rows
 
 
-def source_resolution(full: str, limit: int, bundle: str, seed: int) -> list[dict]:
+def source_resolution(full: str, limit: int, bundle: str, seed: int, overrides: dict | None = None) -> list[dict]:
     """The NIH originals blurred at the source grid and restored as files, with the check and without it."""
     sources = sorted(Path(full).glob("*.png"))[:limit]
     top = [(np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0) for p in sources]
     sharp = [x[(x.shape[0] - CUT) // 2 : (x.shape[0] + CUT) // 2, (x.shape[1] - CUT) // 2 : (x.shape[1] + CUT) // 2]
              for x in top]
-    checked = Restorer.from_bundle(bundle)
-    unchecked = Restorer.from_bundle(bundle, **{limit_id: None for limit_id, *_ in CHECKS.values()})
+    checked = Restorer.from_bundle(bundle, **(overrides or {}))
+    unchecked = Restorer.from_bundle(bundle, **(overrides or {}),
+                                     **{limit_id: None for limit_id, *_ in CHECKS.values()})
     rng = np.random.default_rng(seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,11 +355,16 @@ def main() -> None:
     parser.add_argument("--full-limit", type=int, default=8, help="NIH originals in part 3 (0: skip it)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="ID=JSON",
+                        help="bundle ids to override for an ablation, e.g. operator_uncertainty=0")
     parser.add_argument("--out", default="benchmarks/results/blur_mismatch.json")
     args = parser.parse_args()
+    if any("=" not in item for item in args.set):
+        parser.error(f"--set expects ID=JSON items, got {args.set}")
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
     started = time.time()
-    restorer = Restorer.from_bundle(args.bundle)
+    restorer = Restorer.from_bundle(args.bundle, **overrides)
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])
     calibrated = calibration(x, args.developer, restorer.inferer, args.seed)
     for statistic, (*_, sets) in CHECKS.items():
@@ -372,14 +380,16 @@ def main() -> None:
     for name, count in calibrated["axis_aligned"].items():
         print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned; "
               f"{count['handed_back']} of the {count['n']} handed back (by any check)", flush=True)
-    isotropic = Restorer.from_bundle(args.bundle, min_axis_ratio=None).inferer
+    isotropic = Restorer.from_bundle(args.bundle, **{**overrides, "min_axis_ratio": None}).inferer
     evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic)
-    full = source_resolution(args.full, args.full_limit, args.bundle, args.seed) if args.full_limit else []
+    full = source_resolution(args.full, args.full_limit, args.bundle, args.seed, overrides) if args.full_limit else []
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
-              "model_version": restorer.provenance["model_version"], "calibration": calibrated,
+              "model_version": restorer.provenance["model_version"], "overrides": overrides,
+              "calibration": calibrated,
               "evaluation": evaluated, "source_resolution": full,
               "command": f"python benchmarks/blur_mismatch.py --ddrm-limit {args.ddrm_limit} "
-                         f"--full-limit {args.full_limit} --threads {args.threads} --seed {args.seed}"}
+                         f"--full-limit {args.full_limit} --threads {args.threads} --seed {args.seed}"
+                         + (f" --set {' '.join(args.set)}" if args.set else "")}
     print("\n| blur | σ (px) | σ_y | restored | worse than input | handed back (worse / better) | "
           "gain, no check (dB) | gain, default | worst, no check | worst, default | axis-aligned | isotropic only |")
     print("| --- |" + " ---: |" * 11)

@@ -4,6 +4,8 @@
     python benchmarks/estimation_val.py --ddrm-limit 0       # estimator only (seconds)
     python benchmarks/estimation_val.py --sigmas 0.53 1.03 --out /tmp/off_grid.json   # blurs between the grid's
     python benchmarks/estimation_val.py --set sigma_resolution=0.05 blur_backoff=0  # an ablation of bundle settings
+    python benchmarks/estimation_val.py --set operator_uncertainty=0 \
+        --true-from benchmarks/results/estimation_val.json --out /tmp/unc0.json  # the estimated path only (half the time)
 
 Val images (64×64) are degraded at the model scale with the exact Gaussian blur of σ ∈ {0, 0.5, …, 3} px (σ = 0:
 none), white noise σ_y ∈ {0.002, 0.01} and 8-bit quantisation (the realistic protocol's measurement model), then
@@ -100,6 +102,9 @@ def main() -> None:
                         help="bundle ids to override for an ablation, e.g. sigma_resolution=0.05")
     parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="noise std in [0, 1] units")
     parser.add_argument("--out", default=None, help="JSON (default: benchmarks/results/estimation_<split>.json)")
+    parser.add_argument("--true-from", default=None, metavar="JSON",
+                        help="take DDRM with the true settings from this earlier run (same images, seed and samples) "
+                             "instead of restoring again: an ablation of the estimated path in half the time")
     args = parser.parse_args()
     args.out = args.out or f"benchmarks/results/estimation_{args.split}.json"
     if args.split == "train":
@@ -116,6 +121,13 @@ def main() -> None:
 
         inferer.estimator.regressor = load_regressor(args.regressor)
     x = to_unit_range(load_cxr14_cache(args.data, args.split)["images"])[: args.limit]
+    true_from = {}
+    if args.true_from:
+        earlier = json.load(open(args.true_from))
+        if earlier["ddrm_num_samples"] != (args.samples or inferer.num_samples) or \
+                f"--seed {args.seed} " not in earlier["command"] + " ":
+            parser.error(f"{args.true_from} restored with other samples or another seed")
+        true_from = {(r["sigma"], r["sigma_y"]): r for r in earlier["ddrm"]}
     rows, ddrm_rows = [], []
     for sigma_y in args.noises:
         for sigma in args.sigmas:
@@ -159,13 +171,18 @@ def main() -> None:
                 ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["estimate"].blur_sigma_axes or s["blur_sigma"])}
                            for s in est]  # the blur the product restores with (both axes where it read them)
                 out = {}
-                for name, st in (("estimated", ungated), ("true", true)):
+                earlier = true_from.get((sigma, sigma_y))
+                if args.true_from and (earlier is None or earlier["n"] != n):
+                    parser.error(f"{args.true_from} has no DDRM row of {n} images at sigma {sigma}, sigma_y {sigma_y}")
+                for name, st in (("estimated", ungated), ("true", true))[: 1 if earlier else 2]:
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
                     mean, _ = inferer.restore(ys, restorer.network, st, num_samples=args.samples, generator=gens)
                     out[name] = mean
                 default = torch.stack([ys[i] if s["no_blur"] or s["blur_mismatch"] else out["estimated"][i]
                                        for i, s in enumerate(est)])
-                psnr_est, psnr_true = psnr(out["estimated"], xs).numpy(), psnr(out["true"], xs).numpy()
+                psnr_est = psnr(out["estimated"], xs).numpy()
+                psnr_true = (np.array(earlier["psnr_ddrm_true_per_image"]) if earlier
+                             else psnr(out["true"], xs).numpy())
                 gap, error = psnr_est - psnr_true, np.abs(est_sigma[:n] - sigma)
                 ddrm_rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": n,
                                   "psnr_input": float(psnr(ys, xs).mean()),

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from xray_restore.provenance import git_commit, run_info, write_json
+from xray_restore.provenance import git_commit, run_info, uncommitted_changes, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +21,18 @@ def test_run_info_names_this_checkouts_commit():
 
 def test_git_commit_outside_a_checkout_is_empty(tmp_path):
     assert git_commit(tmp_path) == ""
+    assert uncommitted_changes(tmp_path) == []
+
+
+def test_run_info_names_files_that_differ_from_the_commit(tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run(git + ["add", "a.py"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "a"], cwd=tmp_path, check=True)
+    assert run_info(tmp_path)["uncommitted"] == []
+    (tmp_path / "a.py").write_text("x = 2\n")  # a result made now was not made by the commit alone
+    assert run_info(tmp_path)["uncommitted"] == ["a.py"]
 
 
 def test_write_json_replaces_atomically_and_creates_folders(tmp_path):

@@ -27,9 +27,22 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def uncommitted_changes(cwd: str | os.PathLike | None = None) -> list[str]:
+    """The tracked files of the git checkout at ``cwd`` (default: this package's) that differ from ``HEAD``: a result
+    made with them was made by code that ``commit`` alone does not name. Empty outside a checkout."""
+    cwd = Path(__file__).resolve().parent if cwd is None else Path(cwd)
+    try:
+        done = subprocess.run(["git", "diff", "HEAD", "--name-only"], capture_output=True, text=True, cwd=cwd,
+                              check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return done.stdout.split() if done.returncode == 0 else []
+
+
 def run_info(cwd: str | os.PathLike | None = None) -> dict:
-    """``{"date", "commit", "machine", "threads"}`` stamped on every benchmark result."""
-    return {"date": time.strftime("%Y-%m-%d"), "commit": git_commit(cwd),
+    """``{"date", "commit", "uncommitted", "machine", "threads"}`` stamped on every benchmark result
+    (``uncommitted``: the tracked files that differed from ``commit``)."""
+    return {"date": time.strftime("%Y-%m-%d"), "commit": git_commit(cwd), "uncommitted": uncommitted_changes(cwd),
             "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
 
 
