@@ -50,7 +50,6 @@ Writes ``benchmarks/results/blur_mismatch.json`` and prints the tables. Tuned on
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -64,6 +63,7 @@ from scipy.signal import fftconvolve
 
 from real_geometry import area  # the sibling benchmark's block means and PSNR (this folder is on sys.path)
 from real_geometry import psnr as psnr_np
+from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.measurement import convolve_mirrored, degrade, non_gaussian_kernel, quantise
 from xray_restore.metrics import psnr
@@ -359,9 +359,7 @@ def main() -> None:
                         help="bundle ids to override for an ablation, e.g. operator_uncertainty=0")
     parser.add_argument("--out", default="benchmarks/results/blur_mismatch.json")
     args = parser.parse_args()
-    if any("=" not in item for item in args.set):
-        parser.error(f"--set expects ID=JSON items, got {args.set}")
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = set_ids(args.set)
     torch.set_num_threads(args.threads)
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle, **overrides)

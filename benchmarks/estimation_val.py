@@ -5,7 +5,7 @@
     python benchmarks/estimation_val.py --sigmas 0.53 1.03 --out /tmp/off_grid.json   # blurs between the grid's
     python benchmarks/estimation_val.py --set sigma_resolution=0.05 blur_backoff=0  # an ablation of bundle settings
     python benchmarks/estimation_val.py --set operator_uncertainty=0 \
-        --true-from benchmarks/results/estimation_val.json --out /tmp/unc0.json  # the estimated path only (half the time)
+        --true-from benchmarks/results/estimation_val.json --out /tmp/unc0.json  # the estimated path only
 
 Val images (64×64) are degraded at the model scale with the exact Gaussian blur of σ ∈ {0, 0.5, …, 3} px (σ = 0:
 none), white noise σ_y ∈ {0.002, 0.01} and 8-bit quantisation (the realistic protocol's measurement model), then
@@ -36,6 +36,7 @@ import time
 import numpy as np
 import torch
 
+from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.measurement import degrade
 from xray_restore.metrics import psnr
@@ -111,10 +112,8 @@ def main() -> None:
         args.ddrm_limit = 0
     torch.set_num_threads(args.threads)
     started = time.time()
-    if any("=" not in item for item in args.set):
-        parser.error(f"--set expects ID=JSON items, got {args.set}")
-    overrides = dict(item.split("=", 1) for item in args.set)
-    restorer = Restorer.from_bundle(args.bundle, **{k: json.loads(v) for k, v in overrides.items()})
+    overrides = set_ids(args.set)
+    restorer = Restorer.from_bundle(args.bundle, **overrides)
     inferer = restorer.inferer
     if args.regressor:
         from xray_restore.blur_regressor import load_regressor

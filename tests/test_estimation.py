@@ -592,7 +592,8 @@ def test_a_strongly_anisotropic_gaussian_is_restored_with_its_axes_and_an_axis_a
                   if not s["no_blur"]]
     estimates = [s["estimate"] for s in restorable]
     assert len(restorable) == 2 * len(val)
-    over = [e.blur_anisotropy is not None and e.blur_anisotropy > inferer.gaussian_limits["max_blur_anisotropy"] for e in estimates]
+    limit = inferer.gaussian_limits["max_blur_anisotropy"]
+    over = [e.blur_anisotropy is not None and e.blur_anisotropy > limit for e in estimates]
     assert sum(over) >= 0.2 * len(restorable), sorted(e.blur_anisotropy for e in estimates)  # the isotropic check's
     # verdict on these (it used to hand them back) ...
     assert all(e.blur_sigma_axes is not None and e.axis_misfit is not None for e in estimates)

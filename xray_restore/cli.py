@@ -86,8 +86,9 @@ def _setting(text: str):
         return text
 
 
-def _set_ids(items: list[str] | None) -> dict:
-    """``--set id=value`` options as bundle-id overrides."""
+def set_ids(items: list[str] | None) -> dict:
+    """``--set id=value`` options as bundle-id overrides (values as :func:`_setting` reads them); the benchmarks'
+    ``--set`` too."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -99,7 +100,7 @@ def _set_ids(items: list[str] | None) -> dict:
 
 def _overrides(args: argparse.Namespace) -> dict:
     """Bundle-id overrides from the restoration options; only what was given (the rest: the bundle's values)."""
-    out = {**_set_ids(args.set), **_device_override(args)}
+    out = {**set_ids(args.set), **_device_override(args)}
     for name in ("blur_sigma", "sigma_y", "output_mode", "output_format"):
         value = getattr(args, name)
         if value is not None:
@@ -268,7 +269,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate = evaluate_conditional if args.model == "conditional" else evaluate_prior
     bundle = args.bundle or (CONDITIONAL_BUNDLE if args.model == "conditional" else DEFAULT_BUNDLE)
-    settings = {**_set_ids(args.set), **_device_override(args)}
+    settings = {**set_ids(args.set), **_device_override(args)}
     results = evaluate(args.data, args.weights, split=args.split, limit=args.limit,
                        samples=tuple(args.samples) if args.samples else None,
                        protocols=tuple(args.protocols) if args.protocols else None, bundle=bundle,

@@ -243,7 +243,8 @@ class ConditionalInferer(Inferer):
         #: the limits of the checks that hand back a blur that is not Gaussian (as
         #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur
         #: and fits no alternative blurs, so only the isotropic checks are on)
-        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy)
+        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit,
+                                            max_blur_anisotropy=max_blur_anisotropy)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
