@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: batch size, and where a run starts. ``other_until``: fraction of the run trained with ``cxr_other_64.npz`` too.
 RUNS: dict[str, dict] = {
     "w48": {"kind": "prior", "network": {"channels": [48, 96, 96], "norm_num_groups": 16}, "batch_size": 64,
-            "init": "training/prior2_w48/ema_last.pt", "init_step": 11500},
+            "init": "training/prior2_w48/ema_last.pt", "init_step": 12500},
     "w64r2": {"kind": "prior", "network": {"channels": [64, 128, 128], "num_res_blocks": 2}, "batch_size": 128},
     "w64r2_other": {"kind": "prior", "network": {"channels": [64, 128, 128], "num_res_blocks": 2},
                     "batch_size": 128, "other_until": 0.5},
