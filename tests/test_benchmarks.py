@@ -101,3 +101,23 @@ def test_num_samples_smoke_run(tmp_path, ddrm_num_samples):
     assert len(rows) == 6 and all([s["num_samples"] for s in r["samples"]] == [1, 4] for r in rows)
     assert all(r["samples"][0]["psnr"] > r["psnr_input"] + 2 for r in rows), rows
     assert data["mean_gain_db"]["4"] > 0.2, data["mean_gain_db"]
+
+
+def test_conditional_range_smoke_run(tmp_path):
+    """The conditional network's range on 4 val images: it helps from σ 1.5 on, harms σ 0.75 (restored as for its
+    σ 2), and the bundle's ``min_blur_sigma`` hands the mild blurs back, so its default output is never worse there."""
+    out = tmp_path / "conditional_range.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "conditional_range.py"), "--limit", "4", "--samples", "1",
+           "--threads", "2", "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    rows = {(c["sigma"], c["sigma_y"]): c for c in data["conditions"]}
+    assert len(rows) == 20 and data["bundle_min_blur_sigma"] is not None
+    for (sigma, _), c in rows.items():
+        if sigma == 0.75:
+            assert c["gain_forced_mean"] < 0 and c["handed_back"] == c["n"] and c["worse_default"] == 0, c
+        if 1.5 <= sigma <= 2.5:
+            assert c["gain_forced_mean"] > 0 and c["handed_back"] == 0, c
+    assert len(data["sweep"]) > 5 and "suggested_min_blur_sigma" in data

@@ -138,3 +138,34 @@ def test_tikhonov_front_end_is_float32_under_autocast():
     s = op.full_singulars().double()
     expected = 2 * op.V((s / (s**2 + 1e-2)) * op.Ut((y.double() + 1) / 2)) - 1
     assert torch.allclose(w.double(), expected, atol=1e-5)
+
+
+def test_the_bundle_hands_back_a_blur_milder_than_its_network_takes(cxr14_cache):
+    """The shipped network restores every input as for its training blur (σ 2): a σ 1 blur comes back over-sharpened,
+    worse than it came in (here, forced), so ``min_blur_sigma`` hands it back and says why; σ 2 is restored."""
+    from xray_restore.datasets import to_unit_range
+    from xray_restore.measurement import degrade
+    from xray_restore.metrics import psnr
+    from xray_restore.restore import Restorer
+
+    restorer = Restorer.from_bundle("bundles/xray_conditional")
+    inferer = restorer.inferer
+    assert inferer.min_blur_sigma is not None and inferer.min_blur_sigma > inferer.no_blur_sigma
+    x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:8]
+    g = torch.Generator().manual_seed(0)
+    for sigma in (1.0, 2.0):
+        y = degrade(x, "realistic", g, operator=GaussianBlur(64, sigma, padding=inferer.operator.padding))
+        settings = inferer.settings_for(y, 8)
+        gens = [torch.Generator().manual_seed(i) for i in range(len(y))]
+        forced, _ = inferer.restore(y, restorer.network, settings, num_samples=1, generator=gens)
+        gain = psnr(forced, x) - psnr(y, x)
+        if sigma == 1.0:
+            assert gain.mean() < 0  # why the check exists
+            back = [s for s in settings if s["blur_mismatch"]]
+            assert len(back) >= 6 and all(not s["no_blur"] and "milder than this model restores" in s["mismatch"]
+                                          and s["blur_sigma"] < inferer.min_blur_sigma for s in back)
+        else:
+            assert gain.min() > 0 and not any(s["blur_mismatch"] for s in settings)
+    with pytest.raises(ValueError, match="min_blur_sigma"):
+        type(inferer)(num_steps=4, eta=0.0, num_samples=1, operator=inferer.operator, no_blur_sigma=0.7,
+                      min_blur_sigma=0.5)

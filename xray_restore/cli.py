@@ -45,7 +45,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         if r.status in ("no_blur", "blur_mismatch"):
             print(f"{r.source}: {r.reason}")
     print(f"restored {summary['n_done']} image(s), {summary['n_no_blur']} with no blur at the model scale, "
-          f"{summary['n_blur_mismatch']} with a blur that is not Gaussian, {summary['n_failed']} failed; report: "
+          f"{summary['n_blur_mismatch']} with a blur the model does not restore, {summary['n_failed']} failed; report: "
           f"{Path(args.output) / 'report.html'}")
     return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
 

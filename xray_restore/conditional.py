@@ -230,16 +230,24 @@ class ConditionalInferer(Inferer):
     drives (``settings_for``, ``restore``, ``config``, ``num_samples``, ``no_blur_sigma``), so either bundle restores
     DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
     ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
-    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``) or a blur that is
-    not Gaussian (misfit > ``max_blur_misfit`` or anisotropy > ``max_blur_anisotropy``) is handed back.
+    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``), a blur that is
+    not Gaussian (misfit > ``max_blur_misfit`` or anisotropy > ``max_blur_anisotropy``) or a blur milder than the
+    network can take (σ̂ < ``min_blur_sigma``: restored as for its training blur, it comes back over-sharpened, worse
+    than it came in) is handed back.
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
                  seed: int | None = None, temperature: float | None = None, strength: float | None = None,
                  operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
-                 max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None) -> None:
+                 max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
+                 min_blur_sigma: float | None = None) -> None:
         super().__init__()
+        if min_blur_sigma is not None and (operator is None or not min_blur_sigma >= no_blur_sigma):
+            raise ValueError(f"min_blur_sigma needs the training operator and must be >= no_blur_sigma "
+                             f"({no_blur_sigma}), or None; got {min_blur_sigma}.")
+        #: the mildest estimated blur the network restores (None: any above ``no_blur_sigma``)
+        self.min_blur_sigma = None if min_blur_sigma is None else float(min_blur_sigma)
         #: the limits of the checks that hand back a blur that is not Gaussian (as
         #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur
         #: and fits no alternative blurs, so only the isotropic checks are on)
@@ -268,12 +276,13 @@ class ConditionalInferer(Inferer):
                 "seed": self.seed,
                 "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
                 "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma,
-                **self.gaussian_limits}
+                "min_blur_sigma": self.min_blur_sigma, **self.gaussian_limits}
 
     def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
         """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
-        ``operator_sigma`` (the training blur, what the network restores), ``no_blur`` and ``blur_mismatch`` (not a
-        Gaussian blur, see :class:`~xray_restore.ddrm.DDRMInferer`). ``windows`` (each input's
+        ``operator_sigma`` (the training blur, what the network restores), ``no_blur``, ``blur_mismatch`` (not a
+        Gaussian blur, see :class:`~xray_restore.ddrm.DDRMInferer`, or milder than ``min_blur_sigma``) and
+        ``mismatch`` (why, else None). ``windows`` (each input's
         footprint) go to the estimator; the network restores the whole 64×64 grid it was trained on."""
         trained = getattr(self.operator, "sigma", None)
         estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if self.estimator
@@ -281,11 +290,16 @@ class ConditionalInferer(Inferer):
         out = []
         for e in estimates:
             no_blur = e is not None and e.blur_sigma < self.no_blur_sigma
+            mismatch = None if e is None or no_blur else e.mismatch(**self.gaussian_limits)
+            if mismatch is None and e is not None and not no_blur and self.min_blur_sigma is not None \
+                    and e.blur_sigma < self.min_blur_sigma:
+                mismatch = (f"the blur (estimated {e.blur_sigma:.2f} px) is milder than this model restores (from "
+                            f"{self.min_blur_sigma:g} px: it restores every input as for its training blur of "
+                            f"{trained:g} px, and a milder one would come back over-sharpened, worse than it came in)")
             out.append({"blur_sigma": e.blur_sigma if e is not None else trained,
                         "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
                         "no_blur": no_blur, "operator_sigma": trained,
-                        "blur_mismatch": e is not None and not no_blur
-                        and e.not_gaussian(**self.gaussian_limits)})
+                        "blur_mismatch": mismatch is not None, "mismatch": mismatch})
         return out
 
     def sampler(self, network: nn.Module) -> ConditionalSampler:

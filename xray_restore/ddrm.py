@@ -336,10 +336,10 @@ class DDRMInferer(Inferer, nn.Module):
         ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it;
         ``windows``: each input's footprint ``((r0, r1), (c0, c1))`` in the N × N grid (``None``: all of it), as
         :func:`~xray_restore.transforms.model_window` gives it for a padded source.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "operator_sigma",
+        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "mismatch", "operator_sigma",
         "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
-        ``max_blur_misfit`` and ``max_blur_anisotropy``; ``operator_sigma``: the blur DDRM restores with, 0 for an
-        input with no blur at the model scale, :meth:`restoring_sigma` otherwise (of the estimate's ``(σ_v, σ_h)``
+        ``max_blur_misfit`` and ``max_blur_anisotropy``, and ``mismatch`` the reason, else None; ``operator_sigma``:
+        the blur DDRM restores with, 0 for an input with no blur at the model scale, :meth:`restoring_sigma` otherwise (of the estimate's ``(σ_v, σ_h)``
         where it found an axis-aligned anisotropic blur); ``operator_uncertainty``: the likely
         error of an estimated blur, 0 for a given one).
         """
@@ -358,9 +358,9 @@ class DDRMInferer(Inferer, nn.Module):
             no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
             # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
             # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
+            mismatch = None if no_blur or self.blur_sigma != AUTO else e.mismatch(**self.gaussian_limits)
             out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
-                        "blur_mismatch": not no_blur and self.blur_sigma == AUTO
-                        and e.not_gaussian(**self.gaussian_limits),
+                        "blur_mismatch": mismatch is not None, "mismatch": mismatch,
                         "operator_sigma": 0.0 if no_blur else self.restoring_sigma(shape),
                         "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
                         "window": window})

@@ -403,6 +403,13 @@ class DegradationEstimate:
         same keyword limits)."""
         return bool(self.findings(**limits))
 
+    def mismatch(self, **limits: float | None) -> str | None:
+        """Why this input is handed back as a blur that is not Gaussian (a sentence naming each check over its
+        limit, :meth:`findings`), or None where none is."""
+        found = self.findings(**limits)
+        return (f"the blur is not Gaussian ({'; '.join(found)}), and restoring it as one would make it worse"
+                if found else None)
+
 
 class SpectralDegradationEstimator:
     """Per-image maximum (Whittle) likelihood of the blur σ and noise σ_y, batched.

@@ -58,7 +58,7 @@ def run_inference_bundle(
         restored = [r for r in results if r.status == "restored"]
         print(f"restored {len(restored)} of {len(sources)} image(s) with {summary['settings']['model_version']}"
               f" ({summary['n_no_blur']} with no blur at the model scale, {summary['n_blur_mismatch']} with a blur "
-              f"that is not Gaussian, {summary['n_failed']} failed)")
+              f"the model does not restore, {summary['n_failed']} failed)")
         for r in results:
             print(f"  {Path(r.source).name}: blur {r.blur_sigma:.2f} px, noise {r.sigma_y:.4f}, {r.status}")
         metrics = summary["metrics"]

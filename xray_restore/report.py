@@ -166,8 +166,9 @@ class ReportWriter:
             estimate: dict | None = None) -> dict:
         """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given.
 
-        ``status``: ``done`` (restored), ``no_blur`` (no blur at the model scale) or ``blur_mismatch`` (a blur that
-        is not Gaussian), the latter two written only when forced;
+        ``status``: ``done`` (restored), ``no_blur`` (no blur at the model scale) or ``blur_mismatch`` (a blur the
+        model does not restore: not Gaussian, or milder than its network takes), the latter two written only when
+        forced;
         ``blur_sigma`` (model-scale px) and ``sigma_y`` ([0, 1] units) are the settings used for this image;
         ``seconds`` is this image's own time (model load excluded).
         """
@@ -389,7 +390,8 @@ margin:.5em 0 1em 0}}
 <p class="note">Computer-restored images, research use only, not for diagnosis.{"" if self.include_identifiers
            else " Images are identified by anonymous ids."}</p>
 <p><b>{summary['n_done']}</b> restored, <b>{summary['n_no_blur']}</b> with no blur at the model scale and
-<b>{summary['n_blur_mismatch']}</b> with a blur that is not Gaussian (both reported, not written unless forced),
+<b>{summary['n_blur_mismatch']}</b> with a blur the model does not restore (not Gaussian, or milder than its network
+takes; both reported, not written unless forced),
 <b>{summary['n_failed']}</b> failed. Model: {model}; xray_restore
 {esc(summary['versions']['xray_restore'])}{'; ' + esc(brief) if brief else ''}. {esc(load)}{esc(per_image)}
 (its own decode and write, plus an even share of its batch's estimate and DDRM).</p>

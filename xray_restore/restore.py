@@ -87,11 +87,6 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
     return float(values[0]), float(values[1])
 
 
-def _mismatch_finding(estimate, inferer) -> str:
-    """Which check found an estimated blur not Gaussian, with its value and the inferer's limit."""
-    return "; ".join(estimate.findings(**inferer.gaussian_limits))
-
-
 def _input_generator(seed: int, digest: str) -> torch.Generator:
     """A generator of its own for each input: its samples depend on its content and the seed, not on its batch."""
     value = int.from_bytes(hashlib.sha256(f"{int(seed)}:{digest}".encode()).digest()[:8], "big") & (2**63 - 1)
@@ -102,10 +97,11 @@ def _input_generator(seed: int, digest: str) -> torch.Generator:
 class Restoration:
     """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
 
-    ``status`` is ``"restored"``, ``"no_blur"`` (no blur at the model scale) or ``"blur_mismatch"`` (a blur that is
-    not Gaussian); for the latter two ``restored`` is the input, written only when forced. ``blur_sigma``
-    (model-scale pixels) and ``sigma_y`` ([0, 1] units) are the blur and noise of
-    the input, estimated from it unless given; ``estimate`` holds the estimator's full record (or None).
+    ``status`` is ``"restored"``, ``"no_blur"`` (no blur at the model scale) or ``"blur_mismatch"`` (a blur the model
+    does not restore: not Gaussian, or, for a network trained on one blur, milder than it can take); for the latter
+    two ``restored`` is the input, written only when forced. ``blur_sigma`` (model-scale pixels) and ``sigma_y``
+    ([0, 1] units) are the blur and noise of the input, estimated from it unless given; ``estimate`` holds the
+    estimator's full record (or None).
     """
 
     source: str
@@ -373,13 +369,12 @@ class Restorer:
         meta["pixel_spacing"] = _spacing(d["image"].meta)
         if not restored_here:
             # No blur at the model scale: DDRM would only resample the noise of the 64×64 band, so the pixels stay
-            # the source's; a blur that is not Gaussian: restoring it as one would make it worse. Forced, a derived
-            # object is still written (unchanged pixels, and it says so).
+            # the source's; a blur the model does not restore (not Gaussian, or outside what the network was trained
+            # for): restoring it would make it worse. Forced, a derived object is still written (unchanged pixels, and
+            # it says so).
             status = "no_blur" if st["no_blur"] else "blur_mismatch"
             finding = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
-                       f"{self.inferer.no_blur_sigma:g} px)" if st["no_blur"] else
-                       f"the blur is not Gaussian ({_mismatch_finding(st['estimate'], self.inferer)}), and "
-                       "restoring it as one would make it worse")
+                       f"{self.inferer.no_blur_sigma:g} px)" if st["no_blur"] else st["mismatch"])
             outputs = []
             if force and output_dir is not None:
                 provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
