@@ -12,13 +12,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_deblur_benchmark_smoke_run(tmp_path):
-    cmd = [sys.executable, str(REPO / "benchmarks" / "deblur_benchmark.py"), "--limit", "8", "--samples", "2",
-           "--steps", "10", "--sweep", "0.01", "--out-dir", str(tmp_path)]
-    # the README's command as a user runs it: no thread caps inherited from the test process (2 threads, --threads)
+def _run(script: str, *args: str) -> None:
+    """``python benchmarks/<script> <args>`` as a user runs it (no thread caps inherited from the test process); it
+    must succeed."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / script), *args]
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_deblur_benchmark_smoke_run(tmp_path):
+    _run("deblur_benchmark.py", "--limit", "8", "--samples", "2", "--steps", "10", "--sweep", "0.01", "--out-dir",
+         str(tmp_path))
     data = json.loads((tmp_path / "deblur_benchmark_limit8.json").read_text())
     assert data["n_test"] == 8 and data["command"].endswith("--limit 8")
     expected = {"blurred", "pinv", "tikhonov", "lmmse", "richardson_lucy", "richardson_lucy_skimage", "ddrm_1sample",
@@ -49,11 +54,7 @@ def test_real_geometry_smoke_run(tmp_path):
     0.8.2 gave, which at σ_64 = 3 made it worse (12 images: +4.7 to +7.3 dB against −2.7 to −6.1; this one +5.1 to
     +9.4 against −4.7 to +2.4)."""
     out = tmp_path / "real_geometry.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "real_geometry.py"), "--limit", "1", "--threads", "2",
-           "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run("real_geometry.py", "--limit", "1", "--threads", "2", "--out", str(out))
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 12
     for row in rows:
@@ -70,11 +71,7 @@ def test_batch_throughput_smoke_run(tmp_path, ddrm_num_samples):
     """Both workloads with the defaults: the real sample DICOMs are all skipped as sharp ("no blur"), the blurred
     originals in every encoding are all restored; nothing fails, and the JSON carries its provenance."""
     out = tmp_path / "throughput.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "batch_throughput.py"), "--n", "8", "--originals", "8",
-           "--batch-size", "4", "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run("batch_throughput.py", "--n", "8", "--originals", "8", "--batch-size", "4", "--out", str(out))
     data = json.loads(out.read_text())
     stored, blurred = data["workloads"]["as_stored"], data["workloads"]["blurred"]
     counted = ("pending", "done", "failed", "skipped")
@@ -90,11 +87,7 @@ def test_num_samples_smoke_run(tmp_path, ddrm_num_samples):
     its input, and the mean of 4 samples beats one on average over the 6 conditions (24 images: +0.58 to +0.96 dB
     in each)."""
     out = tmp_path / "num_samples.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "num_samples.py"), "--limit", "4", "--samples", "1", "4",
-           "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run("num_samples.py", "--limit", "4", "--samples", "1", "4", "--out", str(out))
     data = json.loads(out.read_text())
     assert data["bundle_num_samples"] == ddrm_num_samples and {"date", "commit", "command"} <= set(data)
     rows = data["rows"]
@@ -107,11 +100,7 @@ def test_conditional_range_smoke_run(tmp_path):
     """The conditional network's range on 4 val images: it helps from σ 1.5 on, harms σ 0.75 (restored as for its
     σ 2), and the bundle's ``min_blur_sigma`` hands the mild blurs back, so its default output is never worse there."""
     out = tmp_path / "conditional_range.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "conditional_range.py"), "--limit", "4", "--samples", "1",
-           "--threads", "2", "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run("conditional_range.py", "--limit", "4", "--samples", "1", "--threads", "2", "--out", str(out))
     data = json.loads(out.read_text())
     rows = {(c["sigma"], c["sigma_y"]): c for c in data["conditions"]}
     assert len(rows) == 20 and data["bundle_min_blur_sigma"] is not None
