@@ -11,7 +11,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from xray_restore.dicom_writer import derivation_description, write_derived
+from xray_restore.dicom_writer import derivation_description, series_description, write_derived
 from xray_restore.errors import InputError
 from xray_restore.readers import read_radiograph
 
@@ -225,3 +225,14 @@ def test_derivation_description_names_both_axes_of_an_anisotropic_blur():
     provenance = {**PROVENANCE, "operator": {**PROVENANCE.get("operator", {}), "name": "GaussianBlur",
                                              "sigma": [1.1, 2.05], "size": 64}}
     assert "sigma=1.1 px (vertical) x 2.05 px (horizontal)" in derivation_description(provenance)
+
+
+def test_series_descriptions_name_the_method_and_fit_a_long_string():
+    """What a PACS user sees in the study list names the method that made the series (not DDRM for the conditional
+    baseline), keeps the words the readers and tests look for, and fits LO (64 characters)."""
+    for method in ("DDRM", "predict_refine (conditional baseline)"):
+        restored, std = series_description("restored", method=method), series_description("uncertainty", method=method)
+        assert f"({method.split(' ')[0]} deblurred)" in restored and "uncertainty" in std
+        assert all(len(t) <= 64 and t.endswith("not for diagnosis") for t in (restored, std))
+        assert "deblurred" not in series_description("restored", True, method)
+    assert "DDRM uncertainty" in series_description("uncertainty")

@@ -153,6 +153,7 @@ def test_the_conditional_bundle_restores_through_the_same_root(tmp_path):
     ds = pydicom.dcmread(next(p for p in (tmp_path / "out").rglob("*.dcm") if "uncertainty" not in
                               str(pydicom.dcmread(p).SeriesDescription)))
     assert "predict_refine (conditional baseline)" in ds.DerivationDescription
+    assert "predict_refine deblurred" in ds.SeriesDescription  # not "DDRM"
     assert "num_samples=2" in ds.DerivationDescription  # what was drawn, not the bundle's default
     assert (ds.Rows, ds.Columns) == (1024, 1024)
 

@@ -77,17 +77,21 @@ def derivation_description(provenance: dict) -> str:
     return "; ".join(parts)[:1024]
 
 
-def series_description(kind: str, unchanged: bool = False) -> str:
+def series_description(kind: str, unchanged: bool = False, method: str = "DDRM") -> str:
     """Series Description (LO, ≤ 64 chars) of a derived series: what a PACS user sees in the study list.
 
     ``kind`` ``"restored"`` or ``"uncertainty"``; ``unchanged``: a forced copy of an input with no blur at the model
-    scale, whose pixels are the source's (it must not claim to be deblurred).
+    scale, whose pixels are the source's (it must not claim to be deblurred); ``method``: the provenance's method,
+    named by its first word (``"DDRM"``, ``"predict_refine"``) where it fits.
     """
+    label, suffix = method.split(" ")[0], " - not for diagnosis"
     if kind == "restored":
-        text = OWN_SERIES_PREFIXES[1] if unchanged else f"{OWN_SERIES_PREFIXES[0]} (DDRM deblurred)"
+        options = [OWN_SERIES_PREFIXES[1]] if unchanged else [f"{OWN_SERIES_PREFIXES[0]} ({label} deblurred)",
+                                                              f"{OWN_SERIES_PREFIXES[0]} (deblurred)"]
     else:
-        text = f"{OWN_SERIES_PREFIXES[0]}: DDRM uncertainty (std)"
-    return f"{text} - not for diagnosis"
+        options = [f"{OWN_SERIES_PREFIXES[0]}: {label} uncertainty (std)",
+                   f"{OWN_SERIES_PREFIXES[0]}: {label} uncertainty", f"{OWN_SERIES_PREFIXES[0]}: uncertainty"]
+    return next(text for text in options if len(text + suffix) <= 64) + suffix
 
 
 def _uid(*entropy: str) -> str:
@@ -326,7 +330,8 @@ def write_derived(
         sc.PatientOrientation = list(ds.PatientOrientation) if orientation_known else None
         spacing_note = _carry_spacing(sc, ds, spacing, imager_spacing)
         _carry_clinical_context(sc, ds, bits, kind)
-        sc.SeriesDescription = series_description(kind, bool(provenance.get("unchanged")))
+        sc.SeriesDescription = series_description(kind, bool(provenance.get("unchanged")),
+                                                  provenance.get("method", "DDRM"))
         sc.DerivationDescription = description
         derivation = hd.sr.CodedConcept(*codes.DCM.ImageProcessing)  # type: ignore[misc]
         sc.DerivationCodeSequence = [derivation]
@@ -377,7 +382,7 @@ def _uncertainty_object(hd, codes, ds, source: Path, std: np.ndarray, bits: int,
     pm.DerivationDescription = description[:1024]
     _carry_clinical_context(pm, ds, bits, "uncertainty")
     pm.PositionReferenceIndicator = None
-    pm.SeriesDescription = series_description("uncertainty")
+    pm.SeriesDescription = series_description("uncertainty", method=provenance.get("method", "DDRM"))
     path = out_root / str(ds.StudyInstanceUID) / series_uid / f"{sop_uid}.dcm"
     return pm, DerivedObject(path, sop_uid, series_uid, str(ds.StudyInstanceUID), "uncertainty")
 
