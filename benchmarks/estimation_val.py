@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def main() -> None:
     x = to_unit_range(load_cxr14_cache(args.data, args.split)["images"])[: args.limit]
     true_from = {}
     if args.true_from:
-        earlier = json.load(open(args.true_from))
+        earlier = json.loads(Path(args.true_from).read_text())
         if earlier["ddrm_num_samples"] != (args.samples or inferer.num_samples) or \
                 f"--seed {args.seed} " not in earlier["command"] + " ":
             parser.error(f"{args.true_from} restored with other samples or another seed")

@@ -16,27 +16,25 @@ from .atomic import atomic_write_text
 __all__ = ["git_commit", "run_info", "write_json"]
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """Short hash of ``HEAD`` of the git checkout at ``cwd`` (default: this package's), "" outside a checkout."""
+def _git(args: list[str], cwd: str | os.PathLike | None) -> str | None:
+    """stdout of ``git <args>`` in ``cwd`` (default: this package's folder); None outside a checkout or without git."""
     cwd = Path(__file__).resolve().parent if cwd is None else Path(cwd)
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=cwd,
-                              check=False, timeout=30)
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """Short hash of ``HEAD`` of the git checkout at ``cwd`` (default: this package's), "" outside a checkout."""
+    return (_git(["rev-parse", "--short", "HEAD"], cwd) or "").strip()
 
 
 def uncommitted_changes(cwd: str | os.PathLike | None = None) -> list[str]:
     """The tracked files of the git checkout at ``cwd`` (default: this package's) that differ from ``HEAD``: a result
     made with them was made by code that ``commit`` alone does not name. Empty outside a checkout."""
-    cwd = Path(__file__).resolve().parent if cwd is None else Path(cwd)
-    try:
-        done = subprocess.run(["git", "diff", "HEAD", "--name-only"], capture_output=True, text=True, cwd=cwd,
-                              check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return done.stdout.split() if done.returncode == 0 else []
+    return (_git(["diff", "HEAD", "--name-only"], cwd) or "").split()
 
 
 def run_info(cwd: str | os.PathLike | None = None) -> dict:
