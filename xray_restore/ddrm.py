@@ -156,6 +156,9 @@ class DDRMInferer(Inferer, nn.Module):
             anisotropic blur (``blur_sigma_axes``), read on its axis model (``axis_misfit``: over rings and
             sectors, where a streak's side lobes show; ``axis_anisotropy``): such an input is handed back where its
             axis model does not explain it, whatever the isotropic checks say; None disables the check.
+        max_axis_ratio: an input restored as an isotropic blur whose axis-aligned fit reads its axes more than this
+            apart (``axis_ratio``; above ``max_axis_noise``, where axes are not restored) is handed back: a streak
+            along a row or a column, which a Gaussian along that axis does not restore either; None disables it.
         max_non_gaussian_evidence: an estimated blur that a disk or a streak explains better than any Gaussian by
             more than this (log-likelihood, nats: ``non_gaussian_evidence``) is handed back (``blur_mismatch``);
             None disables the check (as does a spectrum without alternatives).
@@ -215,6 +218,7 @@ class DDRMInferer(Inferer, nn.Module):
         max_blur_anisotropy: float | None = None,
         max_axis_misfit: float | None = None,
         max_axis_anisotropy: float | None = None,
+        max_axis_ratio: float | None = None,
         max_non_gaussian_evidence: float | None = None,
         operator_uncertainty: float = 0.0,
         unknown_borders: bool = False,
@@ -248,7 +252,8 @@ class DDRMInferer(Inferer, nn.Module):
         #: :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them
         self.gaussian_limits = check_limits(
             max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy, max_axis_misfit=max_axis_misfit,
-            max_axis_anisotropy=max_axis_anisotropy, max_non_gaussian_evidence=max_non_gaussian_evidence)
+            max_axis_anisotropy=max_axis_anisotropy, max_axis_ratio=max_axis_ratio,
+            max_non_gaussian_evidence=max_non_gaussian_evidence)
         for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
                             ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
                             ("border_error", border_error)):

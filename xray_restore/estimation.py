@@ -95,7 +95,7 @@ ALTERNATIVE_ANGLES = (0, 15, 30, 45, 60, 75, 90)
 #: The limits of the checks that say a blur is not the Gaussian the product restores, as
 #: :meth:`DegradationEstimate.findings` takes them (an inferer's ``gaussian_limits`` holds those it has).
 GAUSSIAN_LIMITS = ("max_blur_misfit", "max_blur_anisotropy", "max_axis_misfit", "max_axis_anisotropy",
-                   "max_non_gaussian_evidence")
+                   "max_axis_ratio", "max_non_gaussian_evidence")
 
 __all__ = [
     "GAUSSIAN_LIMITS",
@@ -351,6 +351,10 @@ class DegradationEstimate:
             :data:`MISFIT_RING` rings × :data:`ANISOTROPY_SECTORS` sectors (a streak's side lobes face one way);
             else None.
         axis_anisotropy: likewise, :func:`blur_anisotropy` of the axis model; else None.
+        axis_ratio: where the input is restored as an isotropic blur (``blur_sigma_axes`` None) but its axis-aligned
+            fit was made: how far apart that fit's axes are (:meth:`SpectralDegradationEstimator.axis_ratio`, ≥ 1).
+            Above the noise at which axes are restored (``max_axis_noise``) an isotropic blur reads below about 2
+            and a streak along a row or a column 3–8 apart; None where no such fit was made.
         non_gaussian_evidence: how much better (log-likelihood, nats) the best blur that is not Gaussian (a disk or a
             uniform streak, :func:`alternative_kernels`) explains the input than the best Gaussian (isotropic, or
             axis-aligned where the estimator fits axes): below 0 where a Gaussian explains it better, large for a
@@ -372,6 +376,7 @@ class DegradationEstimate:
     blur_sigma_axes: tuple[float, float] | None = None
     axis_misfit: float | None = None
     axis_anisotropy: float | None = None
+    axis_ratio: float | None = None
     non_gaussian_evidence: float | None = None
     alternative_blur: str | None = None
 
@@ -380,19 +385,22 @@ class DegradationEstimate:
 
     def findings(self, max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
                  max_axis_misfit: float | None = None, max_axis_anisotropy: float | None = None,
-                 max_non_gaussian_evidence: float | None = None) -> list[str]:
+                 max_axis_ratio: float | None = None, max_non_gaussian_evidence: float | None = None) -> list[str]:
         """What says this input's blur is not the Gaussian the product would restore it with, one line per check
         over its limit (None: that check is off; empty: nothing does). An input restored with its axes
         (``blur_sigma_axes``) is checked against that axis model (``axis_misfit``, ``axis_anisotropy``), any other
-        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``); both against the best blur that is not
-        Gaussian (``non_gaussian_evidence``)."""
+        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``) and the spread of its axis-aligned fit
+        (``axis_ratio``: a blur along a row or a column, too noisy to restore as one); both against the best blur
+        that is not Gaussian (``non_gaussian_evidence``)."""
         if self.blur_sigma_axes is not None:
             checks = [(self.axis_misfit, max_axis_misfit, "misfit of its axis-aligned model", "a streak?"),
                       (self.axis_anisotropy, max_axis_anisotropy, "anisotropy beyond its axis-aligned model",
                        "a streak at an angle?")]
         else:
             checks = [(self.blur_misfit, max_blur_misfit, "spectral misfit", "a defocus or motion blur?"),
-                      (self.blur_anisotropy, max_blur_anisotropy, "anisotropy", "a blur along one direction, motion?")]
+                      (self.blur_anisotropy, max_blur_anisotropy, "anisotropy", "a blur along one direction, motion?"),
+                      (self.axis_ratio, max_axis_ratio, "axis ratio",
+                       "a blur along a row or a column, too noisy to restore as one?")]
         checks.append((self.non_gaussian_evidence, max_non_gaussian_evidence,
                        "evidence for a blur that is not Gaussian", f"{self.alternative_blur} explains it better"))
         return [f"{name} {value:.2f} > {limit:g}: {hint}" for value, limit, name, hint in checks
@@ -753,7 +761,7 @@ class SpectralDegradationEstimator:
             alternative_nll, alternative = self._alternative_readings(y2, floor2)
         out = []
         for i, (j, sigma, std, sigma_y, spectral, method, learned, checks) in enumerate(readings):
-            axes, axis_checks, non_gaussian = None, (None, None), (None, None)
+            axes, axis_checks, non_gaussian, ratio = None, (None, None), (None, None), None
             if evidence:
                 gaussian_nll = min(float(nll[i, j]), axes_fits[i].nll)
                 non_gaussian = (gaussian_nll - float(alternative_nll[i]),
@@ -766,6 +774,8 @@ class SpectralDegradationEstimator:
                     # sharp study can read as two axes apart, and must still be reported as no blur)
                     axes, axis_checks = fit.axes, (fit.misfit, fit.anisotropy)
                     sigma_y = max(math.sqrt(fit.noise / self.noise_gain), float(floors[i]))
+            if i in axes_fits and axes is None:
+                ratio = self.axis_ratio(axes_fits[i].axes)
             out.append(DegradationEstimate(
                 blur_sigma=sigma,
                 sigma_y=sigma_y,
@@ -782,6 +792,7 @@ class SpectralDegradationEstimator:
                 blur_sigma_axes=axes,
                 axis_misfit=axis_checks[0],
                 axis_anisotropy=axis_checks[1],
+                axis_ratio=ratio,
                 non_gaussian_evidence=non_gaussian[0],
                 alternative_blur=non_gaussian[1],
             ))

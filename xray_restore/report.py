@@ -118,6 +118,7 @@ COLUMNS = (
     ("blur_sigma_horizontal", "σ along rows (px)", ".2f"), ("sigma_y", "noise σ_y ([0, 1] units)", ".4f"),
     ("blur_misfit", "misfit of a Gaussian blur", ".2f"), ("blur_anisotropy", "anisotropy of the blur", ".2f"),
     ("axis_misfit", "misfit of its two axes", ".2f"), ("axis_anisotropy", "anisotropy beyond its axes", ".2f"),
+    ("axis_ratio", "axis ratio, restored as isotropic", ".2f"),
     ("non_gaussian_evidence", "evidence against a Gaussian (nats)", ".1f"),
     ("alternative_blur", "best blur that is not Gaussian", ""),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
@@ -181,7 +182,7 @@ class ReportWriter:
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
                         for key in ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy",
-                                    "non_gaussian_evidence")},
+                                    "axis_ratio", "non_gaussian_evidence")},
                      "alternative_blur": (estimate or {}).get("alternative_blur") or "",
                      # an axis-aligned anisotropic blur's two stds ("" for an isotropic one: blur_sigma says it all)
                      **{f"blur_sigma_{name}": "" if not estimate or estimate.get("blur_sigma_axes") is None
@@ -262,7 +263,7 @@ class ReportWriter:
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
                                                   "blur_sigma_vertical", "blur_sigma_horizontal", "blur_misfit",
                                                   "blur_anisotropy", "axis_misfit", "axis_anisotropy",
-                                                  "non_gaussian_evidence", "alternative_blur", "seconds",
+                                                  "axis_ratio", "non_gaussian_evidence", "alternative_blur", "seconds",
                                                   "stage", "error")}
                        for r in self.rows],
             "metrics": means,
