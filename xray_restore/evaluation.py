@@ -137,6 +137,13 @@ def evaluation_ids(bundle: str | os.PathLike) -> dict:
     return {k: parser.get_parsed_content(k) for k in keys if k in parser.config}
 
 
+def _with_defaults(defaults: dict, split: str | None, protocols: tuple[str, ...] | None,
+                   samples: tuple[int, ...] | None, seed: int | None) -> tuple[str, tuple[str, ...], tuple[int, ...], int]:
+    """``split, protocols, samples, seed``, each left as None taken from a bundle's ``evaluate.json`` ``defaults``."""
+    return (split or defaults.get("split", "val"), tuple(protocols or defaults["protocols"]),
+            tuple(samples or defaults["num_samples"]), defaults.get("seed", 0) if seed is None else seed)
+
+
 def _bundle_model(bundle, weights, network, settings: dict):
     """Network and inferer of a bundle through the composition root; ``weights`` into ``network`` if given."""
     from .networks import load_weights
@@ -182,10 +189,7 @@ def evaluate_prior(
     The blur of each protocol is the protocol's own operator (:func:`~xray_restore.measurement.make_operator`).
     """
     defaults = evaluation_ids(bundle)
-    split = split or defaults.get("split", "val")
-    protocols = tuple(protocols or defaults["protocols"])
-    samples = tuple(samples or defaults["num_samples"])
-    seed = defaults.get("seed", 0) if seed is None else seed
+    split, protocols, samples, seed = _with_defaults(defaults, split, protocols, samples, seed)
     protocol_settings = defaults.get("protocol_settings", {}) if protocol_settings is None else protocol_settings
     used: dict = {}
     if network is None and weights is not None:  # a run's weights carry their architecture beside them
@@ -231,11 +235,7 @@ def evaluate_conditional(
     e.g. ``num_steps``, ``eta``, ``temperature``, ``strength``)."""
     from .conditional import PredictAndRefine
 
-    defaults = evaluation_ids(bundle)
-    split = split or defaults.get("split", "val")
-    protocols = tuple(protocols or defaults["protocols"])
-    samples = tuple(samples or defaults["num_samples"])
-    seed = defaults.get("seed", 0) if seed is None else seed
+    split, protocols, samples, seed = _with_defaults(evaluation_ids(bundle), split, protocols, samples, seed)
     model, inferer = _bundle_model(bundle, weights, network, settings)
 
     def make_methods(protocol: str, op: GaussianBlur, sigma_y: float) -> dict[str, Restorer]:
