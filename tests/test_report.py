@@ -112,3 +112,17 @@ def test_unavailable_metrics_have_one_shape_whatever_the_reason(tmp_path, monkey
     for metric in ("lpips", "kid"):
         assert summary["availability"][metric]["available"] is False
         assert "weights" in summary["availability"][metric]["reason"]
+
+
+def test_a_handed_back_input_is_not_shown_as_restored(tmp_path):
+    """An input handed back (no blur, or a blur the model does not restore) is its own output; the report's panel
+    says so instead of calling it restored."""
+    writer = ReportWriter(tmp_path, settings={"test": True})
+    image = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    writer.add("a.png", image, image * 0.5 + 0.25, seconds=0.1)
+    writer.add("b.png", image, image, status="blur_mismatch", seconds=0.1)
+    page = writer.write()["report.html"].read_text()
+    first, second = page.split('<section class="panel">')[1:3]
+    assert "<figcaption>restored</figcaption>" in first and "unchanged" not in first
+    assert "<figcaption>output: the input, unchanged (blur_mismatch)</figcaption>" in second
+    assert "<figcaption>restored</figcaption>" not in second

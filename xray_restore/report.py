@@ -303,12 +303,14 @@ class ReportWriter:
     def _panel(self, number: int, p: dict) -> str:
         esc = html.escape
         row = p["row"]
-        figs = [("input y (64×64)", p["input"]), ("restored", p["restored"])]
+        # a handed-back input (no blur, a blur the model does not restore) is its own output: say so
+        output = "restored" if row["status"] == "done" else f"output: the input, unchanged ({row['status']})"
+        figs = [("input y (64×64)", p["input"]), (output, p["restored"])]
         if p["std"] is not None:
             figs.append(("uncertainty: posterior std ×4", np.clip(p["std"] * 4, 0, 1)))
         if p["reference"] is not None:
             figs.append(("reference (sharp)", p["reference"]))
-        zoomed = [(f"{cap.split(' ')[0]}: centre, zoom ×2", _zoom(img)) for cap, img in figs if "std" not in cap]
+        zoomed = [(f"{cap.split(' ')[0].rstrip(':')}: centre, zoom ×2", _zoom(img)) for cap, img in figs if "std" not in cap]
 
         def row_of(items: list) -> str:
             return '<div class="figs">' + "".join(
