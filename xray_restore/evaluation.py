@@ -138,7 +138,8 @@ def evaluation_ids(bundle: str | os.PathLike) -> dict:
 
 
 def _with_defaults(defaults: dict, split: str | None, protocols: tuple[str, ...] | None,
-                   samples: tuple[int, ...] | None, seed: int | None) -> tuple[str, tuple[str, ...], tuple[int, ...], int]:
+                   samples: tuple[int, ...] | None, seed: int | None
+                   ) -> tuple[str, tuple[str, ...], tuple[int, ...], int]:
     """``split, protocols, samples, seed``, each left as None taken from a bundle's ``evaluate.json`` ``defaults``."""
     return (split or defaults.get("split", "val"), tuple(protocols or defaults["protocols"]),
             tuple(samples or defaults["num_samples"]), defaults.get("seed", 0) if seed is None else seed)

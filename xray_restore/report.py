@@ -310,7 +310,8 @@ class ReportWriter:
             figs.append(("uncertainty: posterior std ×4", np.clip(p["std"] * 4, 0, 1)))
         if p["reference"] is not None:
             figs.append(("reference (sharp)", p["reference"]))
-        zoomed = [(f"{cap.split(' ')[0].rstrip(':')}: centre, zoom ×2", _zoom(img)) for cap, img in figs if "std" not in cap]
+        zoomed = [(f"{cap.split(' ')[0].rstrip(':')}: centre, zoom ×2", _zoom(img))
+                  for cap, img in figs if "std" not in cap]
 
         def row_of(items: list) -> str:
             return '<div class="figs">' + "".join(
