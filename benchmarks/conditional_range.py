@@ -10,13 +10,14 @@ hands back an input whose estimated blur σ̂ is below it (status ``blur_mismatc
 The first ``--limit`` val images are blurred with the realistic protocol (Gaussian σ on the grid below, noise σ_y
 0.002 and 0.01, 8-bit) and mirrored borders (``--padding``: the borders a real radiograph's blur leaves at the model
 scale, as the chain pads it; the protocol's own zero padding darkens the input's edge, which any restoration then
-"gains" back, and so understates the harm) and restored **forced** (the mean of ``--samples`` samples, whatever the checks say). Per
-condition: the PSNR gain over the input, forced and as the bundle delivers it (0 where a check hands the input back),
-and the σ̂ the bundle's estimator reads. Then, for each candidate limit T, over all conditions: the inputs it would
-restore, how many of those come back worse than their input, the gain it forgoes (the positive gains of inputs with
-σ̂ < T) and the harm it avoids (the negative ones). The suggested limit maximises ``HARM_WEIGHT`` × harm avoided −
-gain forgone (rounded to 0.05): an output worse than its input is the product's worst defect, so a dB lost weighs
-twice a dB not won. Tuned on val only; test is never read. Writes ``benchmarks/results/conditional_range.json``.
+"gains" back, and so understates the harm) and restored **forced** (the mean of ``--samples`` samples, whatever the
+checks say). Per condition: the PSNR gain over the input, forced and as the bundle delivers it (0 where a check
+hands the input back), and the σ̂ the bundle's estimator reads. Then, for each candidate limit T, over all
+conditions: the inputs it would restore, how many of those come back worse than their input, the gain it forgoes
+(the positive gains of inputs with σ̂ < T) and the harm it avoids (the negative ones). The suggested limit maximises
+``HARM_WEIGHT`` × harm avoided − gain forgone (rounded to 0.05): an output worse than its input is the product's
+worst defect, so a dB lost weighs twice a dB not won. Tuned on val only; test is never read. Writes
+``benchmarks/results/conditional_range.json``.
 """
 
 from __future__ import annotations
