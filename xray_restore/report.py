@@ -111,6 +111,9 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
     return "".join(parts)
 
 
+#: The estimate's check statistics, each a column of metrics.csv, summary.json's images and the HTML table.
+CHECK_KEYS = ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy", "axis_ratio", "non_gaussian_evidence")
+
 #: Columns of the HTML metrics table: (metrics.csv key, heading with its unit, number format).
 COLUMNS = (
     ("image", "image", ""), ("status", "status", ""), ("blur_sigma", "blur σ (px at 64×64)", ".2f"),
@@ -181,8 +184,7 @@ class ReportWriter:
                      "blur_sigma_std": "" if not estimate or not np.isfinite(estimate["blur_sigma_std"])
                      else round(float(estimate["blur_sigma_std"]), 3),  # "" where the likelihood gave no curvature
                      **{key: "" if not estimate or estimate.get(key) is None else round(float(estimate[key]), 3)
-                        for key in ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy",
-                                    "axis_ratio", "non_gaussian_evidence")},
+                        for key in CHECK_KEYS},
                      "alternative_blur": (estimate or {}).get("alternative_blur") or "",
                      # an axis-aligned anisotropic blur's two stds ("" for an isotropic one: blur_sigma says it all)
                      **{f"blur_sigma_{name}": "" if not estimate or estimate.get("blur_sigma_axes") is None
@@ -261,10 +263,8 @@ class ReportWriter:
             "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
-                                                  "blur_sigma_vertical", "blur_sigma_horizontal", "blur_misfit",
-                                                  "blur_anisotropy", "axis_misfit", "axis_anisotropy",
-                                                  "axis_ratio", "non_gaussian_evidence", "alternative_blur", "seconds",
-                                                  "stage", "error")}
+                                                  "blur_sigma_vertical", "blur_sigma_horizontal", *CHECK_KEYS,
+                                                  "alternative_blur", "seconds", "stage", "error")}
                        for r in self.rows],
             "metrics": means,
             "availability": self.availability(kid),
