@@ -49,6 +49,11 @@ unevenly it does so by direction (a motion streak takes power from one direction
    2σ) and scatter (70 % Gaussian σ + 30 % Gaussian 6 px: a veiling glare) blurs at 14·σ_64 px, noise 0.002,
    8-bit PNG, restored by ``Restorer`` with its defaults and with the check off; PSNR at 1/16 and on the source grid.
 
+``--bundle bundles/xray_conditional`` runs the same three parts on the conditional bundle (with ``--samples 4``: it
+averages samples): restorable there also means not milder than its ``min_blur_sigma``, and only the checks it has a
+limit for, and its estimator reads, are calibrated (its shipped spectrum has no alternatives; ``--set
+degradation_spectrum=… max_non_gaussian_evidence=…`` tries them).
+
 Writes ``benchmarks/results/blur_mismatch.json`` and prints the tables. Tuned on val only; test is never read.
 """
 
@@ -90,15 +95,18 @@ ANISOTROPIC_2_SIGMAS, AXIS_SHARE, AXIS_MIN_READ = (0.75, 1.0, 1.5), 0.05, 10
 NOISES = (0.002, 0.01)
 FULL_BLURS = {"gaussian": (1.0, 2.0), "disk": (1.0, 2.0), "motion": (1.0, 2.0), "anisotropic": (1.0, 2.0),
               "scatter": (1.0, 2.0)}
+#: The borders of the Gaussian blurs made here: mirrored, as a real radiograph's blur reaches the model grid (the
+#: conditional bundle's operator pads with zeros, its training protocol, whose dark edges understate the harm).
+BORDERS = "symmetric"
 FACTOR, CUT = 14, 896  # source px per model px, the square cut (PSNR also at 1/16: real_geometry.area)
 
 
 def blur_val(x: torch.Tensor, kind: str, sigma: float, sigma_y: float, g: torch.Generator, padding: str
              ) -> torch.Tensor:
-    """``Q₈(k * x + σ_y n)`` of val images ``(B, 1, 64, 64)``: the operator's Gaussian; an axis-aligned anisotropic
-    Gaussian of std σ and ``ANISOTROPIC_RATIO``·σ (``"anisotropic"``; ``"anisotropic_2"``: 2σ), the longer axis
-    along rows or columns per image; or a disk / motion kernel (one random direction per image; ``"motion_axis"``:
-    along a row or a column); mirrored borders."""
+    """``Q₈(k * x + σ_y n)`` of val images ``(B, 1, 64, 64)``: a Gaussian (``padding`` its borders); an axis-aligned
+    anisotropic Gaussian of std σ and ``ANISOTROPIC_RATIO``·σ (``"anisotropic"``; ``"anisotropic_2"``: 2σ), the
+    longer axis along rows or columns per image; or a disk / motion kernel (one random direction per image;
+    ``"motion_axis"``: along a row or a column); mirrored borders."""
     if kind == "gaussian":
         return degrade(x, "realistic", g, sigma_y=sigma_y, operator=GaussianBlur(64, sigma, padding=padding))
     if kind.startswith("anisotropic"):
@@ -160,9 +168,26 @@ CHECKS = {"blur_misfit": ("max_blur_misfit", 0.5, ("val", "developer_cuts", "val
           "non_gaussian_evidence": ("max_non_gaussian_evidence", 5.0, ("val", "developer_cuts", *AXIS_SETS))}
 
 
-def _restorable(settings: list[dict], statistic: str) -> np.ndarray:
+def _restores(inferer, setting: dict) -> bool:
+    """Whether the product restores this input if no shape check hands it back: above the no-blur gate, and (the
+    conditional bundle) not milder than the blur its network takes."""
+    floor = getattr(inferer, "min_blur_sigma", None)
+    return not setting["no_blur"] and (floor is None or setting["estimate"].blur_sigma >= floor)
+
+
+def _checks(inferer) -> dict:
+    """The :data:`CHECKS` this bundle's inferer has a limit for (the conditional bundle restores no axis-aligned blur)
+    and its estimator reads (the evidence needs a spectrum with alternatives; the axis statistics an axis fit)."""
+    estimator = inferer.estimator
+    alternatives = estimator.alternative_signal is not None
+    axes = alternatives or estimator.min_axis_ratio is not None
+    return {k: v for k, v in CHECKS.items() if v[0] in inferer.gaussian_limits
+            and (k != "non_gaussian_evidence" or alternatives) and (not k.startswith("axis_") or axes)}
+
+
+def _restorable(inferer, settings: list[dict], statistic: str) -> np.ndarray:
     return np.array([getattr(s["estimate"], statistic) for s in settings
-                     if not s["no_blur"] and getattr(s["estimate"], statistic) is not None])
+                     if _restores(inferer, s) and getattr(s["estimate"], statistic) is not None])
 
 
 def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
@@ -173,15 +198,15 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     rows = []
     for sigma_y in CALIBRATION_NOISES:
         for sigma in CALIBRATION_SIGMAS:
-            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, inferer.operator.padding), 8)
+            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, BORDERS), 8)
             rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "settings": settings})
     for sigma_y in CALIBRATION_NOISES:
         for sigma in ANISOTROPIC_SIGMAS:
-            y = blur_val(x, "anisotropic", sigma, sigma_y, g, inferer.operator.padding)
+            y = blur_val(x, "anisotropic", sigma, sigma_y, g, BORDERS)
             rows.append({"set": "val_anisotropic", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(y, 8)})
         for sigma in ANISOTROPIC_2_SIGMAS:
-            y = blur_val(x, "anisotropic_2", sigma, sigma_y, g, inferer.operator.padding)
+            y = blur_val(x, "anisotropic_2", sigma, sigma_y, g, BORDERS)
             rows.append({"set": "val_anisotropic_2", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(y, 8)})
     for sigma_y in DEVELOPER_NOISES:
@@ -190,13 +215,13 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
             rows.append({"set": "developer_cuts", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(cuts, 8, float(FACTOR**2))})
     out: dict = {}
-    for statistic, (limit_id, step, sets) in CHECKS.items():
+    for statistic, (limit_id, step, sets) in _checks(inferer).items():
         limit = inferer.gaussian_limits[limit_id]
         values: dict = {name: [] for name in sets}
         for row in rows:
             if row["set"] not in values:
                 continue
-            v = _restorable(row["settings"], statistic)
+            v = _restorable(inferer, row["settings"], statistic)
             values[row["set"]].append(v)
             row.update({f"n_{statistic}": len(v),
                         f"{statistic}_median": float(np.median(v)) if len(v) else None,
@@ -237,7 +262,7 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
             worst = max(worst, kept)
         out[statistic]["suggested_limit"] = round(math.ceil(worst / step) * step, 6)
     for row in rows:  # how often an isotropic blur is read as an axis-aligned one (restored with those axes)
-        restorable = [s for s in row["settings"] if not s["no_blur"]]
+        restorable = [s for s in row["settings"] if _restores(inferer, s)]
         row["n_restorable"] = len(restorable)
         row["read_axis_aligned"] = sum(s["estimate"].blur_sigma_axes is not None for s in restorable)
         row["handed_back"] = sum(s["blur_mismatch"] for s in restorable)
@@ -249,32 +274,35 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     return out
 
 
-def _gains(inferer, network, x: torch.Tensor, y: torch.Tensor, settings: list[dict], seed: int, restores) -> np.ndarray:
-    """PSNR gain (dB) of one DDRM sample over its input for each input ``restores(setting)`` keeps (0 elsewhere)."""
+def _gains(inferer, network, x: torch.Tensor, y: torch.Tensor, settings: list[dict], seed: int, restores,
+           samples: int = 1) -> np.ndarray:
+    """PSNR gain (dB) of the mean of ``samples`` samples over its input for each input ``restores(setting)`` keeps
+    (0 elsewhere)."""
     todo = [i for i, s in enumerate(settings) if restores(s)]
     gain = np.zeros(len(y))
     if todo:
         gens = [torch.Generator().manual_seed(seed + i) for i in todo]
-        mean, _ = inferer.restore(y[todo], network, [settings[i] for i in todo], num_samples=1, generator=gens)
+        mean, _ = inferer.restore(y[todo], network, [settings[i] for i in todo], num_samples=samples, generator=gens)
         gain[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
     return gain
 
 
-def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -> list[dict]:
-    """DDRM on non-Gaussian (and, as the control, Gaussian) blurs of val images, with and without the check; the
-    axis-aligned anisotropic blurs also as an ``isotropic`` inferer (no axis-aligned estimates) restores them."""
+def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None, samples: int = 1) -> list[dict]:
+    """The bundle (DDRM, or the conditional network) on non-Gaussian (and, as the control, Gaussian) blurs of val
+    images, with and without the checks; the axis-aligned anisotropic blurs also as an ``isotropic`` inferer (no
+    axis-aligned estimates) restores them."""
     inferer = restorer.inferer
     g = torch.Generator().manual_seed(seed + 1)
     rows = []
     for sigma_y in NOISES:
         for kind, sigmas in EVALUATION.items():
             for sigma in sigmas:
-                y = blur_val(x, kind, sigma, sigma_y, g, inferer.operator.padding)
+                y = blur_val(x, kind, sigma, sigma_y, g, BORDERS)
                 settings = inferer.settings_for(y, 8)
                 gain_unchecked = _gains(inferer, restorer.network, x, y, settings, seed,
-                                        lambda s: not s["no_blur"])
-                restored = np.array([not s["no_blur"] for s in settings])
-                flagged = np.array([s["blur_mismatch"] for s in settings])
+                                        lambda s: _restores(inferer, s), samples)
+                restored = np.array([_restores(inferer, s) for s in settings])
+                flagged = np.array([s["blur_mismatch"] for s in settings]) & restored
                 by_axes = np.array([s["estimate"].blur_sigma_axes is not None for s in settings]) & flagged
                 limits = inferer.gaussian_limits
                 directional = np.array([s["estimate"].findings(max_blur_anisotropy=limits["max_blur_anisotropy"]) != []
@@ -285,7 +313,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                 gain_isotropic = None
                 if isotropic is not None and kind.startswith("anisotropic"):  # what one isotropic σ gives
                     gain_isotropic = float(_gains(isotropic, restorer.network, x, y, isotropic.settings_for(y, 8),
-                                                  seed, lambda s: not (s["no_blur"] or s["blur_mismatch"])).mean())
+                                                  seed, lambda s: not (s["no_blur"] or s["blur_mismatch"]),
+                                                  samples).mean())
                 rows.append({
                     "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
                     "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
@@ -301,8 +330,9 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None) -
                     "gain_default_worst": float(gain_default.min()),
                     "read_axis_aligned": int(sum(s["estimate"].blur_sigma_axes is not None for s in settings)),
                     "gain_default_isotropic_only_mean": gain_isotropic,
+                    "gains_unchecked": [round(float(v), 3) for v in gain_unchecked],
                     **{f"{k}s": [None if getattr(s["estimate"], k) is None else round(getattr(s["estimate"], k), 3)
-                                 for s in settings] for k in CHECKS}})
+                                 for s in settings] for k in _checks(inferer)}})
                 r = rows[-1]
                 print(f"{kind} σ {sigma:g} σ_y {sigma_y:g}: restored {r['restored_unchecked']}/{r['n']}, worse "
                       f"{r['worse_unchecked']}, handed back {r['handed_back']} ({r['handed_back_by_anisotropy_only']} by "
@@ -323,8 +353,9 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int, overrides: 
     sharp = [x[(x.shape[0] - CUT) // 2 : (x.shape[0] + CUT) // 2, (x.shape[1] - CUT) // 2 : (x.shape[1] + CUT) // 2]
              for x in top]
     checked = Restorer.from_bundle(bundle, **(overrides or {}))
-    unchecked = Restorer.from_bundle(bundle, **(overrides or {}),
-                                     **{limit_id: None for limit_id, *_ in CHECKS.values()})
+    checks = _checks(checked.inferer)
+    unchecked = Restorer.from_bundle(bundle, **{**(overrides or {}),
+                                                **{limit_id: None for limit_id, *_ in checks.values()}})
     rng = np.random.default_rng(seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -342,7 +373,7 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int, overrides: 
                        "axes": [None if r.estimate is None or r.estimate["blur_sigma_axes"] is None
                                 else [round(v, 3) for v in r.estimate["blur_sigma_axes"]] for r in default],
                        **{f"{k}s": [None if r.estimate is None or r.estimate[k] is None
-                                    else round(r.estimate[k], 3) for r in default] for k in CHECKS}}
+                                    else round(r.estimate[k], 3) for r in default] for k in checks}}
                 for name, results in (("default", default), ("unchecked", plain)):
                     for scale, f in (("16", area), ("source", lambda a: a)):
                         gains = [psnr_np(f(r.restored), f(s)) - psnr_np(f(r.image), f(s))
@@ -365,6 +396,8 @@ def main() -> None:
                         help="developer-side originals (training patients) for the calibration")
     parser.add_argument("--bundle", default="bundles/xray_ddrm")
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images restored in part 2")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="samples averaged per restored input in part 2 (the conditional bundle's benchmark: 4)")
     parser.add_argument("--full-limit", type=int, default=8, help="NIH originals in part 3 (0: skip it)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -378,7 +411,7 @@ def main() -> None:
     restorer = Restorer.from_bundle(args.bundle, **overrides)
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])
     calibrated = calibration(x, args.developer, restorer.inferer, args.seed)
-    for statistic, (*_, sets) in CHECKS.items():
+    for statistic, (*_, sets) in _checks(restorer.inferer).items():
         for name in sets:
             c = calibrated[statistic][name]
             if not c["n"]:
@@ -391,14 +424,16 @@ def main() -> None:
     for name, count in calibrated["axis_aligned"].items():
         print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned; "
               f"{count['handed_back']} of the {count['n']} handed back (by any check)", flush=True)
-    isotropic = Restorer.from_bundle(args.bundle, **{**overrides, "min_axis_ratio": None}).inferer
-    evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic)
+    isotropic = (Restorer.from_bundle(args.bundle, **{**overrides, "min_axis_ratio": None}).inferer
+                 if getattr(restorer.inferer.estimator, "min_axis_ratio", None) is not None else None)
+    evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic, args.samples)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed, overrides) if args.full_limit else []
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
               "model_version": restorer.provenance["model_version"], "overrides": overrides,
               "calibration": calibrated,
               "evaluation": evaluated, "source_resolution": full,
-              "command": f"python benchmarks/blur_mismatch.py --ddrm-limit {args.ddrm_limit} "
+              "command": f"python benchmarks/blur_mismatch.py --bundle {args.bundle} --ddrm-limit {args.ddrm_limit} "
+                         f"--samples {args.samples} "
                          f"--full-limit {args.full_limit} --threads {args.threads} --seed {args.seed}"
                          + (f" --set {' '.join(args.set)}" if args.set else "")}
     print("\n| blur | σ (px) | σ_y | restored | worse than input | handed back (worse / better) | "

@@ -231,9 +231,11 @@ class ConditionalInferer(Inferer):
     DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
     ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
     still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``), a blur that is
-    not Gaussian (misfit > ``max_blur_misfit`` or anisotropy > ``max_blur_anisotropy``) or a blur milder than the
-    network can take (σ̂ < ``min_blur_sigma``: restored as for its training blur, it comes back over-sharpened, worse
-    than it came in) is handed back.
+    not Gaussian (misfit > ``max_blur_misfit``, anisotropy > ``max_blur_anisotropy``, axes read more than
+    ``max_axis_ratio`` apart, or a disk or streak that explains it better than any Gaussian by more than
+    ``max_non_gaussian_evidence`` nats: :meth:`~xray_restore.estimation.DegradationEstimate.findings`) or a blur
+    milder than the network can take (σ̂ < ``min_blur_sigma``: restored as for its training blur, it comes back
+    over-sharpened, worse than it came in) is handed back.
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
@@ -241,6 +243,7 @@ class ConditionalInferer(Inferer):
                  operator: SVDOperator | None = None,
                  trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
                  max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
+                 max_axis_ratio: float | None = None, max_non_gaussian_evidence: float | None = None,
                  min_blur_sigma: float | None = None) -> None:
         super().__init__()
         if min_blur_sigma is not None and (operator is None or not min_blur_sigma >= no_blur_sigma):
@@ -249,10 +252,11 @@ class ConditionalInferer(Inferer):
         #: the mildest estimated blur the network restores (None: any above ``no_blur_sigma``)
         self.min_blur_sigma = None if min_blur_sigma is None else float(min_blur_sigma)
         #: the limits of the checks that hand back a blur that is not Gaussian (as
-        #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; this bundle's estimator reads no axis-aligned blur
-        #: and fits no alternative blurs, so only the isotropic checks are on)
-        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit,
-                                            max_blur_anisotropy=max_blur_anisotropy)
+        #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; the network restores no axis-aligned blur, so the
+        #: checks of an axis-aligned model are not among them: every input is read, and checked, as isotropic)
+        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy,
+                                            max_axis_ratio=max_axis_ratio,
+                                            max_non_gaussian_evidence=max_non_gaussian_evidence)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
