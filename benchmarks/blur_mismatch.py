@@ -75,7 +75,8 @@ from real_geometry import area  # the sibling benchmark's block means and PSNR (
 from real_geometry import psnr as psnr_np
 from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.measurement import convolve_mirrored, degrade, non_gaussian_kernel, quantise
+from xray_restore.measurement import (REAL_BORDERS, convolve_mirrored, degrade, non_gaussian_kernel,
+                                      quantise)
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
 from xray_restore.provenance import run_info, write_json
@@ -95,9 +96,6 @@ ANISOTROPIC_2_SIGMAS, AXIS_SHARE, AXIS_MIN_READ = (0.75, 1.0, 1.5), 0.05, 10
 NOISES = (0.002, 0.01)
 FULL_BLURS = {"gaussian": (1.0, 2.0), "disk": (1.0, 2.0), "motion": (1.0, 2.0), "anisotropic": (1.0, 2.0),
               "scatter": (1.0, 2.0)}
-#: The borders of the Gaussian blurs made here: mirrored, as a real radiograph's blur reaches the model grid (the
-#: conditional bundle's operator pads with zeros, its training protocol, whose dark edges understate the harm).
-BORDERS = "symmetric"
 FACTOR, CUT = 14, 896  # source px per model px, the square cut (PSNR also at 1/16: real_geometry.area)
 
 
@@ -198,15 +196,15 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     rows = []
     for sigma_y in CALIBRATION_NOISES:
         for sigma in CALIBRATION_SIGMAS:
-            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, BORDERS), 8)
+            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, REAL_BORDERS), 8)
             rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "settings": settings})
     for sigma_y in CALIBRATION_NOISES:
         for sigma in ANISOTROPIC_SIGMAS:
-            y = blur_val(x, "anisotropic", sigma, sigma_y, g, BORDERS)
+            y = blur_val(x, "anisotropic", sigma, sigma_y, g, REAL_BORDERS)
             rows.append({"set": "val_anisotropic", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(y, 8)})
         for sigma in ANISOTROPIC_2_SIGMAS:
-            y = blur_val(x, "anisotropic_2", sigma, sigma_y, g, BORDERS)
+            y = blur_val(x, "anisotropic_2", sigma, sigma_y, g, REAL_BORDERS)
             rows.append({"set": "val_anisotropic_2", "sigma": sigma, "sigma_y": sigma_y,
                          "settings": inferer.settings_for(y, 8)})
     for sigma_y in DEVELOPER_NOISES:
@@ -297,7 +295,7 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None, s
     for sigma_y in NOISES:
         for kind, sigmas in EVALUATION.items():
             for sigma in sigmas:
-                y = blur_val(x, kind, sigma, sigma_y, g, BORDERS)
+                y = blur_val(x, kind, sigma, sigma_y, g, REAL_BORDERS)
                 settings = inferer.settings_for(y, 8)
                 gain_unchecked = _gains(inferer, restorer.network, x, y, settings, seed,
                                         lambda s: _restores(inferer, s), samples)

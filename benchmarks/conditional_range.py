@@ -30,7 +30,7 @@ import torch
 
 from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
-from xray_restore.measurement import degrade
+from xray_restore.measurement import REAL_BORDERS, degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
 from xray_restore.provenance import run_info, write_json
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="ID=JSON", help="bundle ids to override")
-    parser.add_argument("--padding", default="symmetric", choices=("symmetric", "zeros"),
+    parser.add_argument("--padding", default=REAL_BORDERS, choices=(REAL_BORDERS, "zeros"),
                         help="the blurred scene's borders: mirrored, as a real radiograph's (default), or the "
                              "training protocol's dark zeros")
     parser.add_argument("--out", default="benchmarks/results/conditional_range.json")

@@ -15,8 +15,12 @@ import torch.nn.functional as F
 
 from .operators import GaussianBlur, SVDOperator
 
-__all__ = ["Protocol", "PROTOCOLS", "make_operator", "quantise", "measure", "degrade", "NON_GAUSSIAN_BLURS",
-           "non_gaussian_kernel", "convolve_mirrored"]
+__all__ = ["Protocol", "PROTOCOLS", "REAL_BORDERS", "make_operator", "quantise", "measure", "degrade",
+           "NON_GAUSSIAN_BLURS", "non_gaussian_kernel", "convolve_mirrored"]
+
+#: The borders a real radiograph's blur leaves at the model scale, as the chain pads it: the scene mirrored (the
+#: protocols' zero padding darkens the input's edge, which any restoration then "gains" back, understating harm).
+REAL_BORDERS = "symmetric"
 
 Protocol = Literal["case_study", "realistic"]
 PROTOCOLS: dict[str, dict] = {
