@@ -100,6 +100,7 @@ def test_fit_regressor_options_override_the_bundles_regressor_config():
     assert config() == RegressorConfig()  # the dataclass defaults equal train.json (tests/test_settings.py)
     tuned = config("--sigma-loss", "l1", "--sigma-loss-offset", "0.5", "--steps", "7")
     assert (tuned.sigma_loss, tuned.sigma_loss_offset, tuned.steps) == ("l1", 0.5, 7)
+    assert config("--width", "64").width == 64
     with pytest.raises(ValueError, match="'l1' loss only"):
         config("--sigma-loss-offset", "0.5")
 

@@ -413,6 +413,34 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
 
 
+def test_a_widened_regressor_reads_what_the_narrow_one_read(cxr14_cache, tmp_path):
+    """:func:`widen` copies each channel inside its GroupNorm group and divides the weights reading the copies, so
+    the wide network reads the shipped one's (σ, log σ_y) on square and non-square inputs; noise tells the copies
+    apart; a width that is not a multiple is refused, and training widens narrower ``init`` weights to its width."""
+    from xray_restore.blur_regressor import RegressorConfig, load_regressor, train_regressor, widen
+
+    narrow = load_regressor(REGRESSOR)
+    wide = widen(narrow, 64)
+    assert wide.features[0].out_channels == 64 and not wide.training
+    assert sum(p.numel() for p in wide.parameters()) > 3 * sum(p.numel() for p in narrow.parameters())
+    torch.manual_seed(0)
+    for shape in [(3, 1, 64, 64), (2, 1, 64, 40)]:
+        y = torch.rand(shape)
+        torch.testing.assert_close(wide(y), narrow(y), rtol=0, atol=1e-5)
+    copies = wide.features[0].weight[:8]  # group 0 of 64 channels: the narrow group's 4, twice
+    torch.testing.assert_close(copies[:4], copies[4:], rtol=0, atol=0)
+    told_apart = widen(narrow, 64, noise=1e-3).features[0].weight[:8]
+    assert not torch.equal(told_apart[:4], told_apart[4:])
+    with pytest.raises(ValueError, match="not a multiple"):
+        widen(narrow, 48)
+    path = train_regressor(cxr14_cache, tmp_path / "wide.pt", config=RegressorConfig(steps=1, batch_size=4, width=64),
+                           init=REGRESSOR, progress=False)
+    assert load_regressor(path).features[0].out_channels == 64
+    with pytest.raises(ValueError, match="does not widen"):
+        train_regressor(cxr14_cache, tmp_path / "w48.pt", config=RegressorConfig(steps=1, batch_size=4, width=48),
+                        init=REGRESSOR, progress=False)
+
+
 def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
     """"sensitivity": quadratic in σ̂ − σ, L1's slope at 0.05 px, heavier at small blurs and low noise (where DDRM's
     measured dB loss per px² is largest), flat below σ = 0.5; "l1" stays |σ̂ − σ|; an unknown loss is refused."""

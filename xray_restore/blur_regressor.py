@@ -27,11 +27,13 @@ from torch import nn
 from .atomic import atomic_path
 
 __all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor",
-           "checkpoint_path", "sigma_loss", "cut_blur"]
+           "checkpoint_path", "sigma_loss", "cut_blur", "widen"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
 #: The narrowest footprint side the regressor trains on (of 64): a 1.75 : 1 source (e.g. 788 × 1318 MG) is 37 wide.
 FOOTPRINT_MIN = 36
+#: Noise (of each layer's weight std) that tells a widened regressor's copied channels apart (:func:`widen`).
+WIDEN_NOISE = 1e-3
 #: The σ losses :func:`sigma_loss` knows.
 SIGMA_LOSSES = ("l1", "sensitivity")
 
@@ -123,6 +125,51 @@ class DegradationRegressor(nn.Module):
         return self.head(torch.cat([z.mean(dim=(-1, -2)), z.amax(dim=(-1, -2))], dim=1))
 
 
+def widen(model: DegradationRegressor, width: int, noise: float = 0.0,
+          generator: torch.Generator | None = None) -> DegradationRegressor:
+    """A :class:`DegradationRegressor` of ``width`` (a multiple of ``model``'s) that computes what ``model`` computes.
+
+    Each feature channel is copied ``width / model width`` times inside its own GroupNorm group (so every group's
+    mean and variance are unchanged), and the weights that read the copies are divided among them; the head reads
+    the pooled copies the same way. ``noise`` > 0 adds Gaussian noise of that fraction of each layer's weight std to
+    the copies' input weights, so that training can tell them apart (identical copies get identical gradients).
+    """
+    old = model.features[0].out_channels
+    if width % old:
+        raise ValueError(f"widen: width {width} is not a multiple of the model's width {old}.")
+    factor = width // old
+    wide = DegradationRegressor(width)
+    convs = [(a, b) for a, b in zip(model.features, wide.features, strict=True) if isinstance(a, nn.Conv2d)]
+    norms = [(a, b) for a, b in zip(model.features, wide.features, strict=True) if isinstance(a, nn.GroupNorm)]
+
+    def source(channels: int, groups: int) -> torch.Tensor:
+        """For each widened channel, the original channel it copies (the copies stay in the original's group)."""
+        per_group = channels // groups
+        return torch.tensor([g * per_group + k % per_group for g in range(groups)
+                             for k in range(per_group * factor)])
+
+    with torch.no_grad():
+        index_in = torch.zeros(1, dtype=torch.long)
+        for (conv, wide_conv), (norm, wide_norm) in zip(convs, norms, strict=True):
+            index_out = source(conv.out_channels, norm.num_groups)
+            share = 1.0 if conv.in_channels == 1 else float(factor)
+            weight = conv.weight[index_out][:, index_in] / share
+            if noise > 0:
+                weight = weight + noise * conv.weight.std() * torch.randn(weight.shape, generator=generator)
+            wide_conv.weight.copy_(weight)
+            wide_conv.bias.copy_(conv.bias[index_out])
+            wide_norm.weight.copy_(norm.weight[index_out])
+            wide_norm.bias.copy_(norm.bias[index_out])
+            index_in = index_out
+        first, wide_first = model.head[0], wide.head[0]
+        channels = first.in_features // 2  # mean- and max-pooled features, side by side
+        pooled = torch.cat([index_in, index_in + channels])
+        wide_first.weight.copy_(first.weight[:, pooled] / factor)
+        wide_first.bias.copy_(first.bias)
+        wide.head[2].load_state_dict(model.head[2].state_dict())
+    return wide.train(model.training)
+
+
 def cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
     """Blur of one image ``(1, N, N)`` whose scene continues past its border as ``mode`` (``"circular"``: another
     scene's content, ``"replicate"``: flat), cut back to ``N × N`` as a detector cuts it."""
@@ -201,7 +248,8 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
     it. :func:`sigma_loss` on σ (``config.sigma_loss``) plus 0.3 × L1 on log σ_y;
     AdamW with a one-cycle schedule. ``padding``: the borders of the training blurs (the restoring operator's).
-    ``init``: weights (of the same width) to continue from, with a new schedule. Every ``checkpoint_seconds`` the
+    ``init``: weights to continue from, with a new schedule; narrower ones are first widened to ``config.width``
+    (:func:`widen`, the same function, copies told apart by 0.1 % noise). Every ``checkpoint_seconds`` the
     whole state (model, optimizer, schedule, RNGs, log) goes to :func:`checkpoint_path` (temp name, then rename); a
     rerun with the same run settings resumes there and continues exactly as if never stopped (``resume=False``
     starts over), and the file is removed once ``out`` is written. Returns ``out``."""
@@ -216,9 +264,10 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
     model = DegradationRegressor(width)
     if init is not None:
         start = load_regressor(init)
-        if start.features[0].out_channels != width:
-            raise ValueError(f"{init}: width {start.features[0].out_channels}, but the config trains width {width}.")
-        model.load_state_dict(start.state_dict())
+        start_width = start.features[0].out_channels
+        if width % start_width:
+            raise ValueError(f"{init}: width {start_width}, which does not widen to the config's width {width}.")
+        model.load_state_dict(widen(start, width, noise=WIDEN_NOISE if width > start_width else 0.0).state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(seed + 1)

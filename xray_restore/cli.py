@@ -223,7 +223,7 @@ def _regressor_config(args: argparse.Namespace):
     from .blur_regressor import RegressorConfig
 
     given = {"steps": args.steps, "seed": args.seed, "lr": args.lr, "sigma_loss_offset": args.sigma_loss_offset,
-             "sigma_loss": args.sigma_loss}
+             "sigma_loss": args.sigma_loss, "width": args.width}
     return _bundle_section(args.bundle, "regressor_config", RegressorConfig, given)
 
 
@@ -398,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--steps", type=int, help="optimiser steps (default: the bundle's train.json regressor_config)")
     reg.add_argument("--seed", type=int, help="random seed (default: the bundle's train.json regressor_config)")
     reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
+    reg.add_argument("--width", type=int,
+                     help="channels of the first layer; narrower --init-weights are widened to it, computing the same "
+                          "(default: the bundle's train.json regressor_config)")
     reg.add_argument("--sigma-loss-offset", type=float,
                      help="c > 0 weights the σ error by (2 + c) / (σ + c), towards small blurs; 0: plain L1 "
                           "(default: the bundle's train.json regressor_config)")
@@ -405,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="l1, or sensitivity: the squared σ error weighted by what it costs DDRM "
                           "(default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    reg.add_argument("--init-weights", default=None, help="continue from these regressor weights (a new schedule)")
+    reg.add_argument("--init-weights", default=None,
+                     help="continue from these regressor weights (a new schedule; widened to --width if narrower)")
     reg.add_argument("--restart", action="store_true",
                      help="ignore a checkpoint of an interrupted run (<output>.checkpoint.pt) and start over")
     reg.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_regressor.pt")
