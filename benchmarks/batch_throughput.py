@@ -37,6 +37,7 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
@@ -100,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dicom-dir", default="../shared/data/dicom")
     parser.add_argument("--full", default="../shared/data/cxr14_full")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--n", type=int, default=200, help="instances per workload")
     parser.add_argument("--originals", type=int, default=16, help="distinct blurred originals (cycled to --n)")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -73,8 +73,9 @@ from scipy.signal import fftconvolve
 
 from real_geometry import area  # the sibling benchmark's block means and PSNR (this folder is on sys.path)
 from real_geometry import psnr as psnr_np
-from xray_restore.cli import set_ids
+from xray_restore.cli import DEFAULT_DATA, set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import (REAL_BORDERS, convolve_mirrored, degrade, non_gaussian_kernel,
                                       quantise)
 from xray_restore.metrics import psnr
@@ -388,11 +389,11 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int, overrides: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--full", default="../shared/data/cxr14_full")
     parser.add_argument("--developer", default="../shared/data/cxr14_png",
                         help="developer-side originals (training patients) for the calibration")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images restored in part 2")
     parser.add_argument("--samples", type=int, default=1,
                         help="samples averaged per restored input in part 2 (the conditional bundle's benchmark: 4)")

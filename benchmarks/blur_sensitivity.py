@@ -18,8 +18,10 @@ import time
 import numpy as np
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.estimation import quantisation_floor
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -32,8 +34,8 @@ OFFSETS = (-0.1, -0.05, 0.0, 0.05, 0.1)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)

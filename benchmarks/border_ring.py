@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from xray_restore.blur_regressor import cut_blur
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import blend_outer_ring
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import quantise
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -64,8 +66,8 @@ def ring_mse(estimate: torch.Tensor, truth: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)

@@ -18,7 +18,9 @@ import time
 import torch
 from monai.bundle import ConfigParser
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.locate import CONDITIONAL_BUNDLE
 from xray_restore.measurement import PROTOCOLS, degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -27,8 +29,8 @@ from xray_restore.provenance import run_info, write_json
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_conditional")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=CONDITIONAL_BUNDLE)
     parser.add_argument("--weights", default=None, help="default: the bundle's models/model.pt")
     parser.add_argument("--limit", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)

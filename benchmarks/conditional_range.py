@@ -28,8 +28,9 @@ import time
 import numpy as np
 import torch
 
-from xray_restore.cli import set_ids
+from xray_restore.cli import DEFAULT_DATA, set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.locate import CONDITIONAL_BUNDLE
 from xray_restore.measurement import REAL_BORDERS, degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -57,8 +58,8 @@ def sweep(gain: np.ndarray, sigma_hat: np.ndarray) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_conditional")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=CONDITIONAL_BUNDLE)
     parser.add_argument("--limit", type=int, default=48, help="val images per condition")
     parser.add_argument("--samples", type=int, default=4, help="samples averaged per input")
     parser.add_argument("--threads", type=int, default=2)

@@ -16,13 +16,14 @@ import time
 
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_conditional, format_results
 from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--weights", default="bundles/xray_conditional/models/model.pt")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--etas", type=float, nargs="+", default=[0.0, 1.0])

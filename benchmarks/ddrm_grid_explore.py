@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
@@ -46,7 +47,7 @@ def grid_timesteps(config: dict, alphas_cumprod: torch.Tensor, official: list[in
 def main() -> None:
     n_images, k, protocol, configs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
     torch.set_num_threads(2)
-    x = to_unit_range(load_cxr14_cache("../shared/data/cxr14_64.npz", "val")["images"])[:n_images]
+    x = to_unit_range(load_cxr14_cache(DEFAULT_DATA, "val")["images"])[:n_images]
     op = make_operator(protocol)
     y = degrade(x, protocol, torch.Generator().manual_seed(0))
     unet = load_weights(build_prior_unet(), "bundles/xray_ddrm/models/model.pt")

@@ -12,13 +12,14 @@ import itertools
 
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_prior
 from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--weights", default="bundles/xray_ddrm/models/model.pt")
     parser.add_argument("--limit", type=int, default=48)
     parser.add_argument("--etas", type=float, nargs="+", default=[0.5, 0.7, 0.85, 1.0])

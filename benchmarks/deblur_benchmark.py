@@ -40,9 +40,11 @@ from xray_restore.baselines import (
     richardson_lucy_skimage,
     tikhonov,
 )
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, TIKHONOV_GRID, evaluation_ids, linear_prior_pool
+from xray_restore.locate import CONDITIONAL_BUNDLE, DDRM_BUNDLE
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
 from xray_restore.metrics import psnr, ssim
 from xray_restore.metrics import kid, lpips
@@ -306,9 +308,9 @@ def update_readme(table: str, readme: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/cxr14_64.npz"))
-    parser.add_argument("--bundle", default=str(ROOT / "bundles/xray_ddrm"), help="the DDRM bundle (its settings)")
-    parser.add_argument("--conditional-bundle", default=str(ROOT / "bundles/xray_conditional"))
+    parser.add_argument("--data", default=os.path.normpath(ROOT / DEFAULT_DATA))
+    parser.add_argument("--bundle", default=str(ROOT / DDRM_BUNDLE), help="the DDRM bundle (its settings)")
+    parser.add_argument("--conditional-bundle", default=str(ROOT / CONDITIONAL_BUNDLE))
     parser.add_argument("--prior-weights", help="other weights for the DDRM bundle's network (default: its own)")
     parser.add_argument("--conditional-weights", help="other weights for the conditional bundle's network")
     parser.add_argument("--limit", type=int, help="first N test and N val images (smoke run)")

@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xray_restore.cli import set_ids
+from xray_restore.cli import DEFAULT_DATA, set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -86,8 +87,8 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=None, help="val images for the estimator (default: all)")
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images for the DDRM comparison (0: none)")
     parser.add_argument("--samples", type=int, default=None, help="DDRM samples averaged per image (default: the "

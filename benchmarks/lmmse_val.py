@@ -17,6 +17,7 @@ import time
 import torch
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, linear_prior_pool
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
@@ -26,7 +27,7 @@ from xray_restore.provenance import run_info, write_json
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/lmmse_val.json")

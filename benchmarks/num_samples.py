@@ -22,7 +22,9 @@ import time
 
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import measure
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
@@ -37,8 +39,8 @@ SAMPLES = (1, 4, 8)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=24, help="val images")
     parser.add_argument("--samples", type=int, nargs="+", default=SAMPLES)
     parser.add_argument("--threads", type=int, default=2)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator
@@ -48,7 +49,7 @@ def nearest(queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, to
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--weights", default="bundles/xray_ddrm/models/model.pt")
     parser.add_argument("--docs", default="bundles/xray_ddrm/docs")
     parser.add_argument("--n-samples", type=int, default=64)

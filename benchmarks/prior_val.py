@@ -12,15 +12,17 @@ import time
 
 import torch
 
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_prior, format_results
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/cxr14_64.npz")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--weights", default="bundles/xray_ddrm/models/model.pt")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm", help="settings not given below are this bundle's")
+    parser.add_argument("--bundle", default=DDRM_BUNDLE, help="settings not given below are this bundle's")
     parser.add_argument("--split", choices=["val", "test"], help="default: the bundle's evaluate.json")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--protocols", nargs="+", help="default: the bundle's evaluate.json")

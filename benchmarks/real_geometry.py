@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
 
@@ -59,7 +60,7 @@ def psnr(estimate: np.ndarray, reference: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", default="../shared/data/cxr14_full")
-    parser.add_argument("--bundle", default="bundles/xray_ddrm")
+    parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/real_geometry.json")

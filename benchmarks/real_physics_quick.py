@@ -7,6 +7,7 @@ estimated settings, for the operator padding(s) given (default: reflect,symmetri
 import numpy as np, torch, glob, math, sys, time
 from PIL import Image
 from scipy.ndimage import gaussian_filter
+from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.restore import Restorer
 from xray_restore.operators import GaussianBlur
 torch.set_num_threads(1)
@@ -14,7 +15,7 @@ files = sorted(glob.glob('../shared/data/cxr14_full/*.png'))[:8]
 X = [np.asarray(Image.open(p).convert('L'), dtype=np.float32)/255 for p in files]
 down = lambda a: torch.nn.functional.adaptive_avg_pool2d(torch.as_tensor(a)[None,None].float(), 64)[0]
 def psnr(a,b): return (10*torch.log10(1/((a.clamp(0,1)-b)**2).mean(dim=(1,2,3)))).mean().item()
-r = Restorer.from_bundle("bundles/xray_ddrm", force=True)
+r = Restorer.from_bundle(DDRM_BUNDLE, force=True)
 inf = r.inferer
 pads = sys.argv[1].split(',') if len(sys.argv)>1 else ['reflect','symmetric']
 for s64 in [1.0, 2.0]:

@@ -105,3 +105,24 @@ def test_train_config_defaults_are_the_bundles_train_json():
         configured = json.loads((REPO / "bundles" / bundle / "configs" / "train.json").read_text())["train_config"]
         defaults = dataclasses.asdict(TrainConfig())
         assert {k: v for k, v in configured.items() if k in defaults} == defaults, bundle
+
+
+def test_default_bundle_and_data_paths_have_one_home():
+    """The default bundles (``xray_restore.locate``) and the default 64×64 cache (``xray_restore.cli``) are written
+    once; every other module, benchmark and script reads them (a docstring may name them)."""
+    import ast
+
+    homes = {"bundles/xray_ddrm": "xray_restore/locate.py", "bundles/xray_conditional": "xray_restore/locate.py",
+             "../shared/data/cxr14_64.npz": "xray_restore/cli.py"}
+    restated = []
+    for path in sorted([*(REPO / "xray_restore").rglob("*.py"), *(REPO / "benchmarks").glob("*.py"),
+                        *(REPO / "training").glob("*.py")]):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in homes and id(node) not in docstrings \
+                    and str(path.relative_to(REPO)) != homes[node.value]:
+                restated.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value}")
+    assert restated == []

@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .errors import InputError
+from .locate import DDRM_BUNDLE
 
 __all__ = ["Manifest", "BatchSummary", "discover_inputs", "run_batch"]
 
@@ -179,7 +180,7 @@ def run_batch(
     inputs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
     manifest: str | os.PathLike | None = None,
-    bundle: str | os.PathLike = "bundles/xray_ddrm",
+    bundle: str | os.PathLike = DDRM_BUNDLE,
     batch_size: int = 8,
     num_samples: int | None = None,
     seed: int | None = None,

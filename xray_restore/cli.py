@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
+from .locate import CONDITIONAL_BUNDLE
+from .locate import DDRM_BUNDLE as DEFAULT_BUNDLE
 
-DEFAULT_BUNDLE = "bundles/xray_ddrm"
-CONDITIONAL_BUNDLE = "bundles/xray_conditional"
+#: The 64×64 cache that training, evaluation and the benchmarks read by default (never committed).
 DEFAULT_DATA = "../shared/data/cxr14_64.npz"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .locate import CONDITIONAL_BUNDLE, DDRM_BUNDLE
 from .measurement import PROTOCOLS, Protocol, degrade, make_operator
 from .metrics import psnr, ssim
 from .networks import prior_network_beside
@@ -117,10 +118,6 @@ def evaluate_methods(
         results["settings"]["linear_prior"] = {"images": int(train.shape[0]), "flips": LMMSE_FLIPS,
                                                "lmmse_grid": list(lmmse_grid)}
     return _write(results, out_file)
-
-
-DDRM_BUNDLE = "bundles/xray_ddrm"
-CONDITIONAL_BUNDLE = "bundles/xray_conditional"
 
 
 def evaluation_ids(bundle: str | os.PathLike) -> dict:

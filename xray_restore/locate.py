@@ -19,9 +19,13 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["locate_bundle", "operator_padding", "BUNDLE_NAMES"]
+__all__ = ["locate_bundle", "operator_padding", "BUNDLE_NAMES", "DDRM_BUNDLE", "CONDITIONAL_BUNDLE"]
 
 BUNDLE_NAMES = ("xray_ddrm", "xray_conditional")
+#: The default bundle of every entry point (CLI, ``restore()``, ``Restorer``, batch, evaluation, benchmarks).
+DDRM_BUNDLE = "bundles/xray_ddrm"
+#: The conditional baseline's bundle.
+CONDITIONAL_BUNDLE = "bundles/xray_conditional"
 
 
 def _candidates(name: str) -> list[Path]:

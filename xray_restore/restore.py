@@ -34,6 +34,7 @@ from monai.transforms import Compose
 from .atomic import atomic_path
 from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
+from .locate import DDRM_BUNDLE
 from .readers import is_own_output
 from .transforms import apply_chain, load_chain, model_window
 
@@ -192,7 +193,7 @@ class Restorer:
         return int(self.inferer.num_samples)
 
     @classmethod
-    def from_bundle(cls, bundle_root: str | os.PathLike = "bundles/xray_ddrm", **overrides) -> Restorer:
+    def from_bundle(cls, bundle_root: str | os.PathLike = DDRM_BUNDLE, **overrides) -> Restorer:
         """Build from ``<bundle_root>/configs/inference.json``; ``overrides`` replace ids (e.g. ``sigma_y=0.02``)."""
         import json
 
@@ -454,7 +455,7 @@ class Restorer:
 def restore(
     inputs: Sequence[str | os.PathLike] | str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
-    bundle: str | os.PathLike = "bundles/xray_ddrm",
+    bundle: str | os.PathLike = DDRM_BUNDLE,
     num_samples: int | None = None,
     seed: int | None = None,
     include_identifiers: bool = False,
