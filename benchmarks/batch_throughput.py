@@ -37,6 +37,7 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
+from xray_restore.cli import DICOM_DATA, FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
@@ -99,8 +100,8 @@ def run(sources: list[Path], n: int, tmp: Path, name: str, bundle: str, batch_si
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dicom-dir", default="../shared/data/dicom")
-    parser.add_argument("--full", default="../shared/data/cxr14_full")
+    parser.add_argument("--dicom-dir", default=DICOM_DATA)
+    parser.add_argument("--full", default=FULL_DATA)
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--n", type=int, default=200, help="instances per workload")
     parser.add_argument("--originals", type=int, default=16, help="distinct blurred originals (cycled to --n)")
@@ -130,8 +131,8 @@ def main() -> None:
               "originals": args.originals,
               "command": "python benchmarks/batch_throughput.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
-    print(f"| workload | images | done | skipped | failed | seconds | images/s | UNet floor s/img | ratio |\n"
-          f"|---|---|---|---|---|---|---|---|---|")
+    print("| workload | images | done | skipped | failed | seconds | images/s | UNet floor s/img | ratio |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for name, w in workloads.items():
         c = w["counts"]
         print(f"| {name} | {w['n']} | {c.get('done', 0)} | {c.get('skipped', 0)} | {c.get('failed', 0)} | "

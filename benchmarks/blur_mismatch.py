@@ -73,7 +73,7 @@ from scipy.signal import fftconvolve
 
 from real_geometry import area  # the sibling benchmark's block means and PSNR (this folder is on sys.path)
 from real_geometry import psnr as psnr_np
-from xray_restore.cli import DEFAULT_DATA, set_ids
+from xray_restore.cli import DEFAULT_DATA, FULL_DATA, PNG_DATA, set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import (REAL_BORDERS, convolve_mirrored, degrade, non_gaussian_kernel,
@@ -334,7 +334,8 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None, s
                                  for s in settings] for k in _checks(inferer)}})
                 r = rows[-1]
                 print(f"{kind} σ {sigma:g} σ_y {sigma_y:g}: restored {r['restored_unchecked']}/{r['n']}, worse "
-                      f"{r['worse_unchecked']}, handed back {r['handed_back']} ({r['handed_back_by_anisotropy_only']} by "
+                      f"{r['worse_unchecked']}, handed back {r['handed_back']} "
+                      f"({r['handed_back_by_anisotropy_only']} by "
                       f"anisotropy only, {r['handed_back_by_axis_checks']} by the axis checks; worse "
                       f"{r['worse_handed_back']}, "
                       f"better {r['better_handed_back']}); gain {r['gain_unchecked_mean']:+.2f} -> "
@@ -390,8 +391,8 @@ def source_resolution(full: str, limit: int, bundle: str, seed: int, overrides: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--full", default="../shared/data/cxr14_full")
-    parser.add_argument("--developer", default="../shared/data/cxr14_png",
+    parser.add_argument("--full", default=FULL_DATA)
+    parser.add_argument("--developer", default=PNG_DATA,
                         help="developer-side originals (training patients) for the calibration")
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--ddrm-limit", type=int, default=48, help="val images restored in part 2")

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 from xray_restore.cache import downsample_files
+from xray_restore.cli import PNG_DATA
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="../shared/data/cxr14_png")
+    parser.add_argument("--source", default=PNG_DATA)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--out", default="benchmarks/results/cache_build.json")

@@ -2,9 +2,9 @@
 
     python benchmarks/conditional_val.py --weights bundles/xray_conditional/models/model.pt
 
-First a grid over (steps, η, temperature, strength) of the DDIM sampler on the first ``--tune-limit`` val images (1 sample and
-mean of K); then the chosen setting on all val images with the linear baselines, realistic protocol. Writes
-``benchmarks/results/conditional_val.json`` (grid, choice, table, date, commit) and prints the table.
+First a grid over (steps, η, temperature, strength) of the DDIM sampler on the first ``--tune-limit`` val images
+(1 sample and mean of K); then the chosen setting on all val images with the linear baselines, realistic protocol.
+Writes ``benchmarks/results/conditional_val.json`` (grid, choice, table, date, commit) and prints the table.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main() -> None:
                                    baselines=False)
         m = res["protocols"]["realistic"]["methods"]
         row = {"steps": steps, "eta": eta, "temperature": tau, "strength": strength,
-               "one_sample": m["conditional_1sample"]["psnr"], f"mean{args.tune_samples}": m[f"conditional_mean{args.tune_samples}"]["psnr"],
+               "one_sample": m["conditional_1sample"]["psnr"],
+               f"mean{args.tune_samples}": m[f"conditional_mean{args.tune_samples}"]["psnr"],
                "predictor": m["predictor"]["psnr"]}
         grid.append(row)
         print(json.dumps(row))

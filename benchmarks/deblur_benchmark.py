@@ -7,7 +7,8 @@ Protocols (``xray_restore.evaluation``): ``case_study`` (the reference study's t
 σ_y = 5e-6: the inverse crime) and ``realistic`` (exact 13-tap blur, σ_y = 0.01, y quantised to 8 bits).
 Methods: blurred input, thresholded pseudo-inverse, Tikhonov, Gaussian LMMSE (mean/covariance of the training pool
 with flips), Richardson-Lucy (ours, for the zero-padded operator, and scikit-image's), DDRM (ours, 1 sample and
-mean of K), the conditional predict-and-refine baseline (1 sample and mean of K), and DeepInverse's ``DDRM`` over the same UNet and SVD.
+mean of K), the conditional predict-and-refine baseline (1 sample and mean of K), and DeepInverse's ``DDRM`` over the
+same UNet and SVD.
 Every hyper-parameter of a baseline (λ, shrinkage, iterations) is tuned on the val split, never on test; the
 diffusion models use the settings shipped in their bundles. Metrics: PSNR, SSIM, LPIPS (squeeze), KID (features
 labelled), wall time and images/s on this CPU; DDRM's time is also given as a ratio to the UNet floor (forward time

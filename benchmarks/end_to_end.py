@@ -36,7 +36,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
 from xray_restore.batch import Manifest, run_batch
-from xray_restore.cli import DEFAULT_DATA
+from xray_restore.cli import DEFAULT_DATA, DICOM_DATA, EXTRA_DATA, FULL_DATA
 from xray_restore.evaluation import LMMSE_FLIPS, linear_prior_pool
 from xray_restore.locate import CONDITIONAL_BUNDLE, DDRM_BUNDLE
 from xray_restore.metrics import psnr, ssim
@@ -115,10 +115,10 @@ def val_shrinkage(protocol: str, path: str = "benchmarks/results/lmmse_val.json"
 
 def main() -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", default="../shared/data/cxr14_full")
-    parser.add_argument("--dicom", default="../shared/data/dicom")
+    parser.add_argument("--full", default=FULL_DATA)
+    parser.add_argument("--dicom", default=DICOM_DATA)
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--extra", default="../shared/data/cxr14_extra_64.npz")
+    parser.add_argument("--extra", default=EXTRA_DATA)
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--conditional", default=CONDITIONAL_BUNDLE)
     parser.add_argument("--limit", type=int, default=None)

@@ -169,7 +169,8 @@ def main() -> None:
                 true = [{"blur_sigma": sigma, "sigma_y": sigma_y} for _ in range(n)]
                 # DDRM with the estimated σ̂ and σ̂_y themselves (no gate: what the issue compares with the truth);
                 # the product's default output below applies the no-blur gate on top (the input itself)
-                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["estimate"].blur_sigma_axes or s["blur_sigma"])}
+                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["estimate"].blur_sigma_axes
+                                                                           or s["blur_sigma"])}
                            for s in est]  # the blur the product restores with (both axes where it read them)
                 out = {}
                 earlier = true_from.get((sigma, sigma_y))
@@ -224,8 +225,8 @@ def main() -> None:
               "command": "python benchmarks/estimation_val.py " + " ".join(
                   f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                   for k, v in vars(args).items())}
-    print("\n| σ | σ_y | σ̂ mean | mean abs σ err | RMS: estimate / spectral / learned / best of two | σ_y ratio (median) "
-          "| within ×1.5 | no-blur | ms/img |")
+    print("\n| σ | σ_y | σ̂ mean | mean abs σ err | RMS: estimate / spectral / learned / best of two "
+          "| σ_y ratio (median) | within ×1.5 | no-blur | ms/img |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         rms = " / ".join(f"{r[k]:.3f}" for k in ("rms_sigma_error", "rms_sigma_error_spectral",

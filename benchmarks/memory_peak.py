@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_restore.cli import DICOM_DATA, FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 
@@ -75,8 +76,8 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dicom", default="../shared/data/dicom")
-    parser.add_argument("--original", default="../shared/data/cxr14_full/00001595_002.png")
+    parser.add_argument("--dicom", default=DICOM_DATA)
+    parser.add_argument("--original", default=f"{FULL_DATA}/00001595_002.png")
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--side", type=int, default=10000, help="side of the synthetic DX")
     parser.add_argument("--threads", type=int, default=2)

@@ -15,7 +15,8 @@ above the no-blur gate, and not handed back as a blur that is not Gaussian: ``bl
 input and the output against the sharp crop at the source grid and at 1/16
 (area means: 56×46 for 896×736), next to the square image's output cropped the same way (what the crop
 would get if the padding to a square cost nothing) and the output of the same bundle assuming mirrored borders
-(``unknown_borders`` false, as xray_ddrm ≤ 0.8.2 did). Writes ``benchmarks/results/real_geometry.json`` and prints the table.
+(``unknown_borders`` false, as xray_ddrm ≤ 0.8.2 did). Writes ``benchmarks/results/real_geometry.json`` and prints the
+table.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from xray_restore.cli import FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
@@ -59,7 +61,7 @@ def psnr(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", default="../shared/data/cxr14_full")
+    parser.add_argument("--full", default=FULL_DATA)
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--limit", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
@@ -104,7 +106,8 @@ def main() -> None:
                     "blur_mismatch": int(sum(r.status == "blur_mismatch" for r in results)),
                     "psnr_source_input": float(np.mean([psnr(r.image, s) for r, s in zip(results, references)])),
                     "psnr_source_output": float(np.mean([psnr(r.restored, s) for r, s in zip(results, references)])),
-                    "psnr_16_input": float(np.mean([psnr(area(r.image), area(s)) for r, s in zip(results, references)])),
+                    "psnr_16_input": float(np.mean([psnr(area(r.image), area(s))
+                                                    for r, s in zip(results, references)])),
                     "psnr_16_output": float(np.mean([psnr(area(r.restored), area(s))
                                                      for r, s in zip(results, references)])),
                     "psnr_16_square_output_cropped": float(np.mean([psnr(c, area(s))

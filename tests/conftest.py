@@ -45,7 +45,8 @@ def _deterministic_threads():
     yield
 
 
-KILL_SWITCH = '''"""Test-only: SIGKILL this process at a chosen moment of a real write or store (see conftest.kill_switch)."""
+KILL_SWITCH = '''"""Test-only: SIGKILL this process at a chosen moment of a real write or store
+(see conftest.kill_switch)."""
 import os
 import signal
 

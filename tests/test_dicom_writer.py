@@ -95,7 +95,8 @@ def test_spacing_keeps_its_meaning(tmp_path):
     """Pixel Spacing with its calibration stays that; a source with only Imager Pixel Spacing gets an uncalibrated
     Pixel Spacing equal to it (PS3.3 10.7.1.1) and says so, never a calibration it does not have; an invalid
     spacing (0\\0) is not written."""
-    cases = {"MG_Explicit_Little.dcm": ("PixelSpacing", True), "MG-GH133-VOILUT-JPEGLL.dcm": ("ImagerPixelSpacing", False),
+    cases = {"MG_Explicit_Little.dcm": ("PixelSpacing", True),
+             "MG-GH133-VOILUT-JPEGLL.dcm": ("ImagerPixelSpacing", False),
              "RG1_J2KI.dcm": (None, False)}
     for name, (keyword, calibrated) in cases.items():
         source = DICOM_DIR / name

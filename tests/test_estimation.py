@@ -332,7 +332,8 @@ def test_an_estimated_blur_is_restored_backed_off_and_reported_as_estimated(val_
     assert inferer.restoring_sigma(until / 2) == pytest.approx(until / 2 - backoff)
     assert inferer.restoring_sigma(0.75 * until) == pytest.approx(round((0.75 * until - backoff / 2) / grid) * grid)
     assert inferer.restoring_sigma(until + 0.2) == pytest.approx(until + 0.2)
-    assert Restorer.from_bundle(BUNDLE, blur_backoff_until=0.0).inferer.restoring_sigma(2.0) == pytest.approx(2.0 - backoff)
+    constant = Restorer.from_bundle(BUNDLE, blur_backoff_until=0.0).inferer
+    assert constant.restoring_sigma(2.0) == pytest.approx(2.0 - backoff)
     for st in inferer.settings_for(y, 8):  # DDRM restores with the blur found, less any back-off ...
         assert st["operator_sigma"] == inferer.restoring_sigma(st["blur_sigma"])
         assert abs(st["operator_sigma"] - st["blur_sigma"]) <= backoff + grid / 2
@@ -451,7 +452,9 @@ def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
     loss = sigma_loss(sigma + torch.tensor([0.05, 0.1, -0.1]), sigma, noise, sens)
     torch.testing.assert_close(loss[1:], 4 * loss[0].expand(2))  # quadratic, symmetric
     torch.testing.assert_close(loss[0], torch.tensor(0.025))  # w = 1 at σ 1, σ_y 0.002: 0.05² / 0.1
-    at = lambda s, n: float(sigma_loss(torch.tensor([s + 0.1]), torch.tensor([s]), torch.tensor([n]), sens))
+    def at(s: float, n: float) -> float:
+        return float(sigma_loss(torch.tensor([s + 0.1]), torch.tensor([s]), torch.tensor([n]), sens))
+
     assert at(0.5, 0.002) > at(1.0, 0.002) > at(2.0, 0.002) > at(2.0, 0.01)
     assert at(0.0, 0.002) == pytest.approx(at(0.5, 0.002))
     torch.testing.assert_close(sigma_loss(torch.tensor([1.3]), torch.tensor([1.0]), torch.tensor([0.01]), l1),
@@ -616,7 +619,8 @@ def test_a_strongly_anisotropic_gaussian_is_restored_with_its_axes_and_an_axis_a
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:48]
     inferer = Restorer.from_bundle(BUNDLE).inferer
     assert None not in inferer.gaussian_limits.values()  # the bundle's checks are all on
-    restorable = [s for axes in [(1.0, 2.0), (2.0, 1.0)] for s in inferer.settings_for(_axis_blurred(val, axes, 0.002), 8)
+    restorable = [s for axes in [(1.0, 2.0), (2.0, 1.0)]
+                  for s in inferer.settings_for(_axis_blurred(val, axes, 0.002), 8)
                   if not s["no_blur"]]
     estimates = [s["estimate"] for s in restorable]
     assert len(restorable) == 2 * len(val)

@@ -22,9 +22,9 @@ def dense_blur_matrix(size: int, sigma: float, radius: int) -> np.ndarray:
         for j in range(n):
             for di in range(-radius, radius + 1):
                 for dj in range(-radius, radius + 1):
-                    k, l = i + di, j + dj
-                    if 0 <= k < n and 0 <= l < n:
-                        dense[i * n + j, k * n + l] = kernel2d[di + radius, dj + radius]
+                    r, c = i + di, j + dj
+                    if 0 <= r < n and 0 <= c < n:
+                        dense[i * n + j, r * n + c] = kernel2d[di + radius, dj + radius]
     return dense
 
 

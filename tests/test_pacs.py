@@ -162,7 +162,8 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     assert report["counts"]["stored"] == len(PUSHED) and report["counts"]["failed"] == 1
     book = Manifest(out / "manifest.sqlite")
     (failed,) = [r for r in book.rows() if r["state"] == "failed"]
-    derived = [str(pydicom.dcmread(o, stop_before_pixels=True).SOPInstanceUID) for r in book.rows() for o in r["outputs"]]
+    derived = [str(pydicom.dcmread(o, stop_before_pixels=True).SOPInstanceUID)
+               for r in book.rows() for o in r["outputs"]]
     book.close()
     assert len(derived) == len(PUSHED) * per_input and set(derived) <= {r.sop for r in all_instances(node)}
     # sent: only what the PACS did not hold (an earlier test may have stored the same derived objects)

@@ -280,7 +280,8 @@ def test_a_motion_streak_is_handed_back_by_its_direction(tmp_path, cxr14_cache):
     assert result.estimate["blur_misfit"] < limits["max_blur_misfit"]  # the ring misfit alone would restore it
     assert result.estimate["blur_anisotropy"] > limits["max_blur_anisotropy"]
     (image,) = json.loads((tmp_path / "out" / "summary.json").read_text())["images"]
-    assert image["status"] == "blur_mismatch" and image["blur_anisotropy"] == round(result.estimate["blur_anisotropy"], 3)
+    assert image["status"] == "blur_mismatch"
+    assert image["blur_anisotropy"] == round(result.estimate["blur_anisotropy"], 3)
     assert "blur_anisotropy" in (tmp_path / "out" / "metrics.csv").read_text().splitlines()[0]
 
 

@@ -183,8 +183,6 @@ def ddrm_val(weights: Path, data_dir: Path, device: str = "cuda", limit: int | N
     counts, seed and per-protocol settings) and builds the same :class:`DDRMInferer`. ``tests/test_gpu_session.py``
     checks that both give the same figures.
     """
-    import torch
-
     _import_training_modules()
     from xray_restore.ddrm import DDRMInferer
     from xray_restore.evaluation import evaluate_methods

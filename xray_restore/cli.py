@@ -14,8 +14,15 @@ from .errors import InputError
 from .locate import CONDITIONAL_BUNDLE
 from .locate import DDRM_BUNDLE as DEFAULT_BUNDLE
 
-#: The 64×64 cache that training, evaluation and the benchmarks read by default (never committed).
-DEFAULT_DATA = "../shared/data/cxr14_64.npz"
+#: The shared data folder beside the repository (never committed; its README describes it): the benchmarks' and the
+#: training commands' defaults below are its files.
+SHARED_DATA = "../shared/data"
+#: The 64×64 cache that training, evaluation and the benchmarks read by default.
+DEFAULT_DATA = f"{SHARED_DATA}/cxr14_64.npz"
+#: The 716 extra ChestX-ray14 images of the training pool (training only).
+EXTRA_DATA = f"{SHARED_DATA}/cxr14_extra_64.npz"
+#: The full-size 1024×1024 NIH originals (evaluation only), the real DICOM samples and the three developer PNGs.
+FULL_DATA, DICOM_DATA, PNG_DATA = f"{SHARED_DATA}/cxr14_full", f"{SHARED_DATA}/dicom", f"{SHARED_DATA}/cxr14_png"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -305,7 +312,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
     parser.add_argument("--device", default="cpu",
                         help="torch device to train on, e.g. cuda (default: %(default)s; a run resumes on any device)")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (bf16 is used only where the CPU runs it natively)")
+    parser.add_argument("--fp32", action="store_true",
+                        help="no bf16 autocast (bf16 is used only where the CPU runs it natively)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--init-weights", help="warm-start a new run from these weights (e.g. a bundle's model.pt)")
     parser.add_argument("--init-step", type=int, default=0, help="step count of the run that made --init-weights")
@@ -428,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
     ev.add_argument("--weights", help="other weights (default: the bundle's models/model.pt); a prior run's "
                     "network.json beside them gives their architecture (e.g. runs/prior2_w48/model.pt)")
-    ev.add_argument("--split", choices=["val", "test"], help="split to evaluate (default: the bundle's, val; tune on val)")
+    ev.add_argument("--split", choices=["val", "test"],
+                    help="split to evaluate (default: the bundle's, val; tune on val)")
     ev.add_argument("--protocols", nargs="+", choices=["case_study", "realistic"],
                     help="measurement protocols (default: the bundle's evaluate.json)")
     ev.add_argument("--limit", type=int, help="first N images of the split (default: all)")

@@ -213,7 +213,8 @@ class ConditionalSampler:
             with bf16_autocast(device.type, enabled=self.autocast):
                 eps = self.network(torch.cat([x, base], dim=1), t_batch).float()
             x, _ = scheduler.step(eps, t, x, eta=self.eta, generator=step_generator)
-        images = ((base + self.network.residual_std * x + 1) / 2).clamp(0, 1).reshape(y.shape[0], num_samples, *y.shape[1:])
+        images = ((base + self.network.residual_std * x + 1) / 2).clamp(0, 1)
+        images = images.reshape(y.shape[0], num_samples, *y.shape[1:])
         images = images.to(y.device)
         mean = images.mean(dim=1)
         std = images.std(dim=1, correction=1) if num_samples > 1 else torch.zeros_like(mean)
@@ -259,7 +260,8 @@ class ConditionalInferer(Inferer):
                                             max_non_gaussian_evidence=max_non_gaussian_evidence)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
-        self.num_steps, self.eta, self.num_samples, self.autocast = int(num_steps), float(eta), int(num_samples), autocast
+        self.num_steps, self.eta, self.num_samples = int(num_steps), float(eta), int(num_samples)
+        self.autocast = autocast
         self.temperature = 1.0 if temperature is None else float(temperature)  # None: the model's distribution
         self.strength = 1.0 if strength is None else float(strength)  # None: from pure noise at t = 999
         self.seed = seed

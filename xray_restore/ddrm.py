@@ -344,9 +344,9 @@ class DDRMInferer(Inferer, nn.Module):
         Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "mismatch", "operator_sigma",
         "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
         ``max_blur_misfit`` and ``max_blur_anisotropy``, and ``mismatch`` the reason, else None; ``operator_sigma``:
-        the blur DDRM restores with, 0 for an input with no blur at the model scale, :meth:`restoring_sigma` otherwise (of the estimate's ``(σ_v, σ_h)``
-        where it found an axis-aligned anisotropic blur); ``operator_uncertainty``: the likely
-        error of an estimated blur, 0 for a given one).
+        the blur DDRM restores with, 0 for an input with no blur at the model scale, :meth:`restoring_sigma` otherwise
+        (of the estimate's ``(σ_v, σ_h)`` where it found an axis-aligned anisotropic blur); ``operator_uncertainty``:
+        the likely error of an estimated blur, 0 for a given one).
         """
         needs = AUTO in (self.blur_sigma, self.sigma_y)
         windows = [None] * len(inputs) if windows is None else list(windows)

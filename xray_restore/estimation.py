@@ -31,7 +31,8 @@ power ratio over :data:`ANISOTROPY_SECTORS` angular sectors).
 A blur need not be the same along both image axes (a CR plate is read out more sharply along its scan lines than
 across them). The same likelihood with ``ĥ`` an axis-aligned Gaussian of stds ``(σ_v, σ_h)`` is profiled on a 2-D
 grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of
-``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes differ by ``min_axis_ratio`` or more
+``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes
+differ by ``min_axis_ratio`` or more
 (``max(σ_v, σ_h) / max(min(σ_v, σ_h), AXES_RATIO_FLOOR)``) and the noise is low enough to tell (``max_axis_noise``),
 the estimate carries that anisotropic blur (``blur_sigma_axes``, and the noise of that fit), which DDRM restores
 with. ``blur_sigma`` and the no-blur gate still read the isotropic fit (the anatomy of a sharp study can read as two

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -64,8 +63,9 @@ def evaluate_methods(
     Each restorer maps a batch ``y`` ``(B, 1, N, N)`` in [0, 1] (and a generator seeded once per method) to its
     estimate. The linear baselines' hyper-parameters are tuned on val (grid search), never on test: evaluating val
     tunes on the evaluated images (which favours the baselines), evaluating test tunes on an independently degraded
-    val set of the same size — the policy of ``benchmarks/deblur_benchmark.py``. Returns ``{"protocols": {name: {"sigma_y", "methods": {method: metrics}}}, ...}``, also
-    written as JSON to ``out_file`` when given.
+    val set of the same size — the policy of ``benchmarks/deblur_benchmark.py``. Returns
+    ``{"protocols": {name: {"sigma_y", "methods": {method: metrics}}}, ...}``, also written as JSON to ``out_file``
+    when given.
     """
     import time
 

@@ -51,7 +51,8 @@ def _read_dicom_dataset(path: Path, pixels: bool = True):
         try:
             ds = pydicom.dcmread(path, defer_size=None if pixels else "1 MB")
         except InvalidDicomError:
-            ds = pydicom.dcmread(path, force=True, defer_size=None if pixels else "1 MB")  # ACR-NEMA style: no preamble or file meta
+            # ACR-NEMA style: no preamble or file meta
+            ds = pydicom.dcmread(path, force=True, defer_size=None if pixels else "1 MB")
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as e:
         raise InputError(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from e
     try:
@@ -230,7 +231,8 @@ def _to_unit(stored: np.ndarray, ds) -> tuple[np.ndarray, str]:
         if stored.dtype.kind == "i":  # two's complement: raw bits v stand for v - n above the sign bit
             table_input = np.where(table_input >= n // 2, table_input - n, table_input)
         table, voi = _unit_values(table_input, ds)
-        return table.astype(np.float32)[stored.view(unsigned)], voi  # fancy indexing: no intp copy of the index (np.take makes one)
+        # fancy indexing: no intp copy of the index (np.take makes one)
+        return table.astype(np.float32)[stored.view(unsigned)], voi
     out = np.empty(stored.shape, np.float32)
     voi = "full range"
     for start in range(0, stored.shape[0], 256):

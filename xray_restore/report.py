@@ -72,7 +72,8 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
     group = min(90.0, (max_width - left - right) / max(1, len(labels)))
     width = int(left + right + group * len(labels)) + 1
     width = max(width, 360)
-    height, plot_h = 260, 260 - 40 - 44
+    height = 260
+    plot_h = height - header - bottom
     bar = group * 0.8 / max(1, len(series))
     esc = html.escape
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
@@ -85,7 +86,8 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
     parts.append(f'<text x="12" y="{header + plot_h / 2:.0f}" font-size="11" text-anchor="middle" '
                  f'transform="rotate(-90 12 {header + plot_h / 2:.0f})">{esc(unit)}</text>')
     parts.append(f'<line x1="{left}" x2="{left}" y1="{header}" y2="{header + plot_h}" stroke="#555"/>'
-                 f'<line x1="{left}" x2="{width - right}" y1="{header + plot_h}" y2="{header + plot_h}" stroke="#555"/>')
+                 f'<line x1="{left}" x2="{width - right}" y1="{header + plot_h}" y2="{header + plot_h}" '
+                 'stroke="#555"/>')
     for i, label in enumerate(labels):
         for j, (name, vs) in enumerate(series.items()):
             v = vs[i]
@@ -94,7 +96,8 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
             h = plot_h * max(v, 0.0) / top
             x = left + i * group + group * 0.1 + j * bar
             parts.append(f'<rect x="{x:.1f}" y="{header + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                         f'fill="{colours[j % len(colours)]}"><title>{esc(name)} {esc(label)}: {_fmt(v)}</title></rect>')
+                         f'fill="{colours[j % len(colours)]}">'
+                         f'<title>{esc(name)} {esc(label)}: {_fmt(v)}</title></rect>')
             if bar >= 22:
                 parts.append(f'<text x="{x + bar / 2:.1f}" y="{header + plot_h - h - 3:.1f}" font-size="9" '
                              f'text-anchor="middle">{_fmt(v)}</text>')
@@ -363,7 +366,8 @@ class ReportWriter:
                           for m, a in summary["availability"].items() if not a["available"])
         kid = summary["kid"]
         if kid.get("available"):
-            kid_text = (f"<p>KID (restored vs references) {kid['restored']['mean']:.4g} ± {kid['restored']['std']:.2g}; "
+            kid_text = (f"<p>KID (restored vs references) {kid['restored']['mean']:.4g} ± "
+                        f"{kid['restored']['std']:.2g}; "
                         f"input vs references {kid['input']['mean']:.4g} ± {kid['input']['std']:.2g}; features: "
                         f"{esc(str(kid['restored'].get('features', '')))}; lower is better.</p>")
         else:
@@ -374,7 +378,8 @@ class ReportWriter:
         brief = ", ".join(f"{k} {v}" for k, v in inferer.items() if k in ("num_steps", "eta", "eta_b", "spacing",
                                                                              "blur_sigma", "sigma_y"))
         timing = summary["timing"]
-        load = "" if timing["model_load_seconds"] is None else f"model loaded once in {timing['model_load_seconds']} s; "
+        load = ("" if timing["model_load_seconds"] is None
+                else f"model loaded once in {timing['model_load_seconds']} s; ")
         per_image = "" if timing["seconds_per_image"] is None else f"{timing['seconds_per_image']} s per image"
         return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>xray_restore report</title>

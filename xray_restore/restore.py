@@ -294,7 +294,8 @@ class Restorer:
                     held += loaded[-1]["source_image"].numel()
                 except (InputError, OSError) as e:
                     self._fail(path, e, "load", on_error)
-                full = len(loaded) >= batch_size or (self.max_batch_pixels is not None and held >= self.max_batch_pixels)
+                full = len(loaded) >= batch_size or (self.max_batch_pixels is not None
+                                                     and held >= self.max_batch_pixels)
                 if loaded and (full or index == len(paths) - 1):
                     results.extend(self._restore_batch(loaded, num_samples, seed, output_dir, force, on_error,
                                                        keep_images))

@@ -88,7 +88,9 @@ def lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.
 
 def latest_checkpoint(run_dir: str | os.PathLike, prefix: str = "checkpoint") -> str | None:
     """The newest ``<prefix>*.pt`` in ``run_dir`` (a MONAI ``CheckpointSaver``'s interval or final file), or None."""
-    found = sorted(Path(run_dir).glob(f"{prefix}*.pt"), key=lambda p: p.stat().st_mtime) if Path(run_dir).is_dir() else []
+    if not Path(run_dir).is_dir():
+        return None
+    found = sorted(Path(run_dir).glob(f"{prefix}*.pt"), key=lambda p: p.stat().st_mtime)
     return str(found[-1]) if found else None
 
 

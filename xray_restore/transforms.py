@@ -121,7 +121,8 @@ class Degrade(Randomizable, Transform):
                  thresholded: bool = False) -> None:
         if sigma_y < 0:
             raise ValueError(f"sigma_y must be >= 0, got {sigma_y}.")
-        self.operator, self.sigma_y, self.quantize_bits, self.thresholded = operator, sigma_y, quantize_bits, thresholded
+        self.operator, self.sigma_y = operator, sigma_y
+        self.quantize_bits, self.thresholded = quantize_bits, thresholded
         self._noise: np.ndarray | None = None
 
     @classmethod

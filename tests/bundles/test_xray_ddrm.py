@@ -129,7 +129,8 @@ def test_evaluate_config_is_a_monai_evaluator_with_metric_handlers(cxr14_cache, 
 
 def test_evaluate_config_runs(cxr14_cache, tmp_path, run_config):
     out = tmp_path / "val.json"
-    run_config("evaluate.json", run_id="compare", data_file=str(cxr14_cache), limit=4, num_samples=[1], protocols=["realistic"],
+    run_config("evaluate.json", run_id="compare", data_file=str(cxr14_cache), limit=4, num_samples=[1],
+               protocols=["realistic"],
                output_file=str(out))
     result = json.loads(out.read_text())
     methods = result["protocols"]["realistic"]["methods"]
