@@ -157,3 +157,57 @@ def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path):
     wanted = "cuda" if not torch.cuda.is_available() else "cuda:99"
     result = run("restore", str(SHARED / "dicom" / "DX-NIH-chest-8bit.dcm"), "-o", str(tmp_path), "--device", wanted)
     assert result.returncode != 0 and "--device" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_option_value_is_one_clear_line_and_makes_no_folder(tmp_path):
+    """Each refused value: exit 2 for argparse's own checks, 1 for the bundle's, the reason on stderr, no traceback,
+    and no output folder left behind (the settings are checked before anything is written)."""
+    source = str(SHARED / "cxr14_png" / "00000001_000.png")
+    cases = [(("--samples", "0"), 2, "--samples: expected a whole number >= 1"),
+             (("--set", "bogus=1"), 1, "has no id 'bogus'"),
+             (("--sigma-y", "5"), 1, "sigma_y must be 'auto' or a noise std in [0, 1]"),
+             (("--set", "num_steps=abc"), 1, "num_steps must be an integer >= 1, got 'abc'"),
+             (("--blur-sigma", "-1"), 1, "blur_sigma must be")]
+    for i, (options, code, says) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        result = run("restore", source, "-o", str(out), *options)
+        assert result.returncode == code and says in result.stderr, (options, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, options
+        assert not out.exists(), options
+    out = tmp_path / "batch"
+    result = run("batch", source, "-o", str(out), "--set", "bogus=1")
+    assert result.returncode == 1 and "has no id 'bogus'" in result.stderr and not out.exists()
+
+
+def test_batch_names_each_failed_input_and_its_reason(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "empty.dcm").write_bytes(b"")
+    (inputs / "notes.dcm").write_text("not an image\n")
+    result = run("-q", "batch", str(inputs), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1
+    failed = sorted(line for line in result.stderr.splitlines() if line.startswith("xray-restore: failed:"))
+    assert failed == [f"xray-restore: failed: {inputs / 'empty.dcm'}: load: empty file (0 bytes)",
+                      f"xray-restore: failed: {inputs / 'notes.dcm'}: load: not a DICOM file (no SOP Class, "
+                      "Modality or Rows element)"]
+
+
+def test_restore_says_what_it_found_and_wrote_for_each_input(tmp_path):
+    """A restored input's line gives its estimated blur and noise and the files written, relative to -o; a file
+    pydicom complains about is named in that complaint (one line, not Python's warning format)."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    sharp = np.asarray(Image.open(SHARED / "cxr14_png" / "00000001_000.png").convert("L"), dtype=np.float64)
+    blurred = tmp_path / "blurred.png"
+    Image.fromarray(np.clip(np.round(gaussian_filter(sharp, 32.0, mode="reflect")), 0, 255).astype(np.uint8)).save(
+        blurred)
+    odd = SHARED / "dicom" / "CR-ModalitySequenceLUT.dcm"  # its StudyInstanceUID is not a valid UID
+    result = run("restore", str(blurred), str(odd), "-o", str(tmp_path / "out"), "--set", "num_steps=5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(str(blurred))]
+    assert line.startswith(f"{blurred}: blur ") and " px, noise 0.0" in line
+    assert line.endswith("restored -> blurred_" + line.split("restored -> blurred_")[1])
+    assert (tmp_path / "out" / line.split(" -> ")[1]).is_file()
+    complaints = [line for line in result.stderr.splitlines() if "Invalid value for VR UI" in line]
+    assert complaints and all(c.startswith(f"xray-restore: warning: {odd}: Invalid value") for c in complaints)

@@ -315,3 +315,18 @@ def test_an_axis_aligned_blur_is_restored_per_axis_and_recorded(tmp_path, cxr14_
     (image,) = json.loads((tmp_path / "out" / "summary.json").read_text())["images"]
     assert image["blur_sigma_horizontal"] == round(axes[1], 3)
     assert image["axis_misfit"] == round(result.estimate["axis_misfit"], 3)
+
+
+def test_a_failed_input_is_named_in_a_warning_or_raised(tmp_path):
+    """restore() leaves a bad input out of its results; by default a warning names it and its problem, and
+    ``on_error="raise"`` raises its InputError instead."""
+    from xray_restore.errors import InputError
+
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"empty\.dcm: load failed: empty file \(0 bytes\)"):
+        assert restore([empty], bundle=BUNDLE) == []
+    with pytest.raises(InputError, match=r"empty\.dcm: empty file"):
+        restore([empty], bundle=BUNDLE, on_error="raise")
+    with pytest.raises(ValueError, match="on_error"):
+        restore([empty], bundle=BUNDLE, on_error="ignore")

@@ -141,13 +141,22 @@ def _remove_stale_temporaries(output_dir: Path) -> int:
 _RESTORERS: dict[tuple, object] = {}
 
 
+def _restorer(bundle: str, overrides: dict):
+    """The :class:`~xray_restore.restore.Restorer` of a bundle and its overrides, built once per process."""
+    from .restore import Restorer
+
+    key = (bundle, json.dumps(overrides, sort_keys=True, default=str))
+    if key not in _RESTORERS:
+        _RESTORERS[key] = Restorer.from_bundle(bundle, **overrides)
+    return _RESTORERS[key]
+
+
 def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int | None, seed: int | None,
                   overrides: dict) -> list[dict]:
     """Restore a chunk (one batched DDRM call); returns one ``{"source", "state", "reason", "outputs"}`` per input.
 
     Runs in the driver or on a Dask worker; the Restorer is built once per process and bundle."""
     from .readers import is_own_output
-    from .restore import Restorer
 
     skipped = [s for s in sources if is_own_output(s)]
     sources = [s for s in sources if s not in skipped]
@@ -155,10 +164,7 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
            for s in skipped]
     if not sources:
         return out
-    key = (bundle, json.dumps(overrides, sort_keys=True, default=str))
-    if key not in _RESTORERS:
-        _RESTORERS[key] = Restorer.from_bundle(bundle, **overrides)
-    restorer = _RESTORERS[key]
+    restorer = _restorer(bundle, overrides)
     results = restorer.restore(sources, num_samples=num_samples, seed=seed, output_dir=output_dir,
                                on_error="skip", batch_size=len(sources), keep_images=False)
     by_source = {str(Path(r.source).resolve()): r for r in results}
@@ -190,9 +196,16 @@ def run_batch(
     progress: bool = True,
     **overrides,
 ) -> BatchSummary:
-    """Restore every input not yet ``done`` in the manifest (default ``<output_dir>/manifest.sqlite``)."""
+    """Restore every input not yet ``done`` in the manifest (default ``<output_dir>/manifest.sqlite``).
+
+    The bundle and its settings are checked first (a bad one raises before any folder or manifest is made).
+    """
     from .restore import check_writable
 
+    for name, value in (("batch_size", batch_size), ("num_samples", num_samples), ("workers", workers)):
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    _restorer(str(bundle), overrides)  # here, and cached for the chunks that run in this process
     output_dir = Path(output_dir)
     check_writable(output_dir)
     _remove_stale_temporaries(output_dir)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import InputError
@@ -43,7 +45,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
                       seed=args.seed, include_identifiers=args.include_identifiers, keep_images=False,
-                      progress=not args.quiet, **_overrides(args))
+                      progress=not args.quiet, on_error="skip", **_overrides(args))
     summary = json.loads((Path(args.output) / "summary.json").read_text())
     for failure in restore.failures:
         print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)
@@ -52,6 +54,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     for r in results:
         if r.status in ("no_blur", "blur_mismatch"):
             print(f"{r.source}: {r.reason}")
+        else:
+            blur = "given" if r.blur_sigma is None else f"{r.blur_sigma:.2f} px"
+            noise = "given" if r.sigma_y is None else f"{r.sigma_y:.4f}"
+            written = ", ".join(os.path.relpath(o, args.output) for o in r.outputs) or "nothing written"
+            print(f"{r.source}: blur {blur}, noise {noise}, {r.status} -> {written}")
     print(f"restored {summary['n_done']} image(s), {summary['n_no_blur']} with no blur at the model scale, "
           f"{summary['n_blur_mismatch']} with a blur the model does not restore, {summary['n_failed']} failed; report: "
           f"{Path(args.output) / 'report.html'}")
@@ -80,10 +87,23 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                                          modality=args.modality, store_back=args.store_back, **common)
     else:
         summary = run_batch(args.inputs, args.output, manifest=args.manifest, **common)
+    for failure in summary.failures:
+        print(f"xray-restore: failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
     print(json.dumps({"counts": summary.counts, "processed": summary.processed, "stored": stored,
                       "seconds": round(summary.seconds, 2), "images_per_second": round(summary.images_per_second, 3),
                       "failed": len(summary.failures)}))
     return 0 if summary.ok else 1
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _setting(text: str):
@@ -126,8 +146,9 @@ def _add_restoration_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma-y", dest="sigma_y", metavar="STD|auto",
                         help="noise std in [0, 1] intensity units at the model scale (bundle default: auto)")
     parser.add_argument("--force", action="store_true",
-                        help="restore and write images with no blur at the model scale too (default: report them "
-                             "and write nothing)")
+                        help="write an output for every input: one with no blur at the model scale is written "
+                             "unchanged, one with a blur the model does not restore is restored anyway (default: "
+                             "report them and write nothing)")
     parser.add_argument("--output-mode", dest="output_mode", choices=["detail", "upsample"],
                         help="detail: keep the source's detail finer than 64x64 (bundle default); upsample: write "
                              "the 64x64 result resampled to the source grid")
@@ -328,7 +349,7 @@ def _add_job_arguments(parser: argparse.ArgumentParser, output_default: str | No
     parser.add_argument("--bundle", default=DEFAULT_BUNDLE,
                         help="MONAI bundle folder or name (default: %(default)s; a name is found beside the installed "
                              "package, see xray_restore/locate.py)")
-    parser.add_argument("--samples", type=int, default=None,
+    parser.add_argument("--samples", type=_positive_int, default=None,
                         help="posterior samples averaged per image; >1 adds an uncertainty series (default: the "
                              "bundle's num_samples)")
     parser.add_argument("--seed", type=int, default=None, help="random seed; each input gets its own stream derived "
@@ -374,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "DICOMweb URL (http://host:port/dicom-web) or a DIMSE node (dicom://AET@host:port)")
     _add_job_arguments(batch)
     batch.add_argument("--manifest", help="SQLite manifest (default: <output>/manifest.sqlite)")
-    batch.add_argument("--batch-size", type=int, default=8, help="images per UNet call (default: %(default)s)")
-    batch.add_argument("--workers", type=int, help="run on a local Dask cluster with this many workers")
+    batch.add_argument("--batch-size", type=_positive_int, default=8,
+                       help="images per UNet call (default: %(default)s)")
+    batch.add_argument("--workers", type=_positive_int, help="run on a local Dask cluster with this many workers")
     batch.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--retry-failed", action="store_true", help="retry inputs the manifest records as failed")
     batch.add_argument("--studies", help="PACS: Study Instance UIDs, comma-separated or a file with one per line")
@@ -460,8 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, *_, **__) -> None:
+    """One ``xray-restore: warning: ...`` line on stderr, printed above a running progress bar, not into it."""
+    from tqdm import tqdm
+
+    tqdm.write(f"xray-restore: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:  # a warning is one line about an input (the readers name the file); -v: Python's format
+        warnings.showwarning = _show_warning
     if args.verbose:
         import logging
 
@@ -474,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, FileNotFoundError) as e:
         print(f"xray-restore: error: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:  # a bad option value the package refused; -v shows where
+        if args.verbose:
+            raise
+        print(f"xray-restore: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -95,6 +96,12 @@ class _Chain:
     safe_ratio: torch.Tensor
     x_bar: torch.Tensor
     x_ve: torch.Tensor
+
+
+def _whole(value, minimum: int) -> bool:
+    """Whether ``value`` is a whole number (``20``, ``20.0``; not ``True`` or ``"20"``) of at least ``minimum``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer() \
+        and value >= minimum
 
 
 def ddrm_timesteps(num_train_timesteps: int, num_steps: int, spacing: TimestepSpacing = "uniform") -> list[int]:
@@ -237,8 +244,10 @@ class DDRMInferer(Inferer, nn.Module):
         for name, value in (("eta", eta), ("eta_b", eta_b)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}.")
-        if sigma_y != AUTO and not (isinstance(sigma_y, (int, float)) and sigma_y >= 0.0 and math.isfinite(sigma_y)):
-            raise ValueError(f"sigma_y must be 'auto' or a finite number >= 0, got {sigma_y!r}.")
+        if sigma_y != AUTO and not (isinstance(sigma_y, numbers.Real) and 0.0 <= sigma_y <= 1.0):
+            raise ValueError(f"sigma_y must be 'auto' or a noise std in [0, 1] intensity units, got {sigma_y!r}.")
+        if not _whole(num_steps, minimum=1):
+            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
         if blur_sigma not in (None, AUTO) and not (isinstance(blur_sigma, (int, float)) and blur_sigma >= 0):
             raise ValueError(f"blur_sigma must be None, 'auto' or a number >= 0, got {blur_sigma!r}.")
         if AUTO in (sigma_y, blur_sigma) and estimator is None:

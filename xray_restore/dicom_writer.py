@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,11 +284,13 @@ def write_derived(
     if restored.shape != (rows, cols):
         raise InputError(source, f"restored image is {restored.shape}, the source grid is {(rows, cols)}")
     unusable = {}  # source UIDs a derived object cannot carry: what is wrong with each
-    for key in ("StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-        if key not in ds or not str(ds[key].value or ""):
-            unusable[key] = "missing"
-        elif not ds[key].value.is_valid:
-            unusable[key] = f"not a valid UID ({ascii(str(ds[key].value))[1:-1][:64]})"
+    with warnings.catch_warnings():  # pydicom's own complaint was shown, with the file's name, when it was read
+        warnings.simplefilter("ignore", UserWarning)
+        for key in ("StudyInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+            if key not in ds or not str(ds[key].value or ""):
+                unusable[key] = "missing"
+            elif not ds[key].value.is_valid:
+                unusable[key] = f"not a valid UID ({ascii(str(ds[key].value))[1:-1][:64]})"
     ds = _sanitized_reference(ds)
     notes = []
     if "StudyInstanceUID" in unusable:  # a new study, derived from the source's content: stable across runs

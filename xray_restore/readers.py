@@ -18,6 +18,7 @@ what a derived object needs (UIDs, geometry, bits, photometric, mapping), never 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -395,9 +396,13 @@ def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[
     if kind is not None:
         image, meta = _raster_to_unit(path, kind)
     else:
-        ds = _read_dicom_dataset(path)
-        _check_dicom_image(path, ds)
-        image, meta = _dicom_to_unit(path, ds, decoder)
+        with warnings.catch_warnings(record=True) as caught:  # pydicom's complaints about this file's values
+            warnings.simplefilter("always")
+            ds = _read_dicom_dataset(path)
+            _check_dicom_image(path, ds)
+            image, meta = _dicom_to_unit(path, ds, decoder)
+        for message in dict.fromkeys(str(w.message) for w in caught):  # each once, with the file it is about
+            warnings.warn(f"{path}: {message}", UserWarning, stacklevel=2)
     meta["filename_or_obj"] = str(path)
     return image, meta
 

@@ -126,7 +126,7 @@ COLUMNS = (
     ("axis_misfit", "misfit of its two axes", ".2f"), ("axis_anisotropy", "anisotropy beyond its axes", ".2f"),
     ("axis_ratio", "axis ratio, restored as isotropic", ".2f"),
     ("non_gaussian_evidence", "evidence against a Gaussian (nats)", ".1f"),
-    ("alternative_blur", "best blur that is not Gaussian", ""),
+    ("alternative_blur", "closest blur that is not Gaussian (fits better only where the evidence is > 0)", ""),
     ("psnr_input", "PSNR input (dB)", ".2f"), ("psnr_restored", "PSNR restored (dB)", ".2f"),
     ("ssim_input", "SSIM input", ".3f"), ("ssim_restored", "SSIM restored", ".3f"),
     ("lpips_input", "LPIPS input", ".3f"), ("lpips_restored", "LPIPS restored", ".3f"),

@@ -22,6 +22,7 @@ import hashlib
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,8 +77,10 @@ def _parsed(parser: ConfigParser, config_file: Path, key: str):
         while cause is not None:
             if isinstance(cause, InputError):  # the file and the reason travel as they were raised
                 raise cause from None
-            cause = cause.__cause__ or cause.__context__
-        raise InputError(config_file, f"cannot build {key!r} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            root, cause = cause, cause.__cause__ or cause.__context__
+        # the innermost error says what is wrong (e.g. "sigma_y must be ..."); MONAI's wrappers only say where
+        reason = (str(root).splitlines() or [""])[0]
+        raise InputError(config_file, f"cannot build {key!r} ({type(root).__name__}: {reason})") from None
 
 
 def _spacing(meta: dict) -> tuple[float, float] | None:
@@ -210,7 +213,7 @@ class Restorer:
         parser["bundle_root"] = str(bundle_root)
         for key, value in overrides.items():
             if key not in parser.config:
-                raise ValueError(f"{config_file} has no id {key!r}; ids: {', '.join(sorted(parser.config))}.")
+                raise InputError(config_file, f"has no id {key!r}; ids: {', '.join(sorted(parser.config))}")
             parser[key] = value
         meta = json.loads((bundle_root / "configs" / "metadata.json").read_text())
         inferer = _parsed(parser, config_file, "inferer")
@@ -463,11 +466,15 @@ def restore(
     references: dict[str, np.ndarray] | None = None,
     keep_images: bool = True,
     progress: bool = False,
+    on_error: str = "warn",
     **overrides,
 ) -> list[Restoration]:
     """Restore DICOM/PNG files, folders or pydicom Datasets; with ``output_dir``, also write derived DICOMs (PNG
-    for PNG inputs) and the report (``metrics.csv``, ``summary.json``, ``report.html``). A bad input is recorded
-    as failed in the report and does not stop the others; inspect ``len(results)`` against the inputs.
+    for PNG inputs) and the report (``metrics.csv``, ``summary.json``, ``report.html``).
+
+    A bad input does not stop the others: it is recorded as failed in the report, left out of the results and, with
+    ``on_error="warn"`` (the default), named with its problem in a :class:`UserWarning`; ``"skip"`` only records it
+    (``restore.failures`` lists the last call's), ``"raise"`` raises its :class:`~xray_restore.errors.InputError`.
 
     ``overrides`` replace bundle ids: ``blur_sigma`` / ``sigma_y`` (numbers, or ``"auto"``: the default),
     ``force``, ``output_mode``, ``num_steps``, ``eta``, … ``references`` maps a source path to its sharp 64×64
@@ -477,20 +484,30 @@ def restore(
     from .datasets import find_images
     from .report import ReportWriter
 
+    if on_error not in ("warn", "skip", "raise"):
+        raise ValueError(f"on_error must be 'warn', 'skip' or 'raise', got {on_error!r}.")
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "SOPInstanceUID") else list(inputs)
     expanded: list = []
+    own: list = []  # xray_restore outputs: never restored again
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-            expanded.extend(d["image"] for d in find_images(item) if not is_own_output(d["image"]))
+            for d in find_images(item):
+                (own if is_own_output(d["image"]) else expanded).append(d["image"])
         elif isinstance(item, (str, os.PathLike)) and is_own_output(item):
-            continue  # an xray_restore output is never restored again
+            own.append(item)
         else:
             expanded.append(item)
+    if own:
+        warnings.warn(f"skipped {len(own)} xray_restore output(s), which are never restored again (e.g. {own[0]})",
+                      UserWarning, stacklevel=2)
+    start = time.time()
+    restorer = Restorer.from_bundle(bundle, **overrides)  # a bad setting fails before any folder is made
+    load_seconds = time.time() - start
     if output_dir is not None:
         check_writable(output_dir)
-    start = time.time()
-    restorer = Restorer.from_bundle(bundle, **overrides)
-    load_seconds = time.time() - start
+        if (Path(output_dir) / "summary.json").is_file():
+            warnings.warn(f"{output_dir}: replacing the report (metrics.csv, summary.json, report.html) of an "
+                          "earlier run there; its image files stay", UserWarning, stacklevel=2)
     num_samples = restorer.num_samples if num_samples is None else int(num_samples)
     seed = restorer.seed if seed is None else int(seed)
     report = ReportWriter(Path(output_dir or "."), settings={**restorer.provenance, "num_samples": num_samples,
@@ -498,8 +515,12 @@ def restore(
                                                              "force": restorer.force},
                           include_identifiers=include_identifiers)
     report.load_seconds = round(load_seconds, 2)
-    results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir, on_error="skip",
+    results = restorer.restore(expanded, num_samples=num_samples, seed=seed, output_dir=output_dir,
+                               on_error="raise" if on_error == "raise" else "skip",
                                keep_images=keep_images or output_dir is None, progress=progress)
+    if on_error == "warn":
+        for failure in restorer.failures:
+            warnings.warn(f"{failure.source}: {failure.stage} failed: {failure.reason}", UserWarning, stacklevel=2)
     if output_dir is not None:
         for r in results:
             reference = (references or {}).get(str(r.source))
