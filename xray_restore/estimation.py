@@ -436,6 +436,10 @@ class SpectralDegradationEstimator:
         min_axis_ratio, max_axis_noise: from which axis ratio (:meth:`axis_ratio`), and up to which noise σ_y, a
             blur is estimated as an axis-aligned anisotropic Gaussian (:meth:`anisotropic`; their home: the bundle's
             ``inference.json`` ``estimator``); ``min_axis_ratio`` None: isotropic only.
+        model_error_floor: the least noise std ([0, 1] units) an input is read with, whatever its Bits Stored: a
+            source area-resized to the model grid is blurred a little differently from the model's blur of the
+            resized image (aliasing), so a noise-free high-bit input does not fit any blur to within its
+            quantisation noise alone (0: the quantisation floor only; its home: the bundle's ``inference.json``).
 
     Example:
         >>> import torch
@@ -451,7 +455,8 @@ class SpectralDegradationEstimator:
     def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10, max_tilt: float = 0.0,
                  regressor=None, learned_weight: float | None = None,
                  max_disagreement: float | None = None, learned_flips: bool = False,
-                 min_axis_ratio: float | None = None, max_axis_noise: float = 0.0) -> None:
+                 min_axis_ratio: float | None = None, max_axis_noise: float = 0.0,
+                 model_error_floor: float = 0.0) -> None:
         if not isinstance(spectrum, dict):
             spectrum = load_spectrum(spectrum)
         if regressor is not None and not isinstance(regressor, torch.nn.Module):
@@ -470,6 +475,9 @@ class SpectralDegradationEstimator:
             raise ValueError(f"min_axis_ratio must be > 1 (or None: isotropic only), got {min_axis_ratio}.")
         if not max_axis_noise >= 0:
             raise ValueError(f"max_axis_noise must be >= 0, got {max_axis_noise}.")
+        if not (math.isfinite(model_error_floor) and model_error_floor >= 0):
+            raise ValueError(f"model_error_floor must be a finite number >= 0, got {model_error_floor}.")
+        self.model_error_floor = float(model_error_floor)
         self.min_axis_ratio = None if min_axis_ratio is None else float(min_axis_ratio)
         self.max_axis_noise = float(max_axis_noise)
         self.regressor = regressor
@@ -702,7 +710,8 @@ class SpectralDegradationEstimator:
         counts = list(averaged) if isinstance(averaged, Sequence) else [averaged] * b
         if len(bits) != b or len(counts) != b:
             raise ValueError(f"got {len(bits)} bits_stored and {len(counts)} averaged values for {b} images.")
-        floors = torch.tensor([quantisation_floor(v, c) for v, c in zip(bits, counts)], dtype=torch.float64)
+        floors = torch.tensor([max(quantisation_floor(v, c), self.model_error_floor) for v, c in zip(bits, counts)],
+                              dtype=torch.float64)
         coeffs = _dct2(_window(images, self.margin, self.alpha)).reshape(b, -1)[:, self.keep]
         y2, floor2 = coeffs**2, floors**2 * self.noise_gain
         coarse = self._profile(y2, floor2)[0]
