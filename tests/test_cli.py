@@ -211,3 +211,15 @@ def test_restore_says_what_it_found_and_wrote_for_each_input(tmp_path):
     assert (tmp_path / "out" / line.split(" -> ")[1]).is_file()
     complaints = [line for line in result.stderr.splitlines() if "Invalid value for VR UI" in line]
     assert complaints and all(c.startswith(f"xray-restore: warning: {odd}: Invalid value") for c in complaints)
+
+
+def test_main_in_process_leaves_the_callers_warning_display_as_it_was(tmp_path):
+    """A notebook or a script that calls ``main()`` keeps its own warning display afterwards (the CLI's one-line
+    format holds only while the command runs)."""
+    import warnings
+
+    from xray_restore.cli import main
+
+    before = warnings.showwarning
+    assert main(["restore", str(tmp_path / "missing.dcm"), "-o", str(tmp_path / "out")]) == 1
+    assert warnings.showwarning is before

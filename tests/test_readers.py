@@ -200,3 +200,15 @@ def test_simpleitk_decoder_agrees_with_pydicom(name):
     # one stored level through a window slightly narrower than 256 (Issue44: WW 255.1) is 1/254.1
     tolerance = 1 / 250 if entry["transfer_syntax"].startswith("JPEG Baseline") else 1e-6
     assert np.abs(a - b).max() <= tolerance
+
+
+def test_pydicoms_complaint_about_a_file_names_the_file_once():
+    """A malformed value (this file's StudyInstanceUID) is one UserWarning that starts with the file's path."""
+    import warnings
+
+    path = DICOM_DIR / "CR-ModalitySequenceLUT.dcm"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_radiograph(path)
+    messages = [str(w.message) for w in caught if "Invalid value for VR UI" in str(w.message)]
+    assert len(messages) == 1 and messages[0].startswith(f"{path}: Invalid value for VR UI"), messages

@@ -18,6 +18,7 @@ manifest (SQLite has one writer).
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import sqlite3
 import time
@@ -151,6 +152,17 @@ def _restorer(bundle: str, overrides: dict):
     return _RESTORERS[key]
 
 
+def check_batch_settings(bundle: str | os.PathLike = DDRM_BUNDLE, batch_size: int = 8, num_samples: int | None = None,
+                         workers: int | None = None, **overrides) -> None:
+    """Raise on a bad batch setting or bundle override, before anything is made (the Restorer is cached for this
+    process's chunks)."""
+    for name, value in (("batch_size", batch_size), ("num_samples", num_samples), ("workers", workers)):
+        if value is not None and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                                      and value >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    _restorer(str(bundle), overrides)
+
+
 def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples: int | None, seed: int | None,
                   overrides: dict) -> list[dict]:
     """Restore a chunk (one batched DDRM call); returns one ``{"source", "state", "reason", "outputs"}`` per input.
@@ -202,10 +214,9 @@ def run_batch(
     """
     from .restore import check_writable
 
-    for name, value in (("batch_size", batch_size), ("num_samples", num_samples), ("workers", workers)):
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    _restorer(str(bundle), overrides)  # here, and cached for the chunks that run in this process
+    check_batch_settings(bundle, batch_size, num_samples, workers, **overrides)
+    if workers or scheduler:  # the chunks run in Dask's processes: this one need not keep a model
+        _RESTORERS.clear()
     output_dir = Path(output_dir)
     check_writable(output_dir)
     _remove_stale_temporaries(output_dir)

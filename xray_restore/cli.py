@@ -52,13 +52,13 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
     for r in results:
+        written = ", ".join(os.path.relpath(o, args.output) for o in r.outputs)
         if r.status in ("no_blur", "blur_mismatch"):
-            print(f"{r.source}: {r.reason}")
+            print(f"{r.source}: {r.reason}" + (f" -> {written}" if written else ""))
         else:
             blur = "given" if r.blur_sigma is None else f"{r.blur_sigma:.2f} px"
             noise = "given" if r.sigma_y is None else f"{r.sigma_y:.4f}"
-            written = ", ".join(os.path.relpath(o, args.output) for o in r.outputs) or "nothing written"
-            print(f"{r.source}: blur {blur}, noise {noise}, {r.status} -> {written}")
+            print(f"{r.source}: blur {blur}, noise {noise}, {r.status} -> {written or 'nothing written'}")
     print(f"restored {summary['n_done']} image(s), {summary['n_no_blur']} with no blur at the model scale, "
           f"{summary['n_blur_mismatch']} with a blur the model does not restore, {summary['n_failed']} failed; report: "
           f"{Path(args.output) / 'report.html'}")
@@ -491,8 +491,13 @@ def _show_warning(message, *_, **__) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:  # a warning is one line about an input (the readers name the file); -v: Python's format
-        warnings.showwarning = _show_warning
+    with warnings.catch_warnings():  # the caller's warning display is back as it was when main() returns
+        if not args.verbose:  # a warning is one line about an input (the readers name the file); -v: Python's
+            warnings.showwarning = _show_warning
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.verbose:
         import logging
 
@@ -505,11 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, FileNotFoundError) as e:
         print(f"xray-restore: error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:  # a bad option value the package refused; -v shows where
+    except ValueError as e:  # a value the package refused (bad settings are InputErrors above); -v shows where
         if args.verbose:
             raise
-        print(f"xray-restore: error: {e}", file=sys.stderr)
-        return 2
+        print(f"xray-restore: error: {e} (-v shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -130,8 +130,11 @@ def run_pacs_batch(
     """Query → retrieve into ``<output>/retrieved`` → :func:`~xray_restore.batch.run_batch` → optional STOW of the
     derived objects of every input ``done`` and not yet ``stored``. Returns ``(BatchSummary, stored_count)``; a
     store failure is kept in the summary's failures (the input stays ``done`` and is stored on the next run)."""
-    from .batch import Manifest, run_batch
+    from .batch import Manifest, check_batch_settings, run_batch
 
+    settings = {k: v for k, v in batch_kwargs.items() if k not in ("seed", "scheduler", "retry_failed", "progress",
+                                                                     "manifest")}
+    check_batch_settings(**settings)  # a bad setting fails before any study is retrieved
     node = open_node(url)
     staging = Path(output_dir) / "retrieved"
     staging.mkdir(parents=True, exist_ok=True)

@@ -396,13 +396,20 @@ def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[
     if kind is not None:
         image, meta = _raster_to_unit(path, kind)
     else:
-        with warnings.catch_warnings(record=True) as caught:  # pydicom's complaints about this file's values
+        # pydicom's complaints about this file's values (UserWarnings) are shown once each, with the file's name;
+        # any other warning passes on as it was raised. (catch_warnings is process-wide, not per thread: a reader
+        # running beside another thread's may take that one's warnings for its own.)
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = _read_dicom_dataset(path)
             _check_dicom_image(path, ds)
             image, meta = _dicom_to_unit(path, ds, decoder)
-        for message in dict.fromkeys(str(w.message) for w in caught):  # each once, with the file it is about
+        about_file = [w for w in caught if issubclass(w.category, UserWarning)]
+        for message in dict.fromkeys(str(w.message) for w in about_file):
             warnings.warn(f"{path}: {message}", UserWarning, stacklevel=2)
+        for w in caught:
+            if not issubclass(w.category, UserWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     meta["filename_or_obj"] = str(path)
     return image, meta
 

@@ -77,7 +77,8 @@ def _parsed(parser: ConfigParser, config_file: Path, key: str):
         while cause is not None:
             if isinstance(cause, InputError):  # the file and the reason travel as they were raised
                 raise cause from None
-            root, cause = cause, cause.__cause__ or cause.__context__
+            root = cause
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
         # the innermost error says what is wrong (e.g. "sigma_y must be ..."); MONAI's wrappers only say where
         reason = (str(root).splitlines() or [""])[0]
         raise InputError(config_file, f"cannot build {key!r} ({type(root).__name__}: {reason})") from None
