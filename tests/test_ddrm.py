@@ -253,3 +253,58 @@ def test_blend_outer_ring_is_the_inverse_error_variance_mix_on_the_footprint_edg
     assert torch.equal(weight[..., ~ring], torch.ones_like(weight[..., ~ring]))
     unchanged, ones = blend_outer_ring(restored, inputs, window, border_error=0.0)
     assert torch.equal(unchanged, restored) and bool((ones == 1).all())
+
+
+def test_temperature_one_is_the_published_sampler_and_zero_the_deterministic_path():
+    """τ = 1 draws exactly what DDRM without a temperature draws (bit for bit); τ = 0 gives the same sample for every
+    seed (std 0); in between, the spread of the samples shrinks with τ."""
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
+    _, _, y, _, _ = gaussian_problem(op, sigma_y=0.01, batch=2, seed=3)
+    eps = GaussianPriorEpsilon(scheduler)
+
+    def run(seed: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        inferer = DDRMInferer(op, scheduler, num_steps=10, sigma_y=0.01, num_samples=16, clip_denoised=False, **kwargs)
+        return inferer.sample(y, eps, generator=torch.Generator().manual_seed(seed))
+
+    published, published_std = run(1)
+    assert torch.equal(run(1, temperature=1.0)[0], published)
+    cold_a, cold_std = run(1, temperature=0.0)
+    cold_b, _ = run(2, temperature=0.0)
+    assert torch.equal(cold_a, cold_b) and not torch.equal(cold_a, published)
+    assert cold_std.abs().max() < 1e-6
+    _, warm_std = run(1, temperature=0.5)
+    ratio = (warm_std.pow(2).mean() / published_std.pow(2).mean()).sqrt().item()
+    assert 0.3 < ratio < 0.8, ratio  # about τ: the spread of the draws, scaled by τ, is the spread of the samples
+
+
+@pytest.mark.parametrize("temperature", [-0.1, 1.5, "0.5"])
+def test_temperature_outside_zero_one_is_refused(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        DDRMInferer(GaussianBlur(size=16, sigma=1.0), DDPMScheduler(1000), temperature=temperature)
+
+
+def test_ddrm_restores_a_non_square_image_through_the_dct_blur_and_a_tiled_prior():
+    """DDRM at any size: an H × W measurement, the DCT-diagonalised blur and the exact Gaussian-prior ε-model applied
+    by tiles; the mean of many samples approaches the closed-form posterior mean (as on the square grid)."""
+    from xray_restore.operators import DCTGaussianBlur
+    from xray_restore.tiling import TiledDenoiser
+
+    scheduler = DDPMScheduler(1000)
+    op = DCTGaussianBlur((24, 40), sigma=1.0, threshold=1e-2)
+    g = torch.Generator().manual_seed(0)
+    x = SIGMA_P * torch.randn(2, 1, 24, 40, generator=g, dtype=torch.float64)
+    sigma0 = 0.02
+    y_model = op.H_thresholded(x) + sigma0 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    s = op.singulars()
+    post_mean = op.V(torch.where(s > 0, s * SIGMA_P**2 * op.Ut(y_model) / (s**2 * SIGMA_P**2 + sigma0**2), 0 * s))
+    post_var = torch.where(s > 0, SIGMA_P**2 * sigma0**2 / (s**2 * SIGMA_P**2 + sigma0**2), SIGMA_P**2 + 0 * s)
+    y = ((y_model + op.H(torch.ones_like(y_model))) / 2).float()
+    network = TiledDenoiser(GaussianPriorEpsilon(scheduler), tile=16, generator=torch.Generator().manual_seed(2))
+    inferer = DDRMInferer(GaussianBlur(16, 1.0), scheduler, num_steps=20, sigma_y=0.01, num_samples=200,
+                          clip_denoised=False)
+    mean, _ = inferer.sample(y, network, operator=op, generator=torch.Generator().manual_seed(1))
+    assert mean.shape == y.shape
+    excess = ((2 * mean.double() - 1 - post_mean) ** 2).mean().item()
+    assert excess < 0.1 * post_var.mean().item(), (excess, post_var.mean().item())
+    assert (post_mean**2).mean().item() > 0.5 * post_var.mean().item()  # ignoring y would fail

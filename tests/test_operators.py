@@ -263,3 +263,54 @@ def test_equal_axes_are_the_isotropic_blur_and_pairs_snap_per_axis():
     for bad in [(1.0,), (1.0, -0.5), (1.0, float("inf")), (True, 1.0)]:
         with pytest.raises(ValueError, match="sigma"):
             GaussianBlur(size=16, sigma=bad)
+
+
+# ---------------------------------------------------------------------------------------------- the H×W DCT blur
+def test_dct_is_orthonormal_and_idct_inverts_it():
+    from xray_restore.dct import dct, dct_matrix, idct
+
+    for n in (2, 7, 64, 33):
+        c = dct_matrix(n)
+        assert torch.allclose(c @ c.T, torch.eye(n, dtype=torch.float64), atol=1e-12)
+        x = torch.randn(3, 5, n, dtype=torch.float64)
+        assert torch.allclose(idct(dct(x)), x, atol=1e-12)
+        assert torch.allclose(dct(x, dim=-1), x @ c.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, sigma", [((40, 24), 1.5), ((37, 61), (0.8, 2.5)), ((16, 16), 3.0)])
+def test_dct_blur_is_the_dense_convolution_with_mirrored_borders(shape, sigma):
+    """H against a dense convolution with the same (half-sample symmetric) borders, on a non-square grid."""
+    from xray_restore.operators import DCTGaussianBlur
+
+    op = DCTGaussianBlur(shape, sigma=sigma)
+    axes = (sigma, sigma) if isinstance(sigma, float) else sigma
+    a, b = (convolution_matrix(gaussian_kernel_1d(s, math.ceil(3 * s)), n, "symmetric") for s, n in zip(axes, shape))
+    x = torch.rand(2, 1, *shape, dtype=torch.float64)
+    assert torch.allclose(op.H(x), a @ x @ b.T, atol=1e-12)
+
+
+def test_dct_blur_svd_is_adjoint_consistent_and_its_pinv_inverts_on_the_range():
+    from xray_restore.operators import DCTGaussianBlur
+
+    op = DCTGaussianBlur((48, 30), sigma=2.0, threshold=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randn(2, 1, 48, 30, generator=g, dtype=torch.float64) for _ in range(2))
+    assert torch.allclose((op.H_thresholded(x) * y).sum(), (x * op.Ht(y)).sum(), rtol=1e-9)  # <Hx, y> = <x, Hᵀy>
+    assert torch.allclose((op.H(x) * y).sum(), (x * op.H(y)).sum(), rtol=1e-9)  # mirrored borders: H is symmetric
+    assert torch.allclose(op.U(op.Ut(y)), y, atol=1e-12) and torch.allclose(op.V(op.Vt(x)), x, atol=1e-12)
+    s = op.singulars()
+    assert (s >= 0).all() and 0 < int((s > 0).sum()) < s.numel()
+    on_range = op.V(torch.where(s > 0, op.Vt(x), torch.zeros_like(x)))  # x restricted to the kept components
+    assert torch.allclose(op.pinv(op.H_thresholded(on_range)), on_range, atol=1e-9)
+    with pytest.raises(ValueError, match="shape"):
+        op.check_input(torch.zeros(1, 1, 30, 48))
+
+
+def test_dct_blur_equals_the_dense_svd_blur_on_a_square():
+    from xray_restore.operators import DCTGaussianBlur
+
+    dense, fast = GaussianBlur(32, 2.0, padding="symmetric"), DCTGaussianBlur((32, 32), 2.0)
+    x = torch.rand(1, 1, 32, 32, dtype=torch.float64)
+    assert torch.allclose(dense.H(x), fast.H(x), atol=1e-12)
+    assert torch.allclose(dense.pinv(dense.H(x)), fast.pinv(fast.H(x)), atol=1e-9)
+    assert dense.num_kept() == int((fast.singulars() > 0).sum())

@@ -232,6 +232,26 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_source_prior(args: argparse.Namespace) -> int:
+    from monai.bundle import ConfigParser
+
+    from .locate import SOURCE_BUNDLE, locate_bundle
+    from .prior import train_patch_prior
+
+    device = _checked_device(args.device)
+    config = _train_config(args, SOURCE_BUNDLE)
+    if args.patch_size is not None:
+        import dataclasses
+
+        config = dataclasses.replace(config, patch_size=args.patch_size)
+    parser = ConfigParser()
+    parser.read_config(str(locate_bundle(SOURCE_BUNDLE) / "configs" / "train.json"))
+    network = parser.get_parsed_content("network_def")
+    train_patch_prior(args.crops, args.out, config, network, resume=not args.restart, num_threads=args.threads,
+                      val_patches=parser["val_patches"], device=device)
+    return 0
+
+
 def _cmd_fit_spectrum(args: argparse.Namespace) -> int:
     from .datasets import load_training_pool, to_unit_range
     from .estimation import fit_spectrum, save_spectrum
@@ -414,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DiffusionModelUNet arguments that differ from the shipped prior's, e.g. "
                             "'{\"channels\": [48, 96, 96], \"norm_num_groups\": 16}' (default: the shipped network)")
     train.set_defaults(func=_cmd_train_prior)
+
+    source = sub.add_parser("train-source-prior",
+                            help="train or resume the patch prior of radiographs at their own grid")
+    _add_training_arguments(source, "runs/source_prior")
+    source.add_argument("--crops", required=True,
+                        help="folder of source-resolution training crops with crops.csv (e.g. cxr14_crops_1024/)")
+    source.add_argument("--patch-size", type=int, help="patch side in pixels (default: the bundle's train.json)")
+    source.set_defaults(func=_cmd_train_source_prior)
 
     spec = sub.add_parser("fit-spectrum", help="fit the blur/noise estimator's image spectrum on training images")
     spec.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")

@@ -16,11 +16,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-from monai.data import MetaTensor
 from monai.inferers import DiffusionInferer, Inferer
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, Scheduler
-from monai.utils import convert_to_dst_type
 from torch import nn
 
 from ._compat import bf16_autocast
@@ -328,12 +326,12 @@ class ConditionalInferer(Inferer):
         return torch.cat([m for m, _ in pairs]), torch.cat([s for _, s in pairs])
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]
-        sampler = self.sampler(network)
-        y = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        mean, _ = sampler.sample(y, num_samples=self.num_samples, generator=self._generator)
-        if isinstance(inputs, MetaTensor):
-            mean = convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0]
-        return mean
+        """Mean of ``num_samples`` samples for each input its plan restores; the others (no blur, a blur that is not
+        Gaussian or milder than the network takes: :meth:`settings_for`) come back unchanged, as in
+        :class:`~xray_restore.restore.Restorer` (:func:`~xray_restore.policy.gated_call`)."""
+        from .policy import gated_call
+
+        return gated_call(self, inputs, network, generator=self._generator)
 
 
 def build_conditional(channels: tuple[int, ...] = (32, 64, 64), operator: SVDOperator | None = None,

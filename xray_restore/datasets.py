@@ -23,6 +23,8 @@ __all__ = [
     "read_data_entry_csv",
     "patient_disjoint_split",
     "cxr14_datalists",
+    "load_source_crops",
+    "SOURCE_VAL_FRACTION",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -286,3 +288,46 @@ def protocol_pairs(path: str | os.PathLike, split: str, protocol: str = "realist
     bits = PROTOCOLS[protocol]["quantize_bits"]
     meta = {"bits_stored": bits} if bits else {}
     return [{"image": MetaTensor(yi, meta=dict(meta)), "label": xi} for yi, xi in zip(y, x)]
+
+
+#: share of the source-resolution crops' patients held out to validate the patch prior (never trained on)
+SOURCE_VAL_FRACTION = 0.05
+
+
+def load_source_crops(folder: str | os.PathLike, seed: int = 0,
+                      val_fraction: float = SOURCE_VAL_FRACTION) -> dict[str, torch.Tensor]:
+    """The radiograph crops at their own grid (``cxr14_crops_1024/``: 8-bit PNGs and ``crops.csv``), split by patient.
+
+    Returns ``{"train": (N, 1, H, W), "val": (M, 1, H, W)}`` float32 in [-1, 1], val being ``val_fraction`` of the
+    images by :func:`patient_disjoint_split` of ``crops.csv``'s ``patient_id`` (no test split: the evaluation
+    images are elsewhere).
+
+    Raises:
+        InputError: the folder, its ``crops.csv`` or a listed PNG is missing or unreadable, or the sizes differ.
+    """
+    import csv
+
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    listing = folder / "crops.csv"
+    if not listing.is_file():
+        raise InputError(listing, "source-resolution crops listing not found")
+    with open(listing, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"file", "patient_id"} <= set(rows[0]):
+        raise InputError(listing, "needs the columns 'file' and 'patient_id'")
+    images = []
+    for row in rows:
+        path = folder / row["file"]
+        try:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("L")))
+        except (OSError, UnidentifiedImageError) as e:
+            raise InputError(path, f"not a readable image ({e})") from e
+        if images[-1].shape != images[0].shape:
+            raise InputError(path, f"is {images[-1].shape}, the first crop {images[0].shape}")
+    split = patient_disjoint_split(np.array([r["patient_id"] for r in rows]), seed=seed, val_fraction=val_fraction,
+                                   test_fraction=0.0)
+    stacked = np.stack(images)
+    return {name: to_model_space(stacked[split == name]) for name in ("train", "val")}

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["locate_bundle", "operator_padding", "BUNDLE_NAMES", "DDRM_BUNDLE", "CONDITIONAL_BUNDLE"]
+__all__ = ["locate_bundle", "operator_padding", "BUNDLE_NAMES", "DDRM_BUNDLE", "CONDITIONAL_BUNDLE", "SOURCE_BUNDLE"]
 
-BUNDLE_NAMES = ("xray_ddrm", "xray_conditional")
+BUNDLE_NAMES = ("xray_ddrm", "xray_conditional", "xray_ddrm_source")
 #: The default bundle of every entry point (CLI, ``restore()``, ``Restorer``, batch, evaluation, benchmarks).
 DDRM_BUNDLE = "bundles/xray_ddrm"
 #: The conditional baseline's bundle.
 CONDITIONAL_BUNDLE = "bundles/xray_conditional"
+#: The patch prior of radiographs at their own grid (source-resolution restoration).
+SOURCE_BUNDLE = "bundles/xray_ddrm_source"
 
 
 def _candidates(name: str) -> list[Path]:

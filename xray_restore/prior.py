@@ -12,7 +12,7 @@ from .datasets import load_cxr14_cache, load_training_pool, to_model_space
 from .networks import build_prior_unet, build_scheduler
 from .training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
-__all__ = ["train_prior", "sample_prior", "write_synthetic_samples"]
+__all__ = ["train_prior", "train_patch_prior", "fixed_patches", "sample_prior", "write_synthetic_samples"]
 
 
 def train_prior(
@@ -62,6 +62,52 @@ def train_prior(
     resumed = trainer.maybe_resume(reset_ema=reset_ema) if resume else False
     if not resumed and init_weights is not None:
         trainer.warm_start(init_weights, step=init_step)
+    trainer.fit(progress=progress)
+    return trainer
+
+
+def fixed_patches(images: torch.Tensor, size: int, count: int) -> torch.Tensor:
+    """``count`` non-overlapping ``size²`` patches of ``images`` ``(N, 1, H, W)``, spread evenly over the tiling
+    (deterministic: the same patches every call), ``(count, 1, size, size)``."""
+    tiles = images.unfold(2, size, size).unfold(3, size, size)  # (N, 1, H/size, W/size, size, size)
+    tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, images.shape[1], size, size)
+    pick = torch.linspace(0, len(tiles) - 1, min(count, len(tiles))).round().long()
+    return tiles[pick].contiguous()
+
+
+def train_patch_prior(
+    crops: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig,
+    network: torch.nn.Module,
+    resume: bool = True,
+    num_threads: int | None = None,
+    progress: bool = True,
+    val_patches: int = 256,
+    device: str | torch.device = "cpu",
+) -> Trainer:
+    """Train (or resume) a DDPM of ``config.patch_size``² patches of radiographs at their own grid.
+
+    ``crops``: a folder of source-resolution crops (``cxr14_crops_1024/``, :func:`~xray_restore.datasets.
+    load_source_crops`); its held-out patients' crops give ``val_patches`` fixed patches whose EMA ε-MSE (fixed
+    timesteps and noise) selects ``out_dir/model.pt``. ``network`` must be fully convolutional (no attention), so
+    the trained model denoises a tile or a whole image of any size that its depth divides.
+    """
+    from .datasets import load_source_crops
+
+    if not config.patch_size:
+        raise ValueError("a patch prior needs config.patch_size > 0.")
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    data = load_source_crops(crops)
+    val = fixed_patches(data["val"], config.patch_size, val_patches)
+    torch.manual_seed(config.seed)
+    scheduler = build_scheduler()
+    trainer = Trainer(network, epsilon_loss(scheduler), data["train"], Path(out_dir), config,
+                      val_fn=lambda ema: fixed_epsilon_loss(ema, scheduler, val, autocast=config.autocast),
+                      device=device)
+    if resume:
+        trainer.maybe_resume()
     trainer.fit(progress=progress)
     return trainer
 

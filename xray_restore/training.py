@@ -34,6 +34,7 @@ __all__ = [
     "Trainer",
     "epsilon_loss",
     "random_shift",
+    "random_crop",
     "fixed_epsilon_loss",
     "atomic_save",
 ]
@@ -58,12 +59,15 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     max_shift: int = 2  # augmentation: random translation in pixels (anatomy stays plausible)
+    patch_size: int = 0  # > 0: train on random patch_size² crops of the images (a patch prior); 0: whole images
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError(f"max_steps and batch_size must be >= 1, got {self.max_steps}, {self.batch_size}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if self.patch_size < 0:
+            raise ValueError(f"patch_size must be >= 0, got {self.patch_size}.")
         if not 0 <= self.decay_steps <= self.max_steps or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"need 0 <= decay_steps <= max_steps and 0 <= min_lr_ratio <= 1, got {self.decay_steps}, "
                              f"{self.min_lr_ratio}.")
@@ -138,6 +142,18 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     cols = offsets[:, 1, None] + torch.arange(w, device=x.device)  # (B, W)
     batch = torch.arange(b, device=x.device)[:, None, None]
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One ``size × size`` crop of each image of ``(B, C, H, W)`` at a uniform position drawn from ``generator``."""
+    b, _, h, w = x.shape
+    if size > min(h, w):
+        raise ValueError(f"patch size {size} exceeds the images' {h}x{w}.")
+    span = torch.arange(size, device=x.device)
+    rows = torch.randint(0, h - size + 1, (b, 1), generator=generator).to(x.device) + span
+    cols = torch.randint(0, w - size + 1, (b, 1), generator=generator).to(x.device) + span
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return x[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 def epsilon_loss(scheduler: Scheduler) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
@@ -303,7 +319,11 @@ class Trainer:
     def train_step(self) -> float:
         cfg = self.config
         idx = torch.randint(0, self.train_images.shape[0], (cfg.batch_size,), generator=self.generator)
-        batch = random_shift(self.train_images[idx.to(self.device)], cfg.max_shift, self.generator)
+        batch = self.train_images[idx.to(self.device)]
+        if cfg.patch_size:  # a patch prior: one random crop per drawn image, no shift (the crop moves anyway)
+            batch = random_crop(batch, cfg.patch_size, self.generator)
+        else:
+            batch = random_shift(batch, cfg.max_shift, self.generator)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.step)
         self.model.train()

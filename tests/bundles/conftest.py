@@ -124,3 +124,38 @@ def check_train_cli_runs():
 @pytest.fixture
 def check_evaluator_beats_its_input():
     return _check_evaluator_beats_its_input
+
+
+def check_bundle_run_hands_back_as_restore(bundle, postfix: str, tmp_path, **overrides) -> None:
+    """``python -m monai.bundle run`` of ``bundle``'s inference.json from another folder, on its default inputs
+    (``samples/``: sharp and blurred), hands back (output pixels = input pixels) exactly the inputs that
+    :func:`xray_restore.restore` hands back, and restores the others."""
+    import subprocess
+    import sys
+
+    from xray_restore import restore
+
+    out, cwd = tmp_path / "out", tmp_path / "elsewhere"
+    cwd.mkdir()
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
+           "--bundle_root", str(bundle), "--output_dir", str(out)]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", str(value)]
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = sorted((bundle / "samples").glob("*/*.png"))
+    assert {p.parent.name for p in samples} == {"sharp", "blurred"}
+    statuses = {r.source: r.status for r in restore([str(p) for p in samples], bundle=str(bundle), **overrides)}
+    for p in samples:
+        written = out / p.parent.name / f"{p.stem}_{postfix}.png"
+        assert written.is_file(), (written, sorted(str(q) for q in out.rglob("*")))
+        same = np.array_equal(np.asarray(Image.open(written)), np.asarray(Image.open(p)))
+        assert same == (statuses[str(p)] != "restored"), (p, statuses[str(p)])
+    assert {statuses[str(p)] for p in samples if p.parent.name == "sharp"} == {"no_blur"}
+    assert {statuses[str(p)] for p in samples if p.parent.name == "blurred"} == {"restored"}
+
+
+@pytest.fixture
+def check_bundle_run_hands_back():
+    """:func:`check_bundle_run_hands_back_as_restore`."""
+    return check_bundle_run_hands_back_as_restore

@@ -114,6 +114,12 @@ def test_main_job_runs_on_embedded_default(tmp_path, render_report, per_input):
     assert page["images"] == n * (5 + per_input) and page["charts"] == 4, page
 
 
+def test_inference_runs_as_a_monai_bundle_command_and_hands_back_what_restore_hands_back(tmp_path):
+    from .conftest import check_bundle_run_hands_back_as_restore
+
+    check_bundle_run_hands_back_as_restore(BUNDLE, "ddrm", tmp_path, num_samples=1, num_steps=2)
+
+
 def test_train_config_is_a_monai_trainer_that_resumes(cxr14_cache, tmp_path, check_trainer_resumes):
     check_trainer_resumes(BUNDLE, cxr14_cache, tmp_path)
 
