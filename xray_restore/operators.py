@@ -18,8 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "DCTGaussianBlur", "gaussian_kernel_1d", "convolution_matrix",
-           "blur_operator", "snap_sigma"]
+__all__ = ["SVDOperator", "SeparableSVDOperator", "GaussianBlur", "DCTGaussianBlur", "gaussian_kernel_1d",
+           "convolution_matrix", "blur_operator", "snap_sigma"]
 
 Padding = Literal["zeros", "reflect", "symmetric"]
 
