@@ -152,3 +152,25 @@ def test_kill_during_the_write_then_resume(tmp_path, kill_switch, per_input):
     book.close()
     assert {r["state"] for r in rows} == {"done"}
     assert sorted(o for r in rows for o in r["outputs"]) == written
+
+
+def test_a_fifo_in_the_folder_fails_by_name_and_a_copy_is_a_duplicate(tmp_path):
+    """A FIFO among the inputs is listed and fails alone as "not a regular file" (never opened: it would block); a
+    byte-identical copy in the same chunk is restored once and recorded as skipped, a duplicate of the first."""
+    from PIL import Image
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows, cols = np.mgrid[0:64, 0:64]
+    Image.fromarray(np.round((0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)) * 255).astype(np.uint8)).save(
+        inputs / "a.png")
+    shutil.copy(inputs / "a.png", inputs / "b.png")
+    os.mkfifo(inputs / "pipe.png")
+    summary = run_batch([inputs], tmp_path / "out", bundle=BUNDLE, batch_size=4, num_samples=1, progress=False,
+                        blur_sigma=2.0, sigma_y=0.01, num_steps=5)
+    assert summary.counts == {"pending": 0, "done": 1, "failed": 1, "skipped": 1, "stored": 0}
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    rows = {Path(r["source"]).name: r for r in book.rows()}
+    book.close()
+    assert rows["b.png"]["reason"] == f"duplicate of {inputs.resolve() / 'a.png'}"
+    assert rows["pipe.png"]["reason"] == "load: not a regular file (a FIFO); only regular files are read"

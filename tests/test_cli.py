@@ -223,3 +223,31 @@ def test_main_in_process_leaves_the_callers_warning_display_as_it_was(tmp_path):
     before = warnings.showwarning
     assert main(["restore", str(tmp_path / "missing.dcm"), "-o", str(tmp_path / "out")]) == 1
     assert warnings.showwarning is before
+
+
+def test_a_fifo_fails_alone_by_name_and_never_hangs(tmp_path):
+    """A FIFO named on the command line used to block the run for ever in open(), one in a folder was skipped unsaid:
+    each now fails alone, named, as "not a regular file", and the good input of the run is restored."""
+    import json
+    import os
+
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(tmp_path / "named.png")
+    os.mkfifo(folder / "pipe.dcm")
+    rows, cols = np.mgrid[0:64, 0:64]
+    Image.fromarray(np.round((0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)) * 255).astype(np.uint8)).save(
+        folder / "good.png")
+    cmd = [sys.executable, "-m", "xray_restore", "restore", str(tmp_path / "named.png"), str(folder), "-o",
+           str(tmp_path / "out"), "--samples", "1", "--blur-sigma", "2", "--sigma-y", "0.01", "--set", "num_steps=5"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)  # a blocked open() fails here
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    failed = sorted(line for line in result.stderr.splitlines() if line.startswith("xray-restore: load failed:"))
+    assert failed == [f"xray-restore: load failed: {folder / 'pipe.dcm'}: not a regular file (a FIFO); only regular "
+                      "files are read",
+                      f"xray-restore: load failed: {tmp_path / 'named.png'}: not a regular file (a FIFO); only regular "
+                      "files are read"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["n_done"], summary["n_failed"]) == (1, 2)

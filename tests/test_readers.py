@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from xray_restore.errors import InputError
-from xray_restore.readers import read_radiograph
+from xray_restore.readers import MAX_PIXELS, is_own_output, read_radiograph
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DICOM_DIR = SHARED / "dicom"
@@ -187,6 +187,64 @@ def test_truncated_jpeg(tmp_path):
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:200])
     with pytest.raises(InputError, match="cut.jpg: not a readable JPEG image"):
         read_radiograph(tmp_path / "cut.jpg")
+
+
+def _unblocked(fifo: Path, call, seconds: float = 10.0):
+    """``call()`` in a thread; fails the test if it is still running after ``seconds`` (an ``open()`` blocked on the
+    FIFO, released then by opening its other end, so that no thread is left behind)."""
+    import os
+    import threading
+
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the blocked open() returns
+        thread.join(seconds)
+        pytest.fail(f"blocked on the FIFO {fifo} for {seconds} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+@pytest.mark.parametrize("name", ["chest.png", "chest.dcm", "chest"])
+def test_a_fifo_is_refused_by_name_and_never_opened(tmp_path, name):
+    import os
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=f"{name}: not a regular file \\(a FIFO\\)"):
+        _unblocked(fifo, lambda: read_radiograph(fifo))
+    assert _unblocked(fifo, lambda: is_own_output(fifo)) is False
+
+
+def test_a_device_is_refused_by_name():
+    with pytest.raises(InputError, match="/dev/zero: not a regular file \\(a character device\\)"):
+        read_radiograph("/dev/zero")
+
+
+def test_a_strip_is_refused_by_the_square_it_would_be_padded_to(tmp_path):
+    """2×40000 is 80 000 pixels, but the load chain pads it to a 40000² square (6.4 GB of float32): the limit is
+    checked on that square, from the header, before anything is decoded or padded."""
+    from PIL import Image
+
+    Image.new("L", (40000, 2)).save(tmp_path / "strip.png")
+    with pytest.raises(InputError, match=f"strip.png: image is 2x40000 \\(padded to a 40000x40000 square for the "
+                                         f"model\\), over the {MAX_PIXELS} pixel limit"):
+        read_radiograph(tmp_path / "strip.png")
+    ds = pydicom.dcmread(DICOM_DIR / "DX-NIH-chest-8bit.dcm")
+    ds.Rows, ds.Columns = 40000, 2  # the header alone: refused before its pixel data is looked at
+    ds.save_as(tmp_path / "strip.dcm", enforce_file_format=True)
+    with pytest.raises(InputError, match="strip.dcm: image is 40000x2 \\(padded to a 40000x40000 square"):
+        read_radiograph(tmp_path / "strip.dcm")
 
 
 @pytest.mark.parametrize("name", WITH_PIXELS)

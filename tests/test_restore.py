@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -330,3 +331,115 @@ def test_a_failed_input_is_named_in_a_warning_or_raised(tmp_path):
         restore([empty], bundle=BUNDLE, on_error="raise")
     with pytest.raises(ValueError, match="on_error"):
         restore([empty], bundle=BUNDLE, on_error="ignore")
+
+
+GIVEN = {"num_steps": 5, "blur_sigma": 2.0, "sigma_y": 0.01}  # given settings: no estimate, restored and written
+
+
+def _small_png(path: Path) -> Path:
+    """A tiny generated 64×64 8-bit radiograph-like PNG (the path under test, not the quality)."""
+    rows, cols = np.mgrid[0:64, 0:64]
+    image = 0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _report_text(out: Path) -> str:
+    return "".join((out / name).read_text() for name in ("metrics.csv", "summary.json", "report.html"))
+
+
+def test_a_failed_inputs_error_text_reaches_the_report_without_identifiers(tmp_path):
+    """Without identifiers, the error texts of failed inputs (PIL's quotes the full path; an output path is made of the
+    source's Study Instance UID) reach metrics.csv, summary.json and report.html scrubbed of the path, its folder and
+    file names and the header values; the warning (the console line) still names the file."""
+    import pydicom
+
+    folder = tmp_path / "Doe_Jane_PIDSECRET4711"
+    folder.mkdir()
+    (folder / "chest.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # a PNG signature, then nothing readable
+    ds = pydicom.dcmread(DICOM / "CR-tiny16x16-dicomdirtests-6154.dcm")
+    study = "1.2.826.0.1.3680043.8.498.4711"
+    ds.StudyInstanceUID = study
+    ds.save_as(folder / "study.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / study).write_text("a file where the study folder must go")  # its write fails, quoting its output path
+    with pytest.warns(UserWarning, match=r"Doe_Jane_PIDSECRET4711/chest\.png: load failed"):
+        results = restore([_small_png(tmp_path / "good.png"), folder / "chest.png", folder / "study.dcm"],
+                          output_dir=out, bundle=BUNDLE, num_samples=1, **GIVEN)
+    assert [Path(r.source).name for r in results] == ["good.png"] and results[0].status == "restored"
+    load, write = sorted(restore.failures, key=lambda f: f.stage)
+    assert "PIDSECRET4711" in load.reason and study in write.reason  # the raw texts carry them: the real case
+    text = _report_text(out)
+    for identifier in ("PIDSECRET4711", "Doe_Jane", study, "chest.png", "study.dcm"):
+        assert identifier not in text, identifier
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 2 and "cannot identify image file" in failed[0]["error"]
+    assert all(r["image"] in r["error"] for r in failed)  # what was scrubbed is named by the row's own id
+
+
+def test_restore_removes_temporaries_a_killed_run_left_in_its_output_folder(tmp_path):
+    """kill -9 mid-write leaves ``.<stem>.<pid>.tmp<suffix>`` files; the next restore into that folder removes them
+    (as batch does), and leaves alone a temporary of a process still running and files not of that pattern."""
+    import os
+
+    out = tmp_path / "out"
+    (out / "1.2.3" / "4.5").mkdir(parents=True)
+    gone = 99999999  # above Linux's PID_MAX_LIMIT (2**22): no such process, ever
+    stale = [out / f".good_0123456789_restored.{gone}.tmp.png", out / f".metrics.{gone}.tmp.csv",
+             out / "1.2.3" / "4.5" / f".6.7.{gone}.tmp.dcm"]
+    running = out / f".other_restored.{os.getpid()}.tmp.png"  # a run still writing here (this very process)
+    unrelated = out / ".notes.tmp"
+    for path in (*stale, running, unrelated):
+        path.write_bytes(b"half a file")
+    (result,) = restore(_small_png(tmp_path / "good.png"), output_dir=out, bundle=BUNDLE, num_samples=1, **GIVEN)
+    assert result.status == "restored" and len(result.outputs) == 1
+    assert [p for p in stale if p.exists()] == [] and running.exists() and unrelated.exists()
+
+
+def test_an_extreme_aspect_ratio_fails_alone_by_its_padded_size(tmp_path):
+    """A 2×40000 PNG passes a limit on its own pixel count, but padded to a square it would be 40000² (6.4 GB): it
+    fails alone, saying so, before anything is allocated, and the good input of the same call is restored."""
+    Image.new("L", (40000, 2), 128).save(tmp_path / "strip.png")
+    results = restore([tmp_path / "strip.png", _small_png(tmp_path / "good.png")], output_dir=tmp_path / "out",
+                      bundle=BUNDLE, num_samples=1, on_error="skip", **GIVEN)
+    assert [Path(r.source).name for r in results] == ["good.png"] and results[0].status == "restored"
+    (failure,) = restore.failures
+    assert failure.source.endswith("strip.png") and failure.stage == "load"
+    assert "padded to a 40000x40000 square" in failure.reason and "pixel limit" in failure.reason
+    import json
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["n_done"], summary["n_failed"]) == (1, 1)
+
+
+def test_the_same_file_given_several_ways_is_restored_and_counted_once(tmp_path, monkeypatch):
+    """As is (twice), via ``./x/../``, via a symlink, and as a copy (the same bytes): restored and written once, each
+    repeat reported as a duplicate of the first by its id, and the counts are of distinct images."""
+    import json
+    import shutil
+
+    import jsonschema
+
+    from xray_restore.report import summary_schema
+
+    (tmp_path / "x").mkdir()
+    _small_png(tmp_path / "x" / "a.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "x" / "a.png")
+    shutil.copy(tmp_path / "x" / "a.png", tmp_path / "copy.png")
+    monkeypatch.chdir(tmp_path)
+    inputs = ["x/a.png", "./x/../x/a.png", "link.png", "x/a.png", "copy.png"]
+    with pytest.warns(UserWarning, match=r"link\.png: duplicate of x/a\.png, not processed again"):
+        results = restore(inputs, output_dir="out", bundle=BUNDLE, num_samples=1, **GIVEN)
+    assert [r.source for r in results] == ["x/a.png"] and len(results[0].outputs) == 1
+    assert [first for _, first in restore.duplicates] == ["x/a.png"] * 4
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    jsonschema.validate(summary, summary_schema())
+    assert (summary["n_images"], summary["n_done"], summary["n_duplicate"], summary["n_failed"]) == (1, 1, 4, 0)
+    first, *repeats = summary["images"]
+    assert first["status"] == "done" and first["image"].startswith("image-1-")
+    assert [r["status"] for r in repeats] == ["duplicate"] * 4
+    assert all(r["error"] == f"duplicate of {first['image']}" for r in repeats)
+    assert len({r["image"] for r in summary["images"]}) == 5  # a row each, its own id (x/a.png's repeat too)

@@ -1,17 +1,22 @@
 """Atomic file writes: every file the package writes goes to a temporary name beside its target, then is renamed.
 
-A crash or kill -9 mid-write leaves at most a hidden ``.<stem>.<pid>.tmp<suffix>`` file (the batch removes those
-at start), never a half-written output under its real name.
+A crash or kill -9 mid-write leaves at most a hidden ``.<stem>.<pid>.tmp<suffix>`` file (``batch`` and ``restore``
+remove those from their output folder at start: :func:`remove_stale_temporaries`), never a half-written output under
+its real name.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "remove_stale_temporaries"]
+
+#: The name :func:`atomic_path` gives its temporary: ``.<stem>.<pid>.tmp<suffix>``.
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(\.[^.]+)?")
 
 
 @contextmanager
@@ -34,3 +39,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Remove, under ``folder`` (recursive), the temporaries :func:`atomic_path` left when its process was killed
+    mid-write; returns how many. Only names of its pattern whose process is gone: a run still writing there (same
+    machine) keeps its own."""
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp*"):
+        found = _TEMPORARY.fullmatch(tmp.name)
+        if found and tmp.is_file() and not _running(int(found.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .atomic import remove_stale_temporaries
 from .errors import InputError
 from .locate import DDRM_BUNDLE
 
@@ -123,20 +124,12 @@ def discover_inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
     found: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(str(f.resolve()) for f in sorted(p.rglob("*")) if f.is_file()
+            # a FIFO/device/socket is listed too (exists, not a folder): the reader fails it by name, never opening it
+            found.extend(str(f.resolve()) for f in sorted(p.rglob("*")) if f.exists() and not f.is_dir()
                          and (f.suffix.lower() in IMAGE_SUFFIXES or f.suffix == ""))
         else:
             found.append(str(p.resolve()))
     return found
-
-
-def _remove_stale_temporaries(output_dir: Path) -> int:
-    removed = 0
-    for tmp in output_dir.rglob(".*.tmp*"):
-        if tmp.is_file():
-            tmp.unlink()
-            removed += 1
-    return removed
 
 
 _RESTORERS: dict[tuple, object] = {}
@@ -181,10 +174,14 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
                                on_error="skip", batch_size=len(sources), keep_images=False)
     by_source = {str(Path(r.source).resolve()): r for r in results}
     failures = {str(Path(f.source).resolve()): f"{f.stage}: {f.reason}" for f in restorer.failures}
+    duplicates = {str(Path(d).resolve()): first for d, first in restorer.duplicates}  # the same bytes as another
     for source in sources:
         resolved = str(Path(source).resolve())
         r = by_source.get(resolved)
-        if r is not None:
+        if resolved in duplicates:
+            out.append({"source": source, "state": "skipped", "reason": f"duplicate of {duplicates[resolved]}",
+                        "outputs": []})
+        elif r is not None:
             state = "done" if r.status == "restored" or r.outputs else "skipped"
             out.append({"source": source, "state": state, "reason": r.reason, "outputs": r.outputs,
                         "blur_sigma": r.blur_sigma, "sigma_y": r.sigma_y})
@@ -219,7 +216,7 @@ def run_batch(
         _RESTORERS.clear()
     output_dir = Path(output_dir)
     check_writable(output_dir)
-    _remove_stale_temporaries(output_dir)
+    remove_stale_temporaries(output_dir)
     manifest_path = Path(manifest or output_dir / "manifest.sqlite")
     check_writable(manifest_path.parent)
     try:

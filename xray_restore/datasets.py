@@ -139,7 +139,9 @@ def find_images(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUF
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "input folder not found")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    # not only regular files: a FIFO, device or socket named like an image is listed, so that the reader refuses it
+    # by name (never opening it) instead of its being skipped unsaid
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.exists() and not p.is_dir())
     if not files:
         raise InputError(folder, f"no image files ({', '.join(suffixes)}) in this folder")
     return [{"image": str(p)} for p in files]

@@ -18,6 +18,7 @@ what a derived object needs (UIDs, geometry, bits, photometric, mapping), never 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,14 +29,71 @@ from monai.utils import ensure_tuple
 
 from .errors import InputError
 
-__all__ = ["RadiographReader", "read_radiograph", "is_own_output", "MAX_PIXELS", "NON_IMAGE_MODALITIES"]
+__all__ = ["RadiographReader", "read_radiograph", "is_own_output", "check_regular_file", "identifying_values",
+           "MAX_PIXELS", "NON_IMAGE_MODALITIES", "IDENTIFYING_KEYWORDS"]
 
-#: Refuse frames larger than this many pixels (a header can declare 65535², i.e. 8 GB at 16 bits).
+#: Refuse frames whose padded square holds more than this many pixels (a header can declare 65535², i.e. 8 GB at
+#: 16 bits). The load chains pad a rows×cols frame to a max(rows, cols)² square (:class:`~xray_restore.transforms.
+#: PadToSquare`), so that square, not rows×cols, is what an input costs: a 2×100000 strip would allocate 10¹⁰ pixels.
 MAX_PIXELS = 10_000 * 10_000
 #: Modalities of DICOM objects that are not projection images.
 NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC"})
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Raise an InputError naming ``path`` unless it is a regular file (symlinks followed), without opening it: an
+    ``open()`` of a FIFO blocks until a writer comes, a device can be read without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+        raise InputError(path, f"not a regular file ({kind}); only regular files are read")
+
+
+def _check_size(path: Path, rows: int, cols: int) -> None:
+    """Refuse a frame whose padded square (what the load chain allocates, see :data:`MAX_PIXELS`) is too large."""
+    side = max(rows, cols)
+    if side * side > MAX_PIXELS:
+        padded = "" if rows == cols else f" (padded to a {side}x{side} square for the model)"
+        raise InputError(path, f"image is {rows}x{cols}{padded}, over the {MAX_PIXELS} pixel limit")
+
+
+#: Header elements whose values identify a patient or a study; an error text can quote them (e.g. an output path
+#: made of the Study Instance UID), and a report without identifiers must not.
+IDENTIFYING_KEYWORDS = ("PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "AccessionNumber",
+                        "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
+                        "InstitutionName", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")
+
+
+def identifying_values(path: str | os.PathLike) -> tuple[str, ...]:
+    """The values of :data:`IDENTIFYING_KEYWORDS` in a DICOM file's header (``()`` for anything else: a PNG, an
+    unreadable file, a FIFO, which is never opened)."""
+    import pydicom
+    from pydicom.multival import MultiValue
+
+    try:
+        check_regular_file(path)
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=list(IDENTIFYING_KEYWORDS))
+        values = [header.get(keyword) for keyword in IDENTIFYING_KEYWORDS]
+    except Exception:  # noqa: BLE001 - whatever a broken file makes pydicom raise, it has nothing to give here
+        return ()
+    found = []
+    for value in values:
+        for item in (value if isinstance(value, (list, tuple, MultiValue)) else [value]):
+            text = str(item or "").strip()
+            if len(text) > 1:
+                found.append(text)
+    return tuple(dict.fromkeys(found))
 
 
 def _read_dicom_dataset(path: Path, pixels: bool = True):
@@ -104,8 +162,7 @@ def _check_dicom_image(path: Path, ds) -> None:
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     if rows < 2 or cols < 2:
         raise InputError(path, f"image is {rows}x{cols}; at least 2x2 is needed")
-    if rows * cols > MAX_PIXELS:
-        raise InputError(path, f"image is {rows}x{cols}, over the {MAX_PIXELS} pixel limit")
+    _check_size(path, rows, cols)
     from pydicom.pixels import get_decoder
 
     syntax = ds.file_meta.TransferSyntaxUID
@@ -293,8 +350,7 @@ def _raster_to_unit(path: Path, kind: str) -> tuple[np.ndarray, dict]:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            if width * height > MAX_PIXELS:  # checked before decoding (PIL's own bomb check comes later)
-                raise InputError(path, f"image is {height}x{width}, over the {MAX_PIXELS} pixel limit")
+            _check_size(path, height, width)  # checked before decoding (PIL's own bomb check comes later)
             im.load()
             mode = im.mode
             if mode in ("LA", "RGBA") and im.getchannel("A").getextrema()[1] == 0:
@@ -342,6 +398,10 @@ OWN_SERIES_PREFIXES = ("Computer-restored", "Unchanged copy: no blur found")
 def is_own_output(source: str | os.PathLike) -> bool:
     """Whether a file was written by xray_restore (a DICOM with our Manufacturer, a PNG with our Software tag)."""
     source = str(source)
+    try:
+        check_regular_file(source)  # a FIFO is never opened here (open() would block for ever)
+    except InputError:
+        return False
     lower = source.lower()
     if lower.endswith(".png"):
         from PIL import Image
@@ -383,13 +443,13 @@ def read_radiograph(path: str | os.PathLike, decoder: str = "pydicom") -> tuple[
     same either way.
 
     Raises:
-        InputError: missing, unreadable, non-image, colour, multi-frame, undecodable or oversized input.
+        InputError: missing, not a regular file (a FIFO, device, socket, folder), unreadable, non-image, colour,
+            multi-frame, undecodable or oversized (its padded square over :data:`MAX_PIXELS`) input.
     """
     if decoder not in ("pydicom", "simpleitk"):
         raise ValueError(f"decoder must be 'pydicom' or 'simpleitk', got {decoder!r}.")
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    check_regular_file(path)
     with open(path, "rb") as f:
         head = f.read(132)
     kind = _raster_kind(head)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -53,6 +54,28 @@ def _nice_ticks(top: float, n: int = 4) -> list[float]:
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
     count = int(np.ceil(top / step - 1e-9))
     return [round(i * step, 10) for i in range(count + 1)]
+
+
+#: Characters next to which a path component is a name in a path (not a word of prose): separators and quotes.
+_PATH_EDGE = re.escape("/\\'\"")
+
+
+def _scrub(text: str, source: str, identifiers: tuple[str, ...] | list[str], replacement: str) -> str:
+    """``text`` (an error's own text) with ``replacement`` for the input's path (as given, absolute, resolved), the
+    names in it (file name, stem, each parent folder: where they stand as names, next to a separator, a quote or an
+    extension, so that a folder called ``data`` leaves "pixel data" alone) and its identifying header values."""
+    given = str(source)
+    paths = {given, os.path.abspath(given), os.path.realpath(given)}
+    names = {part for p in paths for part in Path(p).parts if part.strip("/\\.")} | {Path(given).stem}
+    pieces = [(p, re.escape(p)) for p in paths if p]
+    pieces += [(v, rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])") for v in identifiers if v]
+    pieces += [(n, rf"(?:(?<=[{_PATH_EDGE}])|^){re.escape(n)}(?![A-Za-z0-9])"
+                   rf"|(?<![A-Za-z0-9]){re.escape(n)}(?=[{_PATH_EDGE}_.]|$)") for n in names if n]
+    if not pieces:
+        return text
+    # one pass, longest first: what was put in is never matched again
+    pattern = "|".join(f"(?:{regex})" for _, regex in sorted(pieces, key=lambda piece: -len(piece[0])))
+    return re.sub(pattern, lambda _: replacement, text)
 
 
 def _fmt(v: float) -> str:
@@ -135,7 +158,7 @@ COLUMNS = (
 )
 
 #: Version of the ``summary.json`` layout (see ``xray_restore/schemas/summary.schema.json``).
-SUMMARY_SCHEMA_VERSION = 7
+SUMMARY_SCHEMA_VERSION = 8
 
 
 def unavailable(reason: str) -> dict:
@@ -160,12 +183,16 @@ class ReportWriter:
         self.started = time.time()
         self.load_seconds: float | None = None
         self.lpips_unavailable: str | None = None
+        self.ids: dict[str, str] = {}  # source -> the id of its (first) row
 
     def image_id(self, source: str) -> str:
         n = len(self.rows) + 1
         if self.include_identifiers:
-            return Path(source).name
-        return f"image-{n}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}"
+            ident = Path(source).name
+        else:
+            ident = f"image-{n}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}"
+        self.ids.setdefault(str(source), ident)  # a duplicate names its first row by this
+        return ident
 
     def add(self, source: str, model_input: np.ndarray, restored: np.ndarray, std: np.ndarray | None = None,
             reference: np.ndarray | None = None, seconds: float = float("nan"), outputs: list[str] | None = None,
@@ -213,11 +240,22 @@ class ReportWriter:
                             "reference": reference, "row": row})
         return row
 
-    def add_failure(self, source: str, reason: str, stage: str = "") -> None:
-        """Record an input that could not be processed: the reason (never the file name unless identifiers are
-        allowed) and the stage (load, restore, write)."""
-        error = f"{Path(source).name}: {reason}" if self.include_identifiers else reason
-        self.rows.append({"image": self.image_id(source), "status": "failed", "error": error, "stage": stage})
+    def add_failure(self, source: str, reason: str, stage: str = "", identifiers: tuple[str, ...] = ()) -> None:
+        """Record an input that could not be processed: the reason and the stage (load, restore, write). Unless
+        identifiers are allowed, the reason is scrubbed of the input's path, its file and folder names and its
+        identifying header values (``identifiers``: :func:`~xray_restore.readers.identifying_values`), each
+        replaced by the row's id."""
+        image = self.image_id(source)
+        error = f"{Path(source).name}: {reason}" if self.include_identifiers else _scrub(reason, source, identifiers,
+                                                                                          image)
+        self.rows.append({"image": image, "status": "failed", "error": error, "stage": stage})
+
+    def add_duplicate(self, source: str, first: str) -> None:
+        """Record an input given again (the same file as ``first``, an input added before, or the same bytes): it
+        was processed once, under ``first``'s row; this row says so by that row's id."""
+        earlier = self.ids.get(str(first)) or (Path(first).name if self.include_identifiers else "an earlier input")
+        self.rows.append({"image": self.image_id(source), "status": "duplicate", "error": f"duplicate of {earlier}",
+                          "stage": ""})
 
     # ------------------------------------------------------------------------------------------ summary
     def availability(self, kid: dict) -> dict:
@@ -259,11 +297,12 @@ class ReportWriter:
         return {
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "n_images": len(self.rows),
+            "n_images": sum(r.get("status") != "duplicate" for r in self.rows),  # distinct images
             "n_done": len(done),
             "n_failed": sum(r.get("status") == "failed" for r in self.rows),
             "n_no_blur": sum(r.get("status") == "no_blur" for r in self.rows),
             "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
+            "n_duplicate": sum(r.get("status") == "duplicate" for r in self.rows),
             "degradation": degradation,
             "images": [{k: r.get(k, "") for k in ("image", "status", "blur_sigma", "sigma_y", "blur_sigma_std",
                                                   "blur_sigma_vertical", "blur_sigma_horizontal", *CHECK_KEYS,
@@ -344,7 +383,7 @@ class ReportWriter:
             f"<tr><td>{n}</td>" + "".join(f"<td>{r[k]:{f}}</td>" if f and isinstance(r.get(k), (int, float)) else
                                          f"<td>{esc(str(r.get(k, '')))}</td>" for k, _, f in keys) + "</tr>"
             for n, r in enumerate(self.rows, 1))
-        numbered = [(str(n), r) for n, r in enumerate(self.rows, 1) if r.get("status") != "failed"]
+        numbered = [(str(n), r) for n, r in enumerate(self.rows, 1) if r.get("status") not in ("failed", "duplicate")]
         labels = [n for n, _ in numbered]
         plots = []
         scored = [(n, r) for n, r in numbered if "psnr_restored" in r]
@@ -401,7 +440,8 @@ margin:.5em 0 1em 0}}
 <p><b>{summary['n_done']}</b> restored, <b>{summary['n_no_blur']}</b> with no blur at the model scale and
 <b>{summary['n_blur_mismatch']}</b> with a blur the model does not restore (not Gaussian, or milder than its network
 takes; both reported, not written unless forced),
-<b>{summary['n_failed']}</b> failed. Model: {model}; xray_restore
+<b>{summary['n_failed']}</b> failed{f", <b>{summary['n_duplicate']}</b> given again (duplicates: not processed again)"
+                                        if summary['n_duplicate'] else ""}. Model: {model}; xray_restore
 {esc(summary['versions']['xray_restore'])}{'; ' + esc(brief) if brief else ''}. {esc(load)}{esc(per_image)}
 (its own decode and write, plus an even share of its batch's estimate and DDRM).</p>
 <p class="small">Images are restored at the 64×64 model scale; panels show that grid (each model pixel as a

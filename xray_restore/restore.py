@@ -32,11 +32,11 @@ import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
 
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_stale_temporaries
 from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
 from .locate import DDRM_BUNDLE
-from .readers import is_own_output
+from .readers import identifying_values, is_own_output
 from .transforms import apply_chain, load_chain, model_window
 
 __all__ = ["Restoration", "Restorer", "restore", "OUTPUT_MODES", "file_digest", "check_writable"]
@@ -140,11 +140,14 @@ class Restoration:
 
 @dataclass(frozen=True)
 class Failure:
-    """An input that could not be processed, and why (the reason never carries PHI)."""
+    """An input that could not be processed, and why. The reason is the error's own text, which can quote the path or
+    header values (e.g. an output path made of UIDs): the report scrubs it of the path and of ``identifiers`` (the
+    input's identifying header values, read when it failed) unless identifiers are allowed."""
 
     source: str
     reason: str
     stage: str  # load, restore or write
+    identifiers: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
@@ -184,6 +187,7 @@ class Restorer:
         self._to_model = Compose(self.forward.transforms[1:])
         self.upsample = load_chain("output", id="upsample", preprocessing=self.forward)
         self.failures: list[Failure] = []
+        self.duplicates: list[tuple[str, str]] = []  # (input, the earlier input of the call it repeats)
 
     @property
     def seed(self) -> int:
@@ -263,6 +267,8 @@ class Restorer:
         :func:`~xray_restore.dicom_writer.write_derived`; PNG sources get a PNG.
         ``on_error="skip"`` records a bad input in :attr:`failures` (load, restore or write) and goes on with the
         others; ``"raise"`` stops. An input's result never depends on the other inputs of its call.
+        An input given again (the same resolved path: a second time, via ``..`` or a symlink; or the same bytes) is
+        restored once: the repeat is listed in :attr:`duplicates` with the earlier input, and has no result.
         Memory: at most ``batch_size`` inputs, and no more source-grid pixels than the bundle's
         ``max_batch_pixels``, are held at once; ``keep_images=False`` (for writing jobs) drops each result's
         source-grid arrays once written, so a long run holds only the 64×64 ones.
@@ -274,7 +280,7 @@ class Restorer:
         if output_dir is not None:
             check_writable(output_dir)
         items = [inputs] if isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "SOPInstanceUID") else inputs
-        self.failures = []
+        self.failures, self.duplicates = [], []
         results: list[Restoration] = []
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
@@ -290,14 +296,25 @@ class Restorer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(paths), disable=not progress, desc="restore", unit="img", dynamic_ncols=True)
+            first_of: dict[str, int] = {}  # resolved path or content digest -> index of the first input with it
             for index, path in enumerate(paths):
-                try:
-                    start = time.time()
-                    loaded.append(self._load(path))
-                    loaded[-1]["load_seconds"] = time.time() - start  # this input's own decode, measured alone
-                    held += loaded[-1]["source_image"].numel()
-                except (InputError, OSError) as e:
-                    self._fail(path, e, "load", on_error)
+                first = first_of.setdefault(os.path.realpath(path), index)
+                if first != index:  # this file again (the same path, or via ../ or a symlink): restored once
+                    self.duplicates.append((str(path), str(paths[first])))
+                else:
+                    try:
+                        start = time.time()
+                        data = self._load(path)
+                        data["load_seconds"] = time.time() - start  # this input's own decode, measured alone
+                        first = first_of.setdefault(data["digest"], index)
+                        if first != index:  # the same bytes under another name (a copy, a hard link)
+                            self.duplicates.append((str(path), str(paths[first])))
+                        else:
+                            loaded.append(data)
+                            held += data["source_image"].numel()
+                        del data
+                    except (InputError, OSError) as e:
+                        self._fail(path, e, "load", on_error)
                 full = len(loaded) >= batch_size or (self.max_batch_pixels is not None
                                                      and held >= self.max_batch_pixels)
                 if loaded and (full or index == len(paths) - 1):
@@ -313,7 +330,8 @@ class Restorer:
         if on_error == "raise":
             raise error
         reason = error.reason if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
-        self.failures.append(Failure(str(path), reason, stage))
+        # read while the file is there (a Dataset's temporary copy goes when restore() returns)
+        self.failures.append(Failure(str(path), reason, stage, identifying_values(path)))
 
     def _restore_batch(self, batch: list[dict], num_samples, seed: int, output_dir, force: bool, on_error: str,
                        keep_images: bool = True) -> list[Restoration]:
@@ -476,6 +494,9 @@ def restore(
     A bad input does not stop the others: it is recorded as failed in the report, left out of the results and, with
     ``on_error="warn"`` (the default), named with its problem in a :class:`UserWarning`; ``"skip"`` only records it
     (``restore.failures`` lists the last call's), ``"raise"`` raises its :class:`~xray_restore.errors.InputError`.
+    An input given more than once (the same file by another path, or the same bytes) is restored once; each repeat
+    is named in a warning and in the report (``duplicate``), and ``restore.duplicates`` lists ``(repeat, first)``.
+    Temporaries a killed earlier run left in ``output_dir`` are removed first.
 
     ``overrides`` replace bundle ids: ``blur_sigma`` / ``sigma_y`` (numbers, or ``"auto"``: the default),
     ``force``, ``output_mode``, ``num_steps``, ``eta``, … ``references`` maps a source path to its sharp 64×64
@@ -506,6 +527,7 @@ def restore(
     load_seconds = time.time() - start
     if output_dir is not None:
         check_writable(output_dir)
+        remove_stale_temporaries(output_dir)  # what a killed earlier run (kill -9 mid-write) left there
         if (Path(output_dir) / "summary.json").is_file():
             warnings.warn(f"{output_dir}: replacing the report (metrics.csv, summary.json, report.html) of an "
                           "earlier run there; its image files stay", UserWarning, stacklevel=2)
@@ -522,6 +544,8 @@ def restore(
     if on_error == "warn":
         for failure in restorer.failures:
             warnings.warn(f"{failure.source}: {failure.stage} failed: {failure.reason}", UserWarning, stacklevel=2)
+    for duplicate, first in restorer.duplicates:
+        warnings.warn(f"{duplicate}: duplicate of {first}, not processed again", UserWarning, stacklevel=2)
     if output_dir is not None:
         for r in results:
             reference = (references or {}).get(str(r.source))
@@ -529,7 +553,10 @@ def restore(
                        outputs=r.outputs, status="done" if r.status == "restored" else r.status, error=r.reason,
                        blur_sigma=r.blur_sigma, sigma_y=r.sigma_y, estimate=r.estimate)
         for failure in restorer.failures:
-            report.add_failure(failure.source, failure.reason, stage=failure.stage)
+            report.add_failure(failure.source, failure.reason, stage=failure.stage, identifiers=failure.identifiers)
+        for duplicate, first in restorer.duplicates:
+            report.add_duplicate(duplicate, first)
         report.write()
     restore.failures = restorer.failures  # type: ignore[attr-defined]
+    restore.duplicates = restorer.duplicates  # type: ignore[attr-defined]
     return results
