@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/ddrm_sampler_val.json")
+    parser.add_argument("--plot", help="also write PSNR against network calls per image (all samples) to this PNG")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x = to_unit_range(load_cxr14_cache(args.data, args.split)["images"])[: args.limit]
@@ -127,6 +128,33 @@ def main() -> None:
                             row("deepinv", len(draws), stack.mean(0), time.perf_counter() - start, **extra)
     write_json(args.out, {**run_info(), "split": args.split, "limit": args.limit, "variants": variants,
                           "protocol_settings": protocol_settings, "rows": rows})
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """PSNR against network calls per image (NFE × samples), one panel per protocol, one line per (method, K)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = sorted({r["protocol"] for r in rows})
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5.5 * len(protocols), 4), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        lines: dict[tuple, list] = {}
+        for r in rows:
+            if r["protocol"] == protocol:
+                calls = r["nfe_per_sample"] * r["samples"]
+                lines.setdefault((r["method"], r["samples"]), []).append((calls, r["psnr"]))
+        for (method, k), points in sorted(lines.items()):
+            points.sort()
+            ax.plot(*zip(*points), marker="o", label=f"{method}, {'1 sample' if k == 1 else f'mean of {k}'}")
+        ax.set(xscale="log", xlabel="network calls per image", ylabel="PSNR (dB)", title=protocol)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

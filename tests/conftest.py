@@ -17,6 +17,9 @@ TORCH_HOME = SHARED / "weights" / "torch_home"
 
 # Metric weights (LPIPS squeeze backbone) are read from ../shared/weights; nothing is downloaded.
 os.environ.setdefault("TORCH_HOME", str(TORCH_HOME))
+# Every network runs in float32 (subprocesses too): a numeric margin then holds on any CPU, with native bf16 (Intel
+# AMX) or without (AMD EPYC), which round bf16 differently (xray_restore._compat.BF16_ENV).
+os.environ["XRAY_RESTORE_BF16"] = "0"
 
 
 @pytest.fixture(scope="session")

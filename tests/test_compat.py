@@ -14,3 +14,17 @@ def test_bf16_autocast_follows_the_cpu():
         assert out.dtype == (torch.bfloat16 if cpu_has_fast_bf16() else torch.float32)
     with bf16_autocast("cpu", enabled=False):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_can_be_turned_off_for_every_network(monkeypatch):
+    """XRAY_RESTORE_BF16=0 (the suite sets it) runs float32 whatever the CPU."""
+    from xray_restore import _compat
+
+    monkeypatch.setenv(_compat.BF16_ENV, "0")
+    _compat.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert not _compat.cpu_has_fast_bf16()
+        with bf16_autocast("cpu", enabled=True):
+            assert not torch.is_autocast_enabled("cpu")
+    finally:
+        _compat.cpu_has_fast_bf16.cache_clear()

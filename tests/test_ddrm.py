@@ -53,7 +53,8 @@ def test_ddrm_sample_mean_approaches_gaussian_posterior_mean():
     scheduler = DDPMScheduler(1000)
     op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
     x, y_model, y, post_mean, post_var = gaussian_problem(op, sigma_y=0.01, batch=4, seed=0)
-    inferer = DDRMInferer(op, scheduler, num_steps=20, sigma_y=0.01, num_samples=400, clip_denoised=False)
+    inferer = DDRMInferer(op, scheduler, num_steps=20, sigma_y=0.01, num_samples=400, clip_denoised=False,
+                          temperature=1.0)
     mean, std = inferer.sample(y, GaussianPriorEpsilon(scheduler), generator=torch.Generator().manual_seed(1))
     ddrm = 2 * mean.double() - 1  # back to model space
     bayes_risk = post_var.mean().item()
@@ -111,7 +112,8 @@ def test_operator_uncertainty_tempers_a_wrong_blur_and_costs_little_on_the_right
     net = GaussianPriorEpsilon(scheduler)
 
     def mse(op: GaussianBlur, delta: float) -> float:
-        inferer = DDRMInferer(op, scheduler, num_steps=20, sigma_y=0.002, num_samples=50, clip_denoised=False)
+        inferer = DDRMInferer(op, scheduler, num_steps=20, sigma_y=0.002, num_samples=50, clip_denoised=False,
+                              temperature=1.0)
         mean, _ = inferer.sample(y, net, generator=torch.Generator().manual_seed(1), operator_uncertainty=delta)
         return float(((2 * mean.double() - 1 - x) ** 2).mean())
 
@@ -256,19 +258,24 @@ def test_blend_outer_ring_is_the_inverse_error_variance_mix_on_the_footprint_edg
 
 
 def test_temperature_one_is_the_published_sampler_and_zero_the_deterministic_path():
-    """τ = 1 draws exactly what DDRM without a temperature draws (bit for bit); τ = 0 gives the same sample for every
-    seed (std 0); in between, the spread of the samples shrinks with τ."""
+    """τ = 1 draws what the sampler of package 0.24 (no temperature) drew: its output on this problem, computed with
+    that release's ``ddrm.py`` (git 12f87b8), is pinned below; τ = 0 gives the same sample for every seed (std 0);
+    in between, the spread of the samples shrinks with τ."""
     scheduler = DDPMScheduler(1000)
     op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
-    _, _, y, _, _ = gaussian_problem(op, sigma_y=0.01, batch=2, seed=3)
     eps = GaussianPriorEpsilon(scheduler)
 
-    def run(seed: int, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        inferer = DDRMInferer(op, scheduler, num_steps=10, sigma_y=0.01, num_samples=16, clip_denoised=False, **kwargs)
+    def run(seed: int, samples: int = 16, batch: int = 2, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        _, _, y, _, _ = gaussian_problem(op, sigma_y=0.01, batch=batch, seed=3)
+        inferer = DDRMInferer(op, scheduler, num_steps=10, sigma_y=0.01, num_samples=samples, clip_denoised=False,
+                              uncertainty_scale=1.0, **kwargs)
         return inferer.sample(y, eps, generator=torch.Generator().manual_seed(seed))
 
-    published, published_std = run(1)
-    assert torch.equal(run(1, temperature=1.0)[0], published)
+    mean, std = run(1, samples=3, temperature=1.0)
+    pinned = (250.31539215147495, 45.09667201619595, 0.49200597405433655, 0.6692680716514587)
+    got = (mean.double().sum().item(), std.double().sum().item(), mean[0, 0, 3, 5].item(), mean[1, 0, 10, 2].item())
+    assert got == pytest.approx(pinned, rel=1e-5), got
+    published, published_std = run(1, temperature=1.0)
     cold_a, cold_std = run(1, temperature=0.0)
     cold_b, _ = run(2, temperature=0.0)
     assert torch.equal(cold_a, cold_b) and not torch.equal(cold_a, published)
@@ -276,6 +283,17 @@ def test_temperature_one_is_the_published_sampler_and_zero_the_deterministic_pat
     _, warm_std = run(1, temperature=0.5)
     ratio = (warm_std.pow(2).mean() / published_std.pow(2).mean()).sqrt().item()
     assert 0.3 < ratio < 0.8, ratio  # about τ: the spread of the draws, scaled by τ, is the spread of the samples
+
+
+def test_uncertainty_scale_multiplies_the_exported_std_only():
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(size=16, sigma=1.0, threshold=1e-2)
+    _, _, y, _, _ = gaussian_problem(op, sigma_y=0.01, batch=1, seed=4)
+    outs = [DDRMInferer(op, scheduler, num_steps=5, sigma_y=0.01, num_samples=3, uncertainty_scale=scale).sample(
+        y, GaussianPriorEpsilon(scheduler), generator=torch.Generator().manual_seed(0)) for scale in (1.0, 7.0)]
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.allclose(outs[1][1], 7.0 * outs[0][1])
+    with pytest.raises(ValueError, match="uncertainty_scale"):
+        DDRMInferer(op, scheduler, uncertainty_scale=0.0)
 
 
 @pytest.mark.parametrize("temperature", [-0.1, 1.5, "0.5"])
@@ -302,7 +320,7 @@ def test_ddrm_restores_a_non_square_image_through_the_dct_blur_and_a_tiled_prior
     y = ((y_model + op.H(torch.ones_like(y_model))) / 2).float()
     network = TiledDenoiser(GaussianPriorEpsilon(scheduler), tile=16, generator=torch.Generator().manual_seed(2))
     inferer = DDRMInferer(GaussianBlur(16, 1.0), scheduler, num_steps=20, sigma_y=0.01, num_samples=200,
-                          clip_denoised=False)
+                          clip_denoised=False, temperature=1.0)
     mean, _ = inferer.sample(y, network, operator=op, generator=torch.Generator().manual_seed(1))
     assert mean.shape == y.shape
     excess = ((2 * mean.double() - 1 - post_mean) ** 2).mean().item()

@@ -39,7 +39,7 @@ def test_restore_writes_derived_series_and_report(restored_run):
     assert len(derived) == 4  # restored + uncertainty for each good input
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_done"] == 2 and summary["n_failed"] == 1
-    assert summary["settings"]["inferer"]["num_steps"] == 20
+    assert summary["settings"]["inferer"]["num_steps"] == 10  # the bundle's
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["status"] for r in rows].count("failed") == 1
 

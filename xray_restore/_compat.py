@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import warnings
 
@@ -40,10 +41,18 @@ def import_torchvision():
     return torchvision
 
 
+#: Set to ``0`` to run every network in float32 whatever the CPU (the test suite does, so its numbers are the same
+#: on CPUs with and without native bf16: AMD EPYC and Intel Xeon with AMX round bf16 differently).
+BF16_ENV = "XRAY_RESTORE_BF16"
+
+
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU runs bf16 kernels natively (oneDNN's check: AVX512 core / AVX512-BF16 / AMX). On an
-    AVX2-only CPU bf16 autocast is emulated and about 45× slower than float32 (measured: a 64-channel 3×3 conv)."""
+    """Whether this CPU runs bf16 kernels natively (oneDNN's check: AVX512 core / AVX512-BF16 / AMX), and bf16 is
+    not turned off by ``XRAY_RESTORE_BF16=0``. On an AVX2-only CPU bf16 autocast is emulated and about 45× slower
+    than float32 (measured: a 64-channel 3×3 conv)."""
+    if os.environ.get(BF16_ENV, "1").strip() == "0":
+        return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -216,12 +216,12 @@ class DDRMInferer(Inferer, nn.Module):
         self,
         operator: SVDOperator,
         scheduler,
-        num_steps: int = 20,
+        num_steps: int = 10,
         spacing: TimestepSpacing = "quadratic",
         eta: float = 0.85,
         eta_b: float = 1.0,
         sigma_y: float | str = 0.0,
-        num_samples: int = 4,
+        num_samples: int = 2,
         clip_denoised: bool = True,
         autocast: bool = False,
         seed: int | None = None,
@@ -240,8 +240,8 @@ class DDRMInferer(Inferer, nn.Module):
         sigma_resolution: float = 0.0,
         blur_backoff_until: float = 0.0,
         border_error: float = 0.0,
-        temperature: float = 1.0,
-        uncertainty_scale: float = 1.0,
+        temperature: float = 0.25,
+        uncertainty_scale: float = 33.0,
     ) -> None:
         Inferer.__init__(self)
         nn.Module.__init__(self)

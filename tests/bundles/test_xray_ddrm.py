@@ -62,7 +62,7 @@ def test_configs_match_python_defaults():
     for key in ("size", "sigma", "threshold"):
         assert inference["operator"][key] == op_defaults[key].default
     ddrm_defaults = inspect.signature(DDRMInferer).parameters
-    for key in ("eta", "eta_b", "num_steps", "spacing"):
+    for key in ("eta", "eta_b", "num_steps", "spacing", "num_samples", "temperature", "uncertainty_scale"):
         assert inference[key] == ddrm_defaults[key].default
         assert inference["inferer"][key] == f"@{key}"  # every tunable is an id that overrides reach
     for key in ("blur_sigma", "sigma_y", "no_blur_sigma", "num_samples", "seed", "force", "output_mode"):
