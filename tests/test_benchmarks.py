@@ -84,8 +84,9 @@ def test_batch_throughput_smoke_run(tmp_path, ddrm_num_samples):
 
 def test_num_samples_smoke_run(tmp_path, ddrm_num_samples):
     """The benchmark behind the bundle's ``num_samples`` runs on 4 val images: every condition restores well above
-    its input, and the mean of 4 samples beats one on average over the 6 conditions (24 images: +0.58 to +0.96 dB
-    in each)."""
+    its input, and the mean of 4 samples is no worse than one on average over the 6 conditions. At the shipped
+    temperature 0.25 each sample is already near the posterior mean, so averaging adds little (val, realistic: +0.02
+    dB for 4, docs/sampler.md; it was +0.58 to +0.96 dB at temperature 1)."""
     out = tmp_path / "num_samples.json"
     _run("num_samples.py", "--limit", "4", "--samples", "1", "4", "--out", str(out))
     data = json.loads(out.read_text())
@@ -93,7 +94,7 @@ def test_num_samples_smoke_run(tmp_path, ddrm_num_samples):
     rows = data["rows"]
     assert len(rows) == 6 and all([s["num_samples"] for s in r["samples"]] == [1, 4] for r in rows)
     assert all(r["samples"][0]["psnr"] > r["psnr_input"] + 2 for r in rows), rows
-    assert data["mean_gain_db"]["4"] > 0.2, data["mean_gain_db"]
+    assert data["mean_gain_db"]["4"] > -0.05, data["mean_gain_db"]
 
 
 def test_conditional_range_smoke_run(tmp_path):

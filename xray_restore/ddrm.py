@@ -142,8 +142,9 @@ class DDRMInferer(Inferer, nn.Module):
         eta: η ∈ [0, 1], stochasticity of the "missing" and "less noisy" updates (paper eq. 7-8).
         eta_b: η_b ∈ [0, 1], weight of the measurement in the "noisier than y" update.
         sigma_y: measurement noise std in [0, 1] intensity units (>= 0).
-        num_samples: posterior samples per input; ``__call__`` returns their mean (4: +0.8 dB over one sample on
-            val for 4× the work, ``benchmarks/num_samples.py``).
+        num_samples: samples per input; ``__call__`` returns their mean and :meth:`sample` also their std (the
+            uncertainty map). At ``temperature`` 1, 4 samples gain +0.8 dB over one on val; at 0.25 about +0.02 dB
+            (``benchmarks/ddrm_sampler_val.py``, docs/sampler.md).
         clip_denoised: clamp the network's x₀ estimate to [-1, 1] at every step.
         autocast: run the network under bf16 autocast (fast on CPUs with AVX512-BF16).
         blur_sigma: ``None`` uses ``operator`` as given; ``"auto"`` estimates σ per input with ``estimator`` and

@@ -151,7 +151,7 @@ def check_bundle_run_hands_back_as_restore(bundle, postfix: str, tmp_path, **ove
         assert written.is_file(), (written, sorted(str(q) for q in out.rglob("*")))
         same = np.array_equal(np.asarray(Image.open(written)), np.asarray(Image.open(p)))
         assert same == (statuses[str(p)] != "restored"), (p, statuses[str(p)])
-    assert {statuses[str(p)] for p in samples if p.parent.name == "sharp"} == {"no_blur"}
+    assert "restored" not in {statuses[str(p)] for p in samples if p.parent.name == "sharp"}  # handed back, any reason
     assert {statuses[str(p)] for p in samples if p.parent.name == "blurred"} == {"restored"}
 
 
