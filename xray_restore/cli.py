@@ -248,7 +248,8 @@ def _cmd_train_source_prior(args: argparse.Namespace) -> int:
     parser.read_config(str(locate_bundle(SOURCE_BUNDLE) / "configs" / "train.json"))
     network = parser.get_parsed_content("network_def")
     train_patch_prior(args.crops, args.out, config, network, resume=not args.restart, num_threads=args.threads,
-                      val_patches=parser["val_patches"], device=device)
+                      val_patches=parser["val_patches"], device=device, init_weights=args.init_weights,
+                      init_step=args.init_step)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from .datasets import load_cxr14_cache, load_training_pool, to_model_space
 from .networks import build_prior_unet, build_scheduler
 from .training import TrainConfig, Trainer, epsilon_loss, fixed_epsilon_loss
 
-__all__ = ["train_prior", "train_patch_prior", "fixed_patches", "sample_prior", "write_synthetic_samples"]
+__all__ = ["SourceTrainConfig", "train_prior", "train_patch_prior", "fixed_patches", "sample_prior",
+           "write_synthetic_samples"]
 
 
 def train_prior(
@@ -66,6 +68,19 @@ def train_prior(
     return trainer
 
 
+@dataclasses.dataclass
+class SourceTrainConfig(TrainConfig):
+    """:class:`~xray_restore.training.TrainConfig` of the patch prior at the source grid (``xray_ddrm_source``'s
+    ``train.json`` is the home of these values; a test checks they agree): 64² patches, no shift (the crop moves),
+    batch 16, val and checkpoints more often (a step costs ~3 s on one CPU core)."""
+
+    batch_size: int = 16
+    val_every: int = 500
+    checkpoint_every: int = 100
+    max_shift: int = 0
+    patch_size: int = 64
+
+
 def fixed_patches(images: torch.Tensor, size: int, count: int) -> torch.Tensor:
     """``count`` non-overlapping ``size²`` patches of ``images`` ``(N, 1, H, W)``, spread evenly over the tiling
     (deterministic: the same patches every call), ``(count, 1, size, size)``."""
@@ -85,13 +100,17 @@ def train_patch_prior(
     progress: bool = True,
     val_patches: int = 256,
     device: str | torch.device = "cpu",
+    init_weights: str | os.PathLike | None = None,
+    init_step: int = 0,
 ) -> Trainer:
     """Train (or resume) a DDPM of ``config.patch_size``² patches of radiographs at their own grid.
 
     ``crops``: a folder of source-resolution crops (``cxr14_crops_1024/``, :func:`~xray_restore.datasets.
     load_source_crops`); its held-out patients' crops give ``val_patches`` fixed patches whose EMA ε-MSE (fixed
     timesteps and noise) selects ``out_dir/model.pt``. ``network`` must be fully convolutional (no attention), so
-    the trained model denoises a tile or a whole image of any size that its depth divides.
+    the trained model denoises a tile or a whole image of any size that its depth divides. ``init_weights`` (with
+    ``init_step``) warm-starts a new run from committed EMA weights (``training/source_prior/``) when ``out_dir``
+    has no checkpoint.
     """
     from .datasets import load_source_crops
 
@@ -106,8 +125,9 @@ def train_patch_prior(
     trainer = Trainer(network, epsilon_loss(scheduler), data["train"], Path(out_dir), config,
                       val_fn=lambda ema: fixed_epsilon_loss(ema, scheduler, val, autocast=config.autocast),
                       device=device)
-    if resume:
-        trainer.maybe_resume()
+    resumed = trainer.maybe_resume() if resume else False
+    if not resumed and init_weights is not None:
+        trainer.warm_start(init_weights, step=init_step)
     trainer.fit(progress=progress)
     return trainer
 
