@@ -19,6 +19,7 @@ import time
 import torch
 
 import xray_restore  # noqa: F401  (torchvision shim before deepinv)
+from xray_restore.cli import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import _bundle_model, evaluation_ids
@@ -27,7 +28,6 @@ from xray_restore.measurement import PROTOCOLS, degrade, make_operator
 from xray_restore.metrics import psnr
 from xray_restore.provenance import run_info, write_json
 
-from paths import DEFAULT_DATA
 
 #: each a set of inference.json overrides; "deepinv" (DeepInverse's own sampler) is run beside them
 VARIANTS = {
