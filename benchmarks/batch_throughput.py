@@ -37,7 +37,7 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from xray_restore._compat import bf16_autocast
 from xray_restore.batch import run_batch
-from xray_restore.cli import DICOM_DATA, FULL_DATA
+from paths import DICOM_DATA, FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.operators import blur_operator
 from xray_restore.provenance import run_info, write_json
@@ -120,7 +120,7 @@ def main() -> None:
                      "blurred": run(blurred, args.n, tmp, "blurred", args.bundle, args.batch_size)}
     canvas = blur_operator(64, SIGMA_64, window=((0, 64), (0, 64))).size  # the image and its unknown margin
     restorer = Restorer.from_bundle(args.bundle)  # the bundle's network, steps and samples per image
-    inferer = restorer.inferer
+    inferer = restorer.inferer.sampler
     floor = unet_floor(restorer.network, args.batch_size, canvas, inferer.num_steps, inferer.num_samples)
     workloads["blurred"].update(unet_floor_seconds_per_image=round(floor, 4), canvas=canvas,
                                 num_steps=inferer.num_steps, num_samples=inferer.num_samples,

@@ -6,8 +6,8 @@
 The product restores a Gaussian blur. Real blurs need not be one: a defocus or a uniform focal spot is a disk, a
 patient who moves leaves a streak. Their transfer functions have zeros and sign-flipped side lobes, which a
 Gaussian deconvolution amplifies into ringing: the output is worse than its input. The estimator's
-``blur_misfit`` (:func:`xray_restore.estimation.blur_misfit`) measures how far the best Gaussian model falls short of
-an input's spectrum, ring by ring, and ``blur_anisotropy`` (:func:`xray_restore.estimation.blur_anisotropy`) how
+``blur_misfit`` (:func:`xray_restore.checks.blur_misfit`) measures how far the best Gaussian model falls short of
+an input's spectrum, ring by ring, and ``blur_anisotropy`` (:func:`xray_restore.checks.blur_anisotropy`) how
 unevenly it does so by direction (a motion streak takes power from one direction only); above the bundle's
 ``max_blur_misfit`` or ``max_blur_anisotropy`` the input is handed back (``blur_mismatch``).
 
@@ -41,7 +41,7 @@ unevenly it does so by direction (a motion streak takes power from one direction
    the 90th percentile of each axis-aligned set in the condition where it is largest (restored as isotropic they
    gain, so at most 10 % of them may be handed back), rounded up to 0.1.
    The evidence for a blur that is not Gaussian (``max_non_gaussian_evidence``: the log-likelihood of the best disk
-   or streak of :func:`xray_restore.estimation.alternative_kernels` over the best Gaussian, isotropic or
+   or streak of :func:`xray_restore.spectrum.alternative_kernels` over the best Gaussian, isotropic or
    axis-aligned) is chosen on every restorable Gaussian of val, the developer-side cuts and the axis-aligned sets:
    the largest of their 99.5th percentiles (:data:`EVIDENCE_SHARE`), rounded up to 5.
 3. **Source resolution** (the first ``--full-limit`` NIH originals of ``../shared/data/cxr14_full/``, evaluation
@@ -60,6 +60,7 @@ Writes ``benchmarks/results/blur_mismatch.json`` and prints the tables. Tuned on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import tempfile
 import time
@@ -73,7 +74,8 @@ from scipy.signal import fftconvolve
 
 from real_geometry import area  # the sibling benchmark's block means and PSNR (this folder is on sys.path)
 from real_geometry import psnr as psnr_np
-from xray_restore.cli import DEFAULT_DATA, FULL_DATA, PNG_DATA, set_ids
+from paths import DEFAULT_DATA, FULL_DATA, PNG_DATA
+from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import (REAL_BORDERS, convolve_mirrored, degrade, non_gaussian_kernel,
@@ -167,26 +169,29 @@ CHECKS = {"blur_misfit": ("max_blur_misfit", 0.5, ("val", "developer_cuts", "val
           "non_gaussian_evidence": ("max_non_gaussian_evidence", 5.0, ("val", "developer_cuts", *AXIS_SETS))}
 
 
-def _restores(inferer, setting: dict) -> bool:
-    """Whether the product restores this input if no shape check hands it back: above the no-blur gate, and (the
-    conditional bundle) not milder than the blur its network takes."""
-    floor = getattr(inferer, "min_blur_sigma", None)
-    return not setting["no_blur"] and (floor is None or setting["estimate"].blur_sigma >= floor)
+def _restores(inferer, plan) -> bool:
+    """Whether the product restores this input (its :class:`~xray_restore.plan.RestorationPlan`) if no shape check
+    hands it back: above the no-blur gate, and (the conditional bundle) not milder than the blur its network takes
+    (the policy's ``min_blur_sigma``, which the plan reports as a ``blur_mismatch`` too)."""
+    floor = inferer.policy.min_blur_sigma
+    return plan.status != "no_blur" and (floor is None or plan.estimate.blur_sigma >= floor)
 
 
 def _checks(inferer) -> dict:
-    """The :data:`CHECKS` this bundle's inferer has a limit for (the conditional bundle restores no axis-aligned blur)
-    and its estimator reads (the evidence needs a spectrum with alternatives; the axis statistics an axis fit)."""
-    estimator = inferer.estimator
+    """The :data:`CHECKS` this bundle's estimator reads (the evidence needs a spectrum with alternatives; the axis
+    ratio an axis fit; the axis model's misfit and anisotropy an estimator that restores axis-aligned blurs, which
+    the conditional bundle's does not)."""
+    estimator = inferer.policy.estimator
     alternatives = estimator.alternative_signal is not None
-    axes = alternatives or estimator.min_axis_ratio is not None
-    return {k: v for k, v in CHECKS.items() if v[0] in inferer.gaussian_limits
-            and (k != "non_gaussian_evidence" or alternatives) and (not k.startswith("axis_") or axes)}
+    axes = estimator.min_axis_ratio is not None
+    return {k: v for k, v in CHECKS.items()
+            if (k != "non_gaussian_evidence" or alternatives) and (k != "axis_ratio" or alternatives or axes)
+            and (k not in ("axis_misfit", "axis_anisotropy") or axes)}
 
 
-def _restorable(inferer, settings: list[dict], statistic: str) -> np.ndarray:
-    return np.array([getattr(s["estimate"], statistic) for s in settings
-                     if _restores(inferer, s) and getattr(s["estimate"], statistic) is not None])
+def _restorable(inferer, plans: list, statistic: str) -> np.ndarray:
+    return np.array([getattr(p.estimate, statistic) for p in plans
+                     if _restores(inferer, p) and getattr(p.estimate, statistic) is not None])
 
 
 def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
@@ -197,30 +202,30 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
     rows = []
     for sigma_y in CALIBRATION_NOISES:
         for sigma in CALIBRATION_SIGMAS:
-            settings = inferer.settings_for(blur_val(x, "gaussian", sigma, sigma_y, g, REAL_BORDERS), 8)
-            rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "settings": settings})
+            plans = inferer.plan(blur_val(x, "gaussian", sigma, sigma_y, g, REAL_BORDERS), 8)
+            rows.append({"set": "val", "sigma": sigma, "sigma_y": sigma_y, "plans": plans})
     for sigma_y in CALIBRATION_NOISES:
         for sigma in ANISOTROPIC_SIGMAS:
             y = blur_val(x, "anisotropic", sigma, sigma_y, g, REAL_BORDERS)
             rows.append({"set": "val_anisotropic", "sigma": sigma, "sigma_y": sigma_y,
-                         "settings": inferer.settings_for(y, 8)})
+                         "plans": inferer.plan(y, 8)})
         for sigma in ANISOTROPIC_2_SIGMAS:
             y = blur_val(x, "anisotropic_2", sigma, sigma_y, g, REAL_BORDERS)
             rows.append({"set": "val_anisotropic_2", "sigma": sigma, "sigma_y": sigma_y,
-                         "settings": inferer.settings_for(y, 8)})
+                         "plans": inferer.plan(y, 8)})
     for sigma_y in DEVELOPER_NOISES:
         for sigma in CALIBRATION_SIGMAS:
             cuts = developer_cuts(developer, sigma, sigma_y, rng)
             rows.append({"set": "developer_cuts", "sigma": sigma, "sigma_y": sigma_y,
-                         "settings": inferer.settings_for(cuts, 8, float(FACTOR**2))})
+                         "plans": inferer.plan(cuts, 8, float(FACTOR**2))})
     out: dict = {}
     for statistic, (limit_id, step, sets) in _checks(inferer).items():
-        limit = inferer.gaussian_limits[limit_id]
+        limit = getattr(inferer.policy.limits, limit_id)
         values: dict = {name: [] for name in sets}
         for row in rows:
             if row["set"] not in values:
                 continue
-            v = _restorable(inferer, row["settings"], statistic)
+            v = _restorable(inferer, row["plans"], statistic)
             values[row["set"]].append(v)
             row.update({f"n_{statistic}": len(v),
                         f"{statistic}_median": float(np.median(v)) if len(v) else None,
@@ -261,27 +266,28 @@ def calibration(x: torch.Tensor, developer: str, inferer, seed: int) -> dict:
             worst = max(worst, kept)
         out[statistic]["suggested_limit"] = round(math.ceil(worst / step) * step, 6)
     for row in rows:  # how often an isotropic blur is read as an axis-aligned one (restored with those axes)
-        restorable = [s for s in row["settings"] if _restores(inferer, s)]
+        restorable = [p for p in row["plans"] if _restores(inferer, p)]
         row["n_restorable"] = len(restorable)
-        row["read_axis_aligned"] = sum(s["estimate"].blur_sigma_axes is not None for s in restorable)
-        row["handed_back"] = sum(s["blur_mismatch"] for s in restorable)
+        row["read_axis_aligned"] = sum(p.estimate.blur_sigma_axes is not None for p in restorable)
+        row["handed_back"] = sum(p.status == "blur_mismatch" for p in restorable)
     out["axis_aligned"] = {name: {"read": sum(r["read_axis_aligned"] for r in rows if r["set"] == name),
                                   "handed_back": sum(r["handed_back"] for r in rows if r["set"] == name),
                                   "n": sum(r["n_restorable"] for r in rows if r["set"] == name)}
                            for name in ("val", "developer_cuts", *AXIS_SETS)}
-    out["rows"] = [{k: v for k, v in row.items() if k != "settings"} for row in rows]
+    out["rows"] = [{k: v for k, v in row.items() if k != "plans"} for row in rows]
     return out
 
 
-def _gains(inferer, network, x: torch.Tensor, y: torch.Tensor, settings: list[dict], seed: int, restores,
+def _gains(inferer, network, x: torch.Tensor, y: torch.Tensor, plans: list, seed: int, restores,
            samples: int = 1) -> np.ndarray:
-    """PSNR gain (dB) of the mean of ``samples`` samples over its input for each input ``restores(setting)`` keeps
-    (0 elsewhere)."""
-    todo = [i for i, s in enumerate(settings) if restores(s)]
+    """PSNR gain (dB) of the mean of ``samples`` samples over its input for each input ``restores(plan)`` keeps
+    (0 elsewhere), restored as its plan says even where the plan hands it back (a check's verdict: its blur)."""
+    todo = [i for i, p in enumerate(plans) if restores(p)]
     gain = np.zeros(len(y))
     if todo:
         gens = [torch.Generator().manual_seed(seed + i) for i in todo]
-        mean, _ = inferer.restore(y[todo], network, [settings[i] for i in todo], num_samples=samples, generator=gens)
+        forced = [dataclasses.replace(plans[i], status="restore", reason=None) for i in todo]
+        mean, _ = inferer.sampler.restore(y[todo], network, forced, num_samples=samples, generator=gens)
         gain[todo] = (psnr(mean, x[todo]) - psnr(y[todo], x[todo])).numpy()
     return gain
 
@@ -297,26 +303,25 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None, s
         for kind, sigmas in EVALUATION.items():
             for sigma in sigmas:
                 y = blur_val(x, kind, sigma, sigma_y, g, REAL_BORDERS)
-                settings = inferer.settings_for(y, 8)
-                gain_unchecked = _gains(inferer, restorer.network, x, y, settings, seed,
-                                        lambda s: _restores(inferer, s), samples)
-                restored = np.array([_restores(inferer, s) for s in settings])
-                flagged = np.array([s["blur_mismatch"] for s in settings]) & restored
-                by_axes = np.array([s["estimate"].blur_sigma_axes is not None for s in settings]) & flagged
-                limits = inferer.gaussian_limits
-                directional = np.array([s["estimate"].findings(max_blur_anisotropy=limits["max_blur_anisotropy"]) != []
-                                        and s["estimate"].findings(max_blur_misfit=limits["max_blur_misfit"]) == []
-                                        for s in settings]) & flagged & ~by_axes
+                plans = inferer.plan(y, 8)
+                gain_unchecked = _gains(inferer, restorer.network, x, y, plans, seed,
+                                        lambda p: _restores(inferer, p), samples)
+                restored = np.array([_restores(inferer, p) for p in plans])
+                flagged = np.array([p.status == "blur_mismatch" for p in plans]) & restored
+                by_axes = np.array([p.estimate.blur_sigma_axes is not None for p in plans]) & flagged
+                limits = inferer.policy.limits
+                directional = np.array([p.estimate.findings(max_blur_anisotropy=limits.max_blur_anisotropy) != []
+                                        and p.estimate.findings(max_blur_misfit=limits.max_blur_misfit) == []
+                                        for p in plans]) & flagged & ~by_axes
                 gain_default = np.where(flagged, 0.0, gain_unchecked)
                 worse = restored & (gain_unchecked < 0)
                 gain_isotropic = None
                 if isotropic is not None and kind.startswith("anisotropic"):  # what one isotropic σ gives
-                    gain_isotropic = float(_gains(isotropic, restorer.network, x, y, isotropic.settings_for(y, 8),
-                                                  seed, lambda s: not (s["no_blur"] or s["blur_mismatch"]),
-                                                  samples).mean())
+                    gain_isotropic = float(_gains(isotropic, restorer.network, x, y, isotropic.plan(y, 8),
+                                                  seed, lambda p: p.restores, samples).mean())
                 rows.append({
                     "kind": kind, "sigma": sigma, "sigma_y": sigma_y, "n": len(y),
-                    "sigma_hat_mean": float(np.mean([s["blur_sigma"] for s in settings])),
+                    "sigma_hat_mean": float(np.mean([p.blur_sigma for p in plans])),
                     "restored_unchecked": int(restored.sum()), "worse_unchecked": int(worse.sum()),
                     "handed_back": int(flagged.sum()), "handed_back_by_anisotropy_only": int(directional.sum()),
                     "handed_back_by_axis_checks": int(by_axes.sum()),
@@ -327,11 +332,11 @@ def evaluation(x: torch.Tensor, restorer: Restorer, seed: int, isotropic=None, s
                     "gain_default_mean": float(gain_default.mean()),
                     "gain_unchecked_worst": float(gain_unchecked.min()),
                     "gain_default_worst": float(gain_default.min()),
-                    "read_axis_aligned": int(sum(s["estimate"].blur_sigma_axes is not None for s in settings)),
+                    "read_axis_aligned": int(sum(p.estimate.blur_sigma_axes is not None for p in plans)),
                     "gain_default_isotropic_only_mean": gain_isotropic,
                     "gains_unchecked": [round(float(v), 3) for v in gain_unchecked],
-                    **{f"{k}s": [None if getattr(s["estimate"], k) is None else round(getattr(s["estimate"], k), 3)
-                                 for s in settings] for k in _checks(inferer)}})
+                    **{f"{k}s": [None if getattr(p.estimate, k) is None else round(getattr(p.estimate, k), 3)
+                                 for p in plans] for k in _checks(inferer)}})
                 r = rows[-1]
                 print(f"{kind} σ {sigma:g} σ_y {sigma_y:g}: restored {r['restored_unchecked']}/{r['n']}, worse "
                       f"{r['worse_unchecked']}, handed back {r['handed_back']} "
@@ -425,7 +430,7 @@ def main() -> None:
         print(f"calibration, {name}: {count['read']} of {count['n']} restorable inputs read as axis-aligned; "
               f"{count['handed_back']} of the {count['n']} handed back (by any check)", flush=True)
     isotropic = (Restorer.from_bundle(args.bundle, **{**overrides, "min_axis_ratio": None}).inferer
-                 if getattr(restorer.inferer.estimator, "min_axis_ratio", None) is not None else None)
+                 if getattr(restorer.inferer.policy.estimator, "min_axis_ratio", None) is not None else None)
     evaluated = evaluation(x[: args.ddrm_limit], restorer, args.seed, isotropic, args.samples)
     full = source_resolution(args.full, args.full_limit, args.bundle, args.seed, overrides) if args.full_limit else []
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,

@@ -18,13 +18,14 @@ import time
 import numpy as np
 import torch
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.estimation import quantisation_floor
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
+from xray_restore.plan import RestorationPlan
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
 
@@ -44,20 +45,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle)
-    inferer = restorer.inferer
+    sampler, policy = restorer.inferer.sampler, restorer.inferer.policy
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])[: args.limit]
     n = len(x)
     rows = []
     for sigma, sigma_y in CONDITIONS:
-        op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
+        op = GaussianBlur(64, sigma, padding=sampler.operator.padding)
         y = degrade(x, "realistic", torch.Generator().manual_seed(args.seed), sigma_y=sigma_y, operator=op)
         noise = math.hypot(sigma_y, quantisation_floor(8))
         by_offset = {}
         for delta in OFFSETS:
-            settings = [{"blur_sigma": sigma + delta, "sigma_y": noise,
-                         "operator_uncertainty": inferer.operator_uncertainty} for _ in range(n)]
+            # restored with σ + Δ as given (no back-off), with the policy's operator (its borders) and the operator
+            # uncertainty it applies to an estimated blur
+            plan = RestorationPlan(status="restore", blur_sigma=sigma + delta, sigma_y=noise,
+                                   operator=policy.operator_for(sigma + delta, device=sampler.device),
+                                   operator_sigma=sigma + delta, operator_uncertainty=policy.operator_uncertainty,
+                                   border_error=policy.border_error if policy.unknown_borders else 0.0)
             gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
-            out, _ = inferer.restore(y, restorer.network, settings, num_samples=1, generator=gens)
+            out, _ = sampler.restore(y, restorer.network, [plan] * n, num_samples=1, generator=gens)
             by_offset[delta] = float(psnr(out, x).mean())
         loss = np.array([by_offset[0.0] - by_offset[d] for d in OFFSETS])
         k = float(np.sum(loss * np.square(OFFSETS)) / np.sum(np.power(OFFSETS, 4)))  # least squares, loss = kΔ²
@@ -67,7 +72,7 @@ def main() -> None:
         print(f"σ {sigma} σ_y {sigma_y}: " + ", ".join(f"{d:+.2f}: {v:.2f}" for d, v in by_offset.items())
               + f" dB; k {k:.0f} dB/px², RMS for 0.3 dB {rows[-1]['rms_error_for_0.3_db']:.3f} px", flush=True)
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
-              "operator_uncertainty": inferer.operator_uncertainty, "rows": rows,
+              "operator_uncertainty": policy.operator_uncertainty, "rows": rows,
               "command": "python benchmarks/blur_sensitivity.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
     print("\n| σ | σ_y | " + " | ".join(f"Δ {d:+.2f}" for d in OFFSETS) + " | k (dB/px²) | RMS σ error for 0.3 dB |")

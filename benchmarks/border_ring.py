@@ -28,13 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from xray_restore.blur_regressor import cut_blur
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import blend_outer_ring
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import quantise
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
+from xray_restore.plan import RestorationPlan
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
 
@@ -76,8 +77,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle, border_error=0.0)  # the restoration alone; blended below
-    chosen = Restorer.from_bundle(args.bundle).inferer.border_error
-    inferer = restorer.inferer
+    chosen = Restorer.from_bundle(args.bundle).inferer.policy.border_error
+    sampler, policy = restorer.inferer.sampler, restorer.inferer.policy
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])[: args.limit]
     n, window = len(x), ((0, x.shape[-2]), (0, x.shape[-1]))
     rows, gains = [], {value: [] for value in GRID}
@@ -88,9 +89,12 @@ def main() -> None:
                 truth, blurred = cut_scene(x, sigma, scene)
                 y = quantise(blurred + sigma_y * torch.randn(blurred.shape, generator=g, dtype=torch.float64), 8)
                 y, truth = y.float(), truth.float()
-                settings = [{"blur_sigma": sigma, "sigma_y": sigma_y}] * n
+                # told the true σ and σ_y (exact), the policy's operator (unknown borders) and no blend (0 here)
+                plan = RestorationPlan(status="restore", blur_sigma=sigma, sigma_y=sigma_y,
+                                       operator=policy.operator_for(sigma, device=sampler.device),
+                                       operator_sigma=sigma, border_error=policy.border_error)
                 gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
-                raw, _ = inferer.restore(y, restorer.network, settings, num_samples=1, generator=gens)
+                raw, _ = sampler.restore(y, restorer.network, [plan] * n, num_samples=1, generator=gens)
                 base = float(psnr(raw, truth).mean())
                 for value in GRID:
                     gains[value].append(float(psnr(blend_outer_ring(raw, y, window, value)[0], truth).mean()) - base)

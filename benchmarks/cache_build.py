@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from xray_restore.cache import downsample_files
-from xray_restore.cli import PNG_DATA
+from paths import PNG_DATA
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import time
 import torch
 from monai.bundle import ConfigParser
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import CONDITIONAL_BUNDLE
 from xray_restore.measurement import PROTOCOLS, degrade

@@ -23,12 +23,14 @@ worst defect, so a dB lost weighs twice a dB not won. Tuned on val only; test is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from xray_restore.cli import DEFAULT_DATA, set_ids
+from paths import DEFAULT_DATA
+from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import CONDITIONAL_BUNDLE
 from xray_restore.measurement import REAL_BORDERS, degrade
@@ -74,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle, **overrides)
-    inferer = restorer.inferer
+    inferer, policy = restorer.inferer, restorer.inferer.policy
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])[: args.limit]
     g = torch.Generator().manual_seed(args.seed + 3)
     conditions, gains, sigma_hats = [], [], []
@@ -85,12 +87,13 @@ def main() -> None:
         for sigma in SIGMAS:
             y = degrade(x, "realistic", g, sigma_y=sigma_y,
                         operator=GaussianBlur(64, sigma, padding=args.padding))
-            settings = inferer.settings_for(y, 8)
+            plans = inferer.plan(y, 8)
+            forced = [dataclasses.replace(p, status="restore", reason=None) for p in plans]  # whatever the checks say
             gens = [torch.Generator().manual_seed(args.seed + i) for i in range(len(y))]
-            mean, _ = inferer.restore(y, restorer.network, settings, num_samples=args.samples, generator=gens)
+            mean, _ = inferer.sampler.restore(y, restorer.network, forced, num_samples=args.samples, generator=gens)
             gain = (psnr(mean, x) - psnr(y, x)).numpy()
-            sigma_hat = np.array([s["blur_sigma"] for s in settings])
-            back = np.array([s["no_blur"] or s["blur_mismatch"] for s in settings])
+            sigma_hat = np.array([p.blur_sigma for p in plans])
+            back = np.array([not p.restores for p in plans])
             default = np.where(back, 0.0, gain)
             conditions.append({"sigma": sigma, "sigma_y": sigma_y, "n": len(y),
                                "sigma_hat_mean": float(sigma_hat.mean()), "sigma_hat_min": float(sigma_hat.min()),
@@ -114,10 +117,10 @@ def main() -> None:
         print(f"| {r['limit']:.2f} | {r['restored']} | {r['worse_restored']} | {r['gain_forgone_db']:.1f} | "
               f"{r['harm_avoided_db']:.1f} | {r['net_db']:.1f} |")
     suggested = round(round(best["limit"] / 0.05) * 0.05, 2)
-    print(f"\nsuggested min_blur_sigma {suggested:g} (the bundle's: {inferer.min_blur_sigma})")
+    print(f"\nsuggested min_blur_sigma {suggested:g} (the bundle's: {policy.min_blur_sigma})")
     result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "bundle": args.bundle,
               "model_version": restorer.provenance["model_version"], "overrides": overrides,
-              "bundle_min_blur_sigma": inferer.min_blur_sigma, "suggested_min_blur_sigma": suggested,
+              "bundle_min_blur_sigma": policy.min_blur_sigma, "suggested_min_blur_sigma": suggested,
               "harm_weight": HARM_WEIGHT, "padding": args.padding,
               "conditions": conditions, "sweep": swept,
               "command": f"python benchmarks/conditional_range.py --limit {args.limit} --samples {args.samples} "

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_conditional, format_results
 from xray_restore.provenance import run_info, write_json
 

@@ -19,7 +19,7 @@ import time
 import torch
 
 import xray_restore  # noqa: F401  (torchvision shim before deepinv)
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import _bundle_model, evaluation_ids

@@ -12,7 +12,7 @@ import itertools
 
 import torch
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_prior
 from xray_restore.provenance import run_info, write_json
 

@@ -41,7 +41,7 @@ from xray_restore.baselines import (
     richardson_lucy_skimage,
     tikhonov,
 )
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA, TORCH_HOME
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.deepinv_bridge import as_decomposable_physics, deepinv_ddrm
 from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, TIKHONOV_GRID, evaluation_ids, linear_prior_pool
@@ -116,7 +116,7 @@ def ddrm_of(protocol: str, args: argparse.Namespace):
                  **{k: v for k, v in given.items() if v is not None}}
     restorer = Restorer.from_bundle(args.bundle, **overrides)
     unet = restorer.network if args.prior_weights is None else load_weights(restorer.network, args.prior_weights)
-    return unet, restorer.inferer
+    return unet, restorer.inferer.sampler
 
 
 def run_protocol(protocol: str, data: dict, models: dict, args: argparse.Namespace, bar: tqdm) -> tuple[dict, dict]:
@@ -309,7 +309,7 @@ def update_readme(table: str, readme: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.normpath(ROOT / DEFAULT_DATA))
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--bundle", default=str(ROOT / DDRM_BUNDLE), help="the DDRM bundle (its settings)")
     parser.add_argument("--conditional-bundle", default=str(ROOT / CONDITIONAL_BUNDLE))
     parser.add_argument("--prior-weights", help="other weights for the DDRM bundle's network (default: its own)")
@@ -344,9 +344,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(table)
         return results
     torch.set_num_threads(args.threads)
-    shared_weights = ROOT.parent / "shared/weights/torch_home"  # LPIPS / KID backbones, never downloaded
-    if shared_weights.is_dir():
-        os.environ.setdefault("TORCH_HOME", str(shared_weights))
+    if Path(TORCH_HOME).is_dir():  # LPIPS / KID backbones, never downloaded
+        os.environ.setdefault("TORCH_HOME", TORCH_HOME)
     start = time.time()
     data = {split: to_unit_range(load_cxr14_cache(args.data, split)["images"]) for split in ("val", "test")}
     data["train"] = linear_prior_pool(args.data)  # train + the training-only archives beside it
@@ -354,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     given = {"num_steps": args.cond_steps, "eta": args.cond_eta, "temperature": args.cond_temperature,
              "strength": args.cond_strength}
     conditional = Restorer.from_bundle(args.conditional_bundle, **{k: v for k, v in given.items() if v is not None})
-    cond_inferer = conditional.inferer
+    cond_inferer = conditional.inferer.sampler
     settings = {k: getattr(cond_inferer, k) for k in ("num_steps", "eta", "temperature", "strength")}
     cond_net = (conditional.network if args.conditional_weights is None
                 else load_weights(conditional.network, args.conditional_weights))

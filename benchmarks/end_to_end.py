@@ -36,11 +36,12 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
 from xray_restore.batch import Manifest, run_batch
-from xray_restore.cli import DEFAULT_DATA, DICOM_DATA, EXTRA_DATA, FULL_DATA
+from paths import DEFAULT_DATA, DICOM_DATA, EXTRA_DATA, FULL_DATA
 from xray_restore.evaluation import LMMSE_FLIPS, linear_prior_pool
 from xray_restore.locate import CONDITIONAL_BUNDLE, DDRM_BUNDLE
 from xray_restore.metrics import psnr, ssim
 from xray_restore.operators import blur_operator
+from xray_restore.plan import RestorationPlan
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
 
@@ -143,7 +144,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     def lmmse(y: torch.Tensor, sigma: float, sigma_y: float) -> torch.Tensor:
         key = (round(sigma * 2) / 2, float(np.exp(np.round(np.log(max(sigma_y, 1e-5)) * 2) / 2)))
         if key not in lmmse_cache:
-            op = blur_operator(64, key[0], padding=forced.inferer.operator.padding)
+            op = blur_operator(64, key[0], padding=forced.inferer.sampler.operator.padding)
             moments = lmmse_cache.setdefault(("moments", key[0]), SpectralGaussian(op, pool, flips=LMMSE_FLIPS))
             lmmse_cache[key] = GaussianLMMSE(op, moments, shrinkage, key[1])
         return lmmse_cache[key](y)
@@ -190,9 +191,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                 quant = 1 / (2.0**bits * math.sqrt(12))
                 noise_64 = np.sqrt(sigma_y**2 + quant**2) / 16  # the noise left after the 16×16 area average
                 nominal = np.maximum(noise_64, quant)  # the estimator never reports below the source's floor
-                true_settings = [{"blur_sigma": sigma_64, "sigma_y": float(n)} for n in noise_64]
+                sampler, policy = forced.inferer.sampler, forced.inferer.policy
+                true_plans = [RestorationPlan(status="restore", blur_sigma=sigma_64, sigma_y=float(n),  # exact
+                                              operator=policy.operator_for(sigma_64, device=sampler.device),
+                                              operator_sigma=sigma_64,
+                                              border_error=policy.border_error if policy.unknown_borders else 0.0)
+                              for n in noise_64]
                 gens = [torch.Generator().manual_seed(i) for i in range(len(results))]
-                m_true, _ = forced.inferer.restore(y64, forced.network, true_settings, generator=gens)  # bundle's k
+                m_true, _ = sampler.restore(y64, forced.network, true_plans, generator=gens)  # the bundle's k
                 true_detail = (src_grid + up(m_true - y64, x.shape[-1])).clamp(0, 1)
                 lm = torch.cat([lmmse(y64[i : i + 1].double(), r.blur_sigma, r.sigma_y).float()
                                 for i, r in enumerate(results)])
@@ -237,7 +243,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
             real.append({"file": path.name, "error": str(e).split(": ", 1)[-1]})
             continue
         mse = float(np.mean((r.restored - r.image) ** 2))
-        default_state = "no blur" if r.blur_sigma < forced.inferer.no_blur_sigma else "blurred"
+        default_state = "no blur" if r.status == "no_blur" else "blurred"  # the policy's verdict
         real.append({"file": path.name, "grid": list(r.image.shape), "blur_sigma": round(r.blur_sigma, 3),
                      "sigma_y": round(r.estimate["sigma_y"], 6), "default": default_state,
                      # None: the forced output is the input itself, pixel for pixel (no blur found: nothing to undo)

@@ -30,6 +30,7 @@ and mean |σ error| per geometry, σ ∈ {1, 2, 3}, σ_y 0.002). Tuned on val on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -37,12 +38,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xray_restore.cli import DEFAULT_DATA, set_ids
+from paths import DEFAULT_DATA
+from xray_restore.cli import set_ids
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import degrade
 from xray_restore.metrics import psnr
 from xray_restore.operators import GaussianBlur
+from xray_restore.plan import RestorationPlan
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
 
@@ -76,7 +79,7 @@ def footprint_rows(x: torch.Tensor, inferer, seed: int) -> list[dict]:
             else:
                 cut = torch.stack([torch.as_tensor(pad(im)) for im in y[..., lo : lo + FOOTPRINT_SIDE, :]])
                 windows = [(window, (0, 64))] * len(y)
-            est = np.array([s["blur_sigma"] for s in inferer.settings_for(cut, 8, 1.0, windows)])
+            est = np.array([p.blur_sigma for p in inferer.plan(cut, 8, 1.0, windows)])
             out.append({"geometry": geometry, "sigma": sigma, "sigma_y": 0.002, "n": len(y),
                         "sigma_bias": float((est - sigma).mean()),
                         "abs_sigma_error": float(np.abs(est - sigma).mean())})
@@ -117,10 +120,11 @@ def main() -> None:
     overrides = set_ids(args.set)
     restorer = Restorer.from_bundle(args.bundle, **overrides)
     inferer = restorer.inferer
+    sampler, policy = inferer.sampler, inferer.policy
     if args.regressor:
         from xray_restore.blur_regressor import load_regressor
 
-        inferer.estimator.regressor = load_regressor(args.regressor)
+        policy.estimator.regressor = load_regressor(args.regressor)
     x = to_unit_range(load_cxr14_cache(args.data, args.split)["images"])[: args.limit]
     true_from = {}
     if args.true_from:
@@ -134,17 +138,17 @@ def main() -> None:
         for sigma in args.sigmas:
             g = torch.Generator().manual_seed(args.seed)
             # the physics the bundle's operator assumes (reflect: no dark border, as in real radiographs)
-            op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
+            op = GaussianBlur(64, sigma, padding=sampler.operator.padding)
             y = degrade(x, "realistic", g, sigma_y=sigma_y, operator=op)
             start = time.time()
-            settings = inferer.settings_for(y, 8)
+            plans = inferer.plan(y, 8)
             per_image = (time.time() - start) / len(y)
-            est_sigma = np.array([s["blur_sigma"] for s in settings])
-            est_noise = np.array([s["estimate"].sigma_y for s in settings])
+            est_sigma = np.array([p.blur_sigma for p in plans])
+            est_noise = np.array([p.estimate.sigma_y for p in plans])
             ratio = est_noise / sigma_y
-            opinions = {"spectral": np.array([s["estimate"].spectral_blur_sigma for s in settings], dtype=float),
-                        "learned": np.array([np.nan if s["estimate"].learned_blur_sigma is None
-                                             else s["estimate"].learned_blur_sigma for s in settings], dtype=float)}
+            opinions = {"spectral": np.array([p.estimate.spectral_blur_sigma for p in plans], dtype=float),
+                        "learned": np.array([np.nan if p.estimate.learned_blur_sigma is None
+                                             else p.estimate.learned_blur_sigma for p in plans], dtype=float)}
             closer = np.abs(opinions["learned"] - sigma) < np.abs(opinions["spectral"] - sigma)
             opinions["best_of_two"] = np.where(closer, opinions["learned"], opinions["spectral"])
             rows.append({"sigma": sigma, "sigma_y": sigma_y, "n": len(y), "sigma_hat_mean": float(est_sigma.mean()),
@@ -159,29 +163,35 @@ def main() -> None:
                          "sigma_hat_p99": float(np.percentile(est_sigma, 99)),
                          "sigma_y_ratio_median": float(np.median(ratio)),
                          "sigma_y_ratio_within_1.5": float(np.mean((ratio <= 1.5) & (ratio >= 1 / 1.5))),
-                         "no_blur_fraction": float(np.mean([s["no_blur"] for s in settings])),
-                         "blur_mismatch_fraction": float(np.mean([s["blur_mismatch"] for s in settings])),
+                         "no_blur_fraction": float(np.mean([p.status == "no_blur" for p in plans])),
+                         "blur_mismatch_fraction": float(np.mean([p.status == "blur_mismatch" for p in plans])),
                          "estimator_ms_per_image": round(1000 * per_image, 2),
                          "sigma_hats": est_sigma.round(3).tolist()})
             if args.ddrm_limit:
                 n = min(args.ddrm_limit, len(y))
-                xs, ys, est = x[:n], y[:n], settings[:n]
-                true = [{"blur_sigma": sigma, "sigma_y": sigma_y} for _ in range(n)]
-                # DDRM with the estimated σ̂ and σ̂_y themselves (no gate: what the issue compares with the truth);
-                # the product's default output below applies the no-blur gate on top (the input itself)
-                ungated = [{**s, "operator_sigma": inferer.restoring_sigma(s["estimate"].blur_sigma_axes
-                                                                           or s["blur_sigma"])}
-                           for s in est]  # the blur the product restores with (both axes where it read them)
+                xs, ys, est = x[:n], y[:n], plans[:n]
+                true = [RestorationPlan(status="restore", blur_sigma=sigma, sigma_y=sigma_y,  # exact: as given
+                                        operator=policy.operator_for(sigma, device=sampler.device),
+                                        operator_sigma=sigma,
+                                        border_error=policy.border_error if policy.unknown_borders else 0.0)] * n
+                # DDRM with the estimated σ̂ and σ̂_y themselves (no gate: what the issue compares with the truth),
+                # an input with no blur too (restored with its σ̂, not as denoise only); the product's default output
+                # below applies the gate on top (the input itself)
+                ungated = []
+                for p in est:  # the blur the product restores with (both axes where it read them)
+                    restoring = policy.restoring_sigma(p.estimate.blur_sigma_axes or p.blur_sigma)
+                    ungated.append(dataclasses.replace(
+                        p, status="restore", reason=None, operator_sigma=restoring,
+                        operator=policy.operator_for(restoring, p.window, device=sampler.device)))
                 out = {}
                 earlier = true_from.get((sigma, sigma_y))
                 if args.true_from and (earlier is None or earlier["n"] != n):
                     parser.error(f"{args.true_from} has no DDRM row of {n} images at sigma {sigma}, sigma_y {sigma_y}")
                 for name, st in (("estimated", ungated), ("true", true))[: 1 if earlier else 2]:
                     gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
-                    mean, _ = inferer.restore(ys, restorer.network, st, num_samples=args.samples, generator=gens)
+                    mean, _ = sampler.restore(ys, restorer.network, st, num_samples=args.samples, generator=gens)
                     out[name] = mean
-                default = torch.stack([ys[i] if s["no_blur"] or s["blur_mismatch"] else out["estimated"][i]
-                                       for i, s in enumerate(est)])
+                default = torch.stack([out["estimated"][i] if p.restores else ys[i] for i, p in enumerate(est)])
                 psnr_est = psnr(out["estimated"], xs).numpy()
                 psnr_true = (np.array(earlier["psnr_ddrm_true_per_image"]) if earlier
                              else psnr(out["true"], xs).numpy())
@@ -214,10 +224,10 @@ def main() -> None:
         sharp_p99, one_px_p01 = float(np.percentile(sharp, 99)), float(np.percentile(one_px, 1))
         calibration = {"sharp_p99": sharp_p99, "sharp_max": float(sharp.max()), "one_px_p01": one_px_p01,
                        "suggested_no_blur_sigma": round((sharp_p99 + one_px_p01) / 2, 2),
-                       "bundle_no_blur_sigma": inferer.no_blur_sigma}
-    result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": inferer.estimator.config,
+                       "bundle_no_blur_sigma": policy.no_blur_sigma}
+    result = {**run_info(), "wall_seconds": round(time.time() - started, 1), "estimator": policy.estimator.config,
               "bundle": args.bundle, "model_version": restorer.provenance["model_version"],
-              "restoring": {k: inferer.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution",
+              "restoring": {k: policy.config[k] for k in ("blur_backoff", "blur_backoff_until", "sigma_resolution",
                                                            "operator_uncertainty", "border_error")},
               "overrides": overrides, "ddrm_num_samples": args.samples or inferer.num_samples,
               "rows": rows, "ddrm": ddrm_rows, "calibration": calibration, "footprints": footprints,

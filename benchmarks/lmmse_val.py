@@ -17,7 +17,7 @@ import time
 import torch
 
 from xray_restore.baselines import GaussianLMMSE, SpectralGaussian
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.evaluation import LMMSE_FLIPS, LMMSE_GRID, linear_prior_pool
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator

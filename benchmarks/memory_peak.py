@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_restore.cli import DICOM_DATA, FULL_DATA
+from paths import DICOM_DATA, FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 

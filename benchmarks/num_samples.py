@@ -18,11 +18,12 @@ DDRM time per image. Writes ``benchmarks/results/num_samples.json``. Tuned on va
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.measurement import measure
@@ -51,6 +52,7 @@ def main() -> None:
     started = time.time()
     restorer = Restorer.from_bundle(args.bundle)
     inferer = restorer.inferer
+    sampler, policy = inferer.sampler, inferer.policy
     x = to_unit_range(load_cxr14_cache(args.data, "val")["images"])[: args.limit]
     rows = []
     print(f"{'sigma':>6}{'sigma_y':>8}{'input':>8}" + "".join(f"{f'k={k}':>16}" for k in args.samples))
@@ -58,16 +60,19 @@ def main() -> None:
         for sigma in SIGMAS:
             g = torch.Generator().manual_seed(args.seed)
             noise = torch.randn(x.shape, generator=g, dtype=torch.float64)
-            op = GaussianBlur(64, sigma, padding=inferer.operator.padding)
+            op = GaussianBlur(64, sigma, padding=sampler.operator.padding)
             y = measure(x.double(), op, sigma_y, noise, bits).clamp(0.0, 1.0).to(x.dtype)
-            settings = [{**s, "operator_sigma": inferer.restoring_sigma(s["blur_sigma"])}  # no gate: restore all
-                        for s in inferer.settings_for(y, bits)]
+            plans = []
+            for p in inferer.plan(y, bits):  # no gate: restore all, each with its estimated (isotropic) blur
+                restoring = policy.restoring_sigma(p.blur_sigma)
+                plans.append(dataclasses.replace(p, status="restore", reason=None, operator_sigma=restoring,
+                                                 operator=policy.operator_for(restoring, p.window, sampler.device)))
             row = {"sigma": sigma, "sigma_y": sigma_y, "bits": bits, "n": len(y),
                    "psnr_input": float(psnr(y, x).mean()), "samples": []}
             for k in args.samples:
                 gens = [torch.Generator().manual_seed(args.seed + i) for i in range(len(y))]
                 start = time.time()
-                mean, _ = inferer.restore(y, restorer.network, settings, num_samples=k, generator=gens)
+                mean, _ = sampler.restore(y, restorer.network, plans, num_samples=k, generator=gens)
                 row["samples"].append({"num_samples": k, "psnr": float(psnr(mean, x).mean()),
                                        "seconds_per_image": round((time.time() - start) / len(y), 3)})
             rows.append(row)

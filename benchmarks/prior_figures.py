@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.datasets import load_cxr14_cache, to_unit_range
 from xray_restore.ddrm import DDRMInferer
 from xray_restore.measurement import PROTOCOLS, degrade, make_operator

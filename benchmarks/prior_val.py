@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from xray_restore.cli import DEFAULT_DATA
+from paths import DEFAULT_DATA
 from xray_restore.evaluation import evaluate_prior, format_results
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json

@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from xray_restore.cli import FULL_DATA
+from paths import FULL_DATA
 from xray_restore.locate import DDRM_BUNDLE
 from xray_restore.provenance import run_info, write_json
 from xray_restore.restore import Restorer
@@ -74,7 +74,7 @@ def main() -> None:
     restorer = Restorer.from_bundle(args.bundle, force=True)
     # the same, assuming the scene mirrors at every border (xray_ddrm <= 0.8.2): what unknown borders change
     mirrored = Restorer.from_bundle(args.bundle, force=True, unknown_borders=False)
-    gate = restorer.inferer.no_blur_sigma
+    gate = restorer.inferer.policy.no_blur_sigma
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for sigma_64 in SIGMAS_64:

@@ -21,6 +21,9 @@ DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "xray_ddrm"
 SMALL = ["CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm", "CR-tiny16x16-dicomdirtests-6154.dcm",
          "RF-KarstenHilbert-MLUT.dcm"]
+#: The small shared DICOMs are one chest, a mammogram, a spine and a fluoroscopy frame: the tests of the batch's
+#: mechanics restore them all (the anatomy gate off); the gate in a batch has its own test below.
+NO_GATE = {"anatomy_gate": None}
 
 
 def make_inputs(folder: Path, n: int, bad: bool = False) -> list[str]:
@@ -91,9 +94,11 @@ def test_kill_at_random_points_then_resume(tmp_path, per_input):
 
 def test_two_dask_workers_match_single_process(tmp_path, per_input):
     make_inputs(tmp_path / "in", 6)
-    single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, batch_size=2, progress=False,
+    single = run_batch([tmp_path / "in"], tmp_path / "single", bundle=BUNDLE, **NO_GATE, batch_size=2,
+                       progress=False,
                        blur_sigma=2.0)
-    dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, batch_size=2, workers=2, progress=False,
+    dask = run_batch([tmp_path / "in"], tmp_path / "dask", bundle=BUNDLE, **NO_GATE, batch_size=2, workers=2,
+                     progress=False,
                      blur_sigma=2.0)
     assert single.ok and dask.ok and single.counts == dask.counts
     a = sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.dcm"))
@@ -108,16 +113,18 @@ def test_two_dask_workers_match_single_process(tmp_path, per_input):
 
 def test_own_outputs_under_the_input_folder_are_skipped(tmp_path, per_input):
     make_inputs(tmp_path / "in", 2)
-    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
+    first = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, **NO_GATE,
+                      progress=False, blur_sigma=2.0)
     assert first.counts["done"] == 2
-    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, progress=False, blur_sigma=2.0)
+    second = run_batch([tmp_path / "in"], tmp_path / "in" / "restored", bundle=BUNDLE, **NO_GATE,
+                      progress=False, blur_sigma=2.0)
     assert second.counts == {"pending": 0, "done": 2, "failed": 0, "skipped": 2 * per_input, "stored": 0}
     assert second.ok
 
 
 def test_sharp_studies_are_skipped_with_their_estimates_and_not_redone(tmp_path):
     make_inputs(tmp_path / "in", 2)
-    first = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
+    first = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, **NO_GATE, progress=False)
     assert first.ok and first.counts == {"pending": 0, "done": 0, "failed": 0, "skipped": 2, "stored": 0}
     book = Manifest(tmp_path / "out" / "manifest.sqlite")
     rows = book.rows()
@@ -125,7 +132,7 @@ def test_sharp_studies_are_skipped_with_their_estimates_and_not_redone(tmp_path)
     assert all("no blur at the model scale" in r["reason"] and 0 <= r["blur_sigma"] < 0.7 and r["sigma_y"] > 0
                for r in rows)
     assert not list((tmp_path / "out").rglob("*.dcm"))  # a PACS does not fill up with copies of sharp studies
-    second = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False)
+    second = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, **NO_GATE, progress=False)
     assert second.processed == 0
 
 
@@ -166,11 +173,27 @@ def test_a_fifo_in_the_folder_fails_by_name_and_a_copy_is_a_duplicate(tmp_path):
         inputs / "a.png")
     shutil.copy(inputs / "a.png", inputs / "b.png")
     os.mkfifo(inputs / "pipe.png")
-    summary = run_batch([inputs], tmp_path / "out", bundle=BUNDLE, batch_size=4, num_samples=1, progress=False,
-                        blur_sigma=2.0, sigma_y=0.01, num_steps=5)
+    summary = run_batch([inputs], tmp_path / "out", bundle=BUNDLE, **NO_GATE, batch_size=4, num_samples=1,
+                        progress=False, blur_sigma=2.0, sigma_y=0.01, num_steps=5)
     assert summary.counts == {"pending": 0, "done": 1, "failed": 1, "skipped": 1, "stored": 0}
     book = Manifest(tmp_path / "out" / "manifest.sqlite")
     rows = {Path(r["source"]).name: r for r in book.rows()}
     book.close()
     assert rows["b.png"]["reason"] == f"duplicate of {inputs.resolve() / 'a.png'}"
     assert rows["pipe.png"]["reason"] == "load: not a regular file (a FIFO); only regular files are read"
+
+
+def test_a_study_that_is_not_a_chest_radiograph_is_skipped_with_the_reason_and_not_redone(tmp_path):
+    """A mammogram (its header says MG) and a spine (Body Part Examined CSPINE) are handed back as not chest: no
+    output, the manifest says why, a rerun processes nothing."""
+    make_inputs(tmp_path / "in", 3)  # the chest, the mammogram, the spine
+    first = run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False, blur_sigma=2.0,
+                      num_samples=1, num_steps=2)
+    book = Manifest(tmp_path / "out" / "manifest.sqlite")
+    rows = {Path(r["source"]).name: r for r in book.rows()}
+    book.close()
+    assert first.ok and first.counts["skipped"] == 2 and first.counts["done"] == 1, first.counts
+    assert "Modality MG" in rows["instance_01.dcm"]["reason"] and "CSPINE" in rows["instance_02.dcm"]["reason"]
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 1
+    assert run_batch([tmp_path / "in"], tmp_path / "out", bundle=BUNDLE, progress=False, blur_sigma=2.0,
+                     num_samples=1, num_steps=2).processed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -53,12 +54,12 @@ def test_training_options_build_the_train_config():
     from xray_restore.cli import _train_config, build_parser
 
     for command, bundle in (("train-prior", "bundles/xray_ddrm"), ("train-conditional", "bundles/xray_conditional")):
-        args = build_parser().parse_args([command, "--steps", "500", "--decay-steps", "100", "--min-lr-ratio", "0.05",
-                                          "--lr", "1e-4", "--fp32"])
+        args = build_parser().parse_args([command, "--data", "cache.npz", "--steps", "500", "--decay-steps", "100",
+                                          "--min-lr-ratio", "0.05", "--lr", "1e-4", "--fp32"])
         config = _train_config(args, bundle)
         assert (config.max_steps, config.decay_steps, config.min_lr_ratio, config.lr, config.autocast) == (
             500, 100, 0.05, 1e-4, False)
-        untouched = _train_config(build_parser().parse_args([command]), bundle)
+        untouched = _train_config(build_parser().parse_args([command, "--data", "cache.npz"]), bundle)
         assert untouched.max_steps == 100000 and untouched.lr == 3e-4  # the bundle's train.json, not a CLI copy
 
 
@@ -68,7 +69,8 @@ def test_training_device_is_checked_before_any_work(tmp_path, capsys):
     from xray_restore.cli import main
 
     with pytest.raises(SystemExit, match="not a torch device"):
-        main(["train-prior", "--device", "gpu0", "--out", str(tmp_path), "--network", '{"channels": [48, 96, 96]}'])
+        main(["train-prior", "--data", str(tmp_path / "cache.npz"), "--device", "gpu0", "--out", str(tmp_path),
+              "--network", '{"channels": [48, 96, 96]}'])
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
@@ -87,22 +89,45 @@ def test_train_conditional_trains_the_network_of_the_bundles_train_json(cxr14_ca
     load_weights(parser.get_parsed_content("network_def"), tmp_path / "model.pt")
 
 
-def test_fit_regressor_options_override_the_bundles_regressor_config():
+def test_fit_regressor_options_override_the_bundles_regressor_config(capsys):
     """``fit-regressor`` reads the bundle's train.json ``regressor_config`` (its home) and applies only the options
-    given: the loss by default, ``--sigma-loss l1 --sigma-loss-offset`` together; an offset without the L1 loss it
-    weights is refused with a message naming both."""
+    given (the loss: ``l1``, what the shipped regressor's first 19,000 steps used, or ``sensitivity``); the width
+    is the bundle's."""
     from xray_restore.blur_regressor import RegressorConfig
     from xray_restore.cli import _regressor_config, build_parser
 
     def config(*options: str) -> RegressorConfig:
-        return _regressor_config(build_parser().parse_args(["fit-regressor", *options]))
+        return _regressor_config(build_parser().parse_args(["fit-regressor", "--data", "cache.npz", *options]))
 
     assert config() == RegressorConfig()  # the dataclass defaults equal train.json (tests/test_settings.py)
-    tuned = config("--sigma-loss", "l1", "--sigma-loss-offset", "0.5", "--steps", "7")
-    assert (tuned.sigma_loss, tuned.sigma_loss_offset, tuned.steps) == ("l1", 0.5, 7)
-    assert config("--width", "64").width == 64
-    with pytest.raises(ValueError, match="'l1' loss only"):
-        config("--sigma-loss-offset", "0.5")
+    tuned = config("--sigma-loss", "l1", "--steps", "7")
+    assert (tuned.sigma_loss, tuned.steps, tuned.width) == ("l1", 7, RegressorConfig().width)
+    for gone in (("--width", "64"), ("--sigma-loss-offset", "0.5"), ("--sigma-loss", "l2")):
+        with pytest.raises(SystemExit):
+            config(*gone)
+    capsys.readouterr()
+
+
+def test_the_data_commands_take_data_or_the_environment_and_restoring_takes_neither(monkeypatch, capsys):
+    """The commands that read the 64x64 cache take ``--data`` or ``$XRAY_RESTORE_DATA`` (there is no default path of a
+    development checkout); ``run``, ``restore`` and ``batch`` have no ``--data``."""
+    from xray_restore.cli import DATA_ENV, build_parser
+
+    commands = ("train-prior", "train-conditional", "fit-spectrum", "fit-regressor", "evaluate")
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    for command in commands:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command])
+        assert "--data" in capsys.readouterr().err, command
+        assert build_parser().parse_args([command, "--data", "given.npz"]).data == "given.npz"
+    monkeypatch.setenv(DATA_ENV, "from_env.npz")
+    for command in commands:
+        assert build_parser().parse_args([command]).data == "from_env.npz"
+        assert build_parser().parse_args([command, "--data", "given.npz"]).data == "given.npz"
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    for name in ("run", "restore", "batch", "train-source-prior"):
+        assert "--data" not in {flag for a in sub.choices[name]._actions for flag in a.option_strings}, name
 
 
 def test_every_option_of_every_command_has_help():

@@ -143,32 +143,38 @@ def test_tikhonov_front_end_is_float32_under_autocast():
 def test_the_bundle_hands_back_a_blur_milder_than_its_network_takes(cxr14_cache):
     """The shipped network restores every input as for its training blur (σ 2): a σ 1 blur comes back over-sharpened,
     worse than it came in (here, forced), so ``min_blur_sigma`` hands it back and says why; σ 2 is restored."""
+    import dataclasses
+
     from xray_restore.datasets import to_unit_range
     from xray_restore.measurement import degrade
     from xray_restore.metrics import psnr
+    from xray_restore.policy import RestorationPolicy
     from xray_restore.restore import Restorer
 
     restorer = Restorer.from_bundle("bundles/xray_conditional")
-    inferer = restorer.inferer
-    assert inferer.min_blur_sigma is not None and inferer.min_blur_sigma > inferer.no_blur_sigma
+    inferer, policy = restorer.inferer, restorer.inferer.policy
+    assert policy.min_blur_sigma is not None and policy.min_blur_sigma > policy.no_blur_sigma
     x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:8]
     g = torch.Generator().manual_seed(0)
     for sigma in (1.0, 2.0):
-        y = degrade(x, "realistic", g, operator=GaussianBlur(64, sigma, padding=inferer.operator.padding))
-        settings = inferer.settings_for(y, 8)
+        y = degrade(x, "realistic", g, operator=GaussianBlur(64, sigma, padding=inferer.sampler.operator.padding))
+        plans = inferer.plan(y, 8)
+        trained = inferer.sampler.operator.sigma
+        assert all(p.operator is None and p.operator_sigma == trained for p in plans)  # as for its training blur
+        forced_plans = [dataclasses.replace(p, status="restore", reason=None) for p in plans]  # here, forced
         gens = [torch.Generator().manual_seed(i) for i in range(len(y))]
-        forced, _ = inferer.restore(y, restorer.network, settings, num_samples=1, generator=gens)
+        forced, _ = inferer.sampler.restore(y, restorer.network, forced_plans, num_samples=1, generator=gens)
         gain = psnr(forced, x) - psnr(y, x)
         if sigma == 1.0:
             assert gain.mean() < 0  # why the check exists
-            back = [s for s in settings if s["blur_mismatch"]]
-            assert len(back) >= 6 and all(not s["no_blur"] and "milder than this model restores" in s["mismatch"]
-                                          and s["blur_sigma"] < inferer.min_blur_sigma for s in back)
+            back = [p for p in plans if p.status == "blur_mismatch"]
+            assert len(back) >= 6 and all("milder than this model restores" in p.reason
+                                          and p.blur_sigma < policy.min_blur_sigma for p in back)
         else:
-            assert gain.min() > 0 and not any(s["blur_mismatch"] for s in settings)
-    with pytest.raises(ValueError, match="min_blur_sigma"):
-        type(inferer)(num_steps=4, eta=0.0, num_samples=1, operator=inferer.operator, no_blur_sigma=0.7,
-                      min_blur_sigma=0.5)
+            assert gain.min() > 0 and not any(p.status == "blur_mismatch" for p in plans)
+    with pytest.raises(ValueError, match="min_blur_sigma"):  # milder than no blur: the policy refuses it
+        RestorationPolicy(operator=policy.operator, estimator=policy.estimator, fixed_operator=True,
+                          no_blur_sigma=0.7, min_blur_sigma=0.5)
 
 
 def test_the_evidence_check_hands_back_a_disk_here_too_once_turned_on(cxr14_cache):
@@ -183,20 +189,20 @@ def test_the_evidence_check_hands_back_a_disk_here_too_once_turned_on(cxr14_cach
     from xray_restore.restore import Restorer
 
     shipped = Restorer.from_bundle("bundles/xray_conditional").inferer
-    assert shipped.estimator.alternative_signal is None  # the shipped spectrum reads none (their fits cost 3×)
-    assert shipped.gaussian_limits["max_non_gaussian_evidence"] is None
+    assert shipped.policy.estimator.alternative_signal is None  # the shipped spectrum reads none (their fits cost 3×)
+    assert shipped.policy.limits.max_non_gaussian_evidence is None
     spectrum = str(Path("bundles/xray_ddrm/models/degradation_spectrum.pt").resolve())  # has the alternatives
     inferer = Restorer.from_bundle("bundles/xray_conditional", degradation_spectrum=spectrum,
                                    max_non_gaussian_evidence=10.0, max_axis_ratio=2.8).inferer
-    assert inferer.gaussian_limits["max_axis_ratio"] == 2.8
+    assert inferer.policy.limits.max_axis_ratio == 2.8
     x = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:16]
     g = torch.Generator().manual_seed(3)
-    gaussian = inferer.settings_for(degrade(x, "realistic", g, sigma_y=0.002,
-                                            operator=GaussianBlur(64, 2.0, padding="symmetric")), 8)
-    assert not any(s["blur_mismatch"] or s["no_blur"] for s in gaussian), [s["mismatch"] for s in gaussian]
+    gaussian = inferer.plan(degrade(x, "realistic", g, sigma_y=0.002,
+                                    operator=GaussianBlur(64, 2.0, padding="symmetric")), 8)
+    assert all(p.restores for p in gaussian), [p.reason for p in gaussian]
     disk = torch.cat([convolve_mirrored(x[i : i + 1], non_gaussian_kernel("disk", 2.0, 0.0)) for i in range(len(x))])
     y = quantise(disk + 0.002 * torch.randn(disk.shape, generator=g, dtype=torch.float64), 8).float()
-    back = [s["mismatch"] for s in inferer.settings_for(y, 8) if s["blur_mismatch"]]
+    back = [p.reason for p in inferer.plan(y, 8) if p.status == "blur_mismatch"]
     named = [m for m in back if "evidence for a blur that is not Gaussian" in m and "disk" in m]
     assert len(named) >= len(x) // 2, back
-    assert sum(s["blur_mismatch"] for s in shipped.settings_for(y, 8)) < len(named)  # the shipped checks restore more
+    assert sum(p.status == "blur_mismatch" for p in shipped.plan(y, 8)) < len(named)  # the shipped checks restore more

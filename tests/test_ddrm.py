@@ -9,6 +9,8 @@ from monai.networks.schedulers import DDPMScheduler
 
 from xray_restore.ddrm import DDRMInferer, blend_outer_ring, ddrm_timesteps
 from xray_restore.operators import GaussianBlur
+from xray_restore.plan import RestorationPlan
+from xray_restore.policy import PlannedInferer, RestorationPolicy
 
 SIGMA_P = 0.5  # prior std in the model's [-1, 1] space
 
@@ -121,12 +123,12 @@ def test_operator_uncertainty_tempers_a_wrong_blur_and_costs_little_on_the_right
     assert wrong_exact > 3 * right  # the test can see a wrong blur
     assert wrong_tempered < 0.6 * wrong_exact
     assert mse(true, 0.1) < 1.5 * right
-    with pytest.raises(ValueError, match="operator_uncertainty"):
-        DDRMInferer(true, scheduler, operator_uncertainty=-0.1)
-    # restore() hands each input's setting to sample(): the same pixels as a direct call, not those of δ = 0
+    with pytest.raises(ValueError, match="operator_uncertainty"):  # the policy's setting (the sampler has none)
+        RestorationPolicy(operator=true, blur_sigma=None, sigma_y=0.002, operator_uncertainty=-0.1)
+    # restore() hands each input's plan to sample(): the same pixels as a direct call, not those of δ = 0
     inferer = DDRMInferer(wrong, scheduler, num_steps=5, sigma_y=0.002, clip_denoised=False)
-    settings = [{"blur_sigma": 1.3, "sigma_y": 0.002, "operator_uncertainty": 0.1}] * 2
-    via_restore, _ = inferer.restore(y[:2], net, settings, generator=torch.Generator().manual_seed(2))
+    plans = [RestorationPlan(status="restore", blur_sigma=1.3, sigma_y=0.002, operator_uncertainty=0.1)] * 2
+    via_restore, _ = inferer.restore(y[:2], net, plans, generator=torch.Generator().manual_seed(2))
     direct, _ = inferer.sample(y[:2], net, generator=torch.Generator().manual_seed(2), operator_uncertainty=0.1)
     exact, _ = inferer.sample(y[:2], net, generator=torch.Generator().manual_seed(2))
     assert torch.equal(via_restore, direct) and not torch.allclose(direct, exact)
@@ -195,6 +197,7 @@ def test_inferer_uses_and_reports_its_spacing():
         ({"eta_b": -0.1}, "eta_b"),
         ({"sigma_y": -0.01}, "sigma_y"),
         ({"sigma_y": float("nan")}, "sigma_y"),
+        ({"sigma_y": "auto"}, "sigma_y"),  # a number: estimating it is the policy's
         ({"num_steps": 0}, "num_steps"),
         ({"num_steps": 1001}, "num_steps"),
         ({"num_samples": 0}, "num_samples"),
@@ -219,21 +222,22 @@ def test_bad_inputs():
 
 
 def test_the_inferer_moves_with_everything_that_holds_tensors():
-    """``DDRMInferer`` is an ``nn.Module``: ``.to(device)`` moves its operator, and the blurs it builds for an
-    estimated σ are made on its device ("meta" stands in for a GPU: no data, same bookkeeping)."""
-    from monai.networks.schedulers import DDPMScheduler
-
-    from xray_restore.ddrm import DDRMInferer
-    from xray_restore.operators import GaussianBlur
-
-    inferer = DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000), num_steps=3, blur_sigma=1.0)
-    assert isinstance(inferer, torch.nn.Module) and inferer.device.type == "cpu"
-    inferer.to("meta")
-    assert inferer.device.type == "meta"
-    assert all(b.device.type == "meta" for b in inferer.buffers()) and len(list(inferer.buffers())) > 0
-    assert all(b.device.type == "meta" for b in inferer.operator_for(1.5).buffers())
-    assert all(b.device.type == "cpu" for b in DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000),
-                                                           blur_sigma=1.0).operator_for(1.5).buffers())
+    """``DDRMInferer`` is an ``nn.Module``: ``.to(device)`` moves its operator, and the blurs planned for it (an
+    estimated or given σ, :meth:`PlannedInferer.plan`) are made on its device ("meta" stands in for a GPU: no data,
+    same bookkeeping)."""
+    sampler = DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000), num_steps=3)
+    planned = PlannedInferer(sampler, RestorationPolicy(operator=sampler.operator, blur_sigma=1.5, sigma_y=0.01))
+    assert isinstance(sampler, torch.nn.Module) and sampler.device.type == "cpu"
+    sampler.to("meta")
+    assert sampler.device.type == "meta"
+    assert all(b.device.type == "meta" for b in sampler.buffers()) and len(list(sampler.buffers())) > 0
+    (plan,) = planned.plan(torch.zeros(1, 1, 16, 16))
+    assert plan.restores and plan.operator_sigma == 1.5
+    assert all(b.device.type == "meta" for b in plan.operator.buffers()) and len(list(plan.operator.buffers())) > 0
+    fresh = DDRMInferer(GaussianBlur(16, 1.0), DDPMScheduler(1000))
+    (plan,) = PlannedInferer(fresh, RestorationPolicy(operator=fresh.operator, blur_sigma=1.5, sigma_y=0.01)).plan(
+        torch.zeros(1, 1, 16, 16))
+    assert all(b.device.type == "cpu" for b in plan.operator.buffers())
 
 
 def test_blend_outer_ring_is_the_inverse_error_variance_mix_on_the_footprint_edge():
@@ -326,3 +330,25 @@ def test_ddrm_restores_a_non_square_image_through_the_dct_blur_and_a_tiled_prior
     excess = ((2 * mean.double() - 1 - post_mean) ** 2).mean().item()
     assert excess < 0.1 * post_var.mean().item(), (excess, post_var.mean().item())
     assert (post_mean**2).mean().item() > 0.5 * post_var.mean().item()  # ignoring y would fail
+
+
+def test_restore_blends_the_outer_ring_as_each_plan_says():
+    """With unknown borders (an operator observing a window of a canvas) each plan's ``border_error`` reaches the
+    blend: ``restore`` gives what ``sample(operator=..., border_error=...)`` gives, and only the outermost observed
+    ring differs from the unblended restoration."""
+    scheduler = DDPMScheduler(1000)
+    op = GaussianBlur(16, 1.0, threshold=1e-2, window=((0, 16), (0, 16)))
+    assert op.margin > 0
+    y = 0.25 + 0.5 * torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    net = GaussianPriorEpsilon(scheduler)
+    sampler = DDRMInferer(GaussianBlur(16, 1.0), scheduler, num_steps=5, sigma_y=0.01)
+    plans = [RestorationPlan(status="restore", blur_sigma=1.0, sigma_y=0.01, operator=op, operator_sigma=1.0,
+                             border_error=1e-3, window=((0, 16), (0, 16)))] * 2
+    via_restore, _ = sampler.restore(y, net, plans, generator=torch.Generator().manual_seed(1))
+    direct, _ = sampler.sample(y, net, operator=op, sigma_y=0.01, border_error=1e-3,
+                               generator=torch.Generator().manual_seed(1))
+    alone, _ = sampler.sample(y, net, operator=op, sigma_y=0.01, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(via_restore, direct)
+    ring = torch.ones(16, 16, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    assert torch.equal(direct[..., ~ring], alone[..., ~ring]) and not torch.equal(direct[..., ring], alone[..., ring])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -11,28 +12,19 @@ import torch
 
 from xray_restore.datasets import load_cxr14_cache, load_training_pool, to_unit_range
 from xray_restore.errors import InputError
-from xray_restore.estimation import (
-    ALTERNATIVE_SIZES,
-    GAUSSIAN_LIMITS,
-    DegradationEstimate,
-    SpectralDegradationEstimator,
-    alternative_kernels,
-    blur_anisotropy,
-    blur_misfit,
-    check_limits,
-    fit_alternatives,
-    fit_spectrum,
-    load_spectrum,
-    quantisation_floor,
-)
+from xray_restore.checks import GaussianLimits, blur_anisotropy, blur_misfit
+from xray_restore.estimation import DegradationEstimate, SpectralDegradationEstimator, quantisation_floor
 from xray_restore.measurement import convolve_mirrored, degrade, non_gaussian_kernel, quantise
 from xray_restore.operators import GaussianBlur
 from xray_restore.restore import Restorer, restore
+from xray_restore.spectrum import ALTERNATIVE_SIZES, alternative_kernels, fit_alternatives, fit_spectrum, load_spectrum
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 BUNDLE = REPO / "bundles" / "xray_ddrm"
 SPECTRUM = BUNDLE / "models" / "degradation_spectrum.pt"
+#: The limits of the checks that hand back a blur that is not Gaussian, by name (each an id of inference.json).
+GAUSSIAN_LIMITS = [f.name for f in dataclasses.fields(GaussianLimits)]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,7 @@ def test_recovers_a_known_blur_and_noise(estimator, val_images, sigma, sigma_y):
 def test_unblurred_images_come_out_below_the_bundle_threshold(estimator, val_images):
     from xray_restore.restore import Restorer
 
-    threshold = Restorer.from_bundle(BUNDLE).inferer.no_blur_sigma
+    threshold = Restorer.from_bundle(BUNDLE).inferer.policy.no_blur_sigma
     sharp = np.array([e.blur_sigma for e in estimator(_degraded(val_images, 0.0, 0.01), 8)])
     blurred = np.array([e.blur_sigma for e in estimator(_degraded(val_images, 1.5, 0.01), 8)])
     assert (sharp < threshold).mean() >= 0.95 and (blurred >= threshold).all()
@@ -149,29 +141,29 @@ def test_a_disk_or_motion_blur_is_told_from_a_gaussian_one(cxr14_cache):
 
     def misfits(y: torch.Tensor) -> np.ndarray:
         y = (y + 1e-4 * torch.randn(y.shape, generator=g, dtype=torch.float64)).float()
-        settings = [s for s in inferer.settings_for(y, 12) if not s["no_blur"]]  # what would be restored
-        assert len(settings) >= len(y) // 2
-        return np.array([s["estimate"].blur_misfit for s in settings])
+        plans = [p for p in inferer.plan(y, 12) if p.status != "no_blur"]  # what would be restored
+        assert len(plans) >= len(y) // 2
+        return np.array([p.estimate.blur_misfit for p in plans])
 
     def blurred(kind: str, sigma: float) -> torch.Tensor:
         return torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel(kind, sigma, 0.3 * i))
                           for i in range(len(val))])
 
-    limit = inferer.gaussian_limits["max_blur_misfit"]
+    limit = inferer.policy.limits.max_blur_misfit
     gaussian = np.concatenate([misfits(GaussianBlur(64, s, padding="symmetric").H(val.double())) for s in (1.0, 2.0)])
     disk = np.concatenate([misfits(blurred("disk", s)) for s in (1.0, 2.0)])
     motion = misfits(blurred("motion", 3.0))
     assert (gaussian <= limit).all() and (disk > limit).mean() >= 0.9, (gaussian.max(), np.sort(disk)[:4])
     assert np.median(motion) > gaussian.max(), (np.median(motion), gaussian.max())
-    mismatched = inferer.settings_for(blurred("disk", 2.0).float(), 12)
-    assert all(s["blur_mismatch"] for s in mismatched
-               if s["estimate"].blur_sigma_axes is None and s["estimate"].blur_misfit > limit)
+    mismatched = inferer.plan(blurred("disk", 2.0).float(), 12)
+    assert all(p.status == "blur_mismatch" and "spectral misfit" in p.reason for p in mismatched
+               if p.estimate.blur_sigma_axes is None and p.estimate.blur_misfit > limit)
     unchecked = Restorer.from_bundle(BUNDLE, **dict.fromkeys(GAUSSIAN_LIMITS)).inferer
-    assert not any(s["blur_mismatch"] for s in unchecked.settings_for(blurred("disk", 2.0).float(), 12))  # no check
+    assert not any(p.status == "blur_mismatch" for p in unchecked.plan(blurred("disk", 2.0).float(), 12))  # no check
     with pytest.raises(ValueError, match="max_blur_misfit"):
         Restorer.from_bundle(BUNDLE, max_blur_misfit=0.0)
     with pytest.raises(TypeError, match="max_blur_misfits"):  # a misspelt limit is refused, not silently off
-        check_limits(max_blur_misfits=3.0)
+        GaussianLimits(max_blur_misfits=3.0)
 
 
 def test_an_image_estimate_does_not_depend_on_its_batch(estimator, val_images):
@@ -241,7 +233,7 @@ def test_a_non_square_radiograph_blurred_at_its_own_resolution_reads_true(refine
 def refined() -> SpectralDegradationEstimator:
     from xray_restore.restore import Restorer
 
-    estimator = Restorer.from_bundle(BUNDLE).inferer.estimator  # the bundle's: its regressor and settings
+    estimator = Restorer.from_bundle(BUNDLE).inferer.policy.estimator  # the bundle's: its regressor and settings
     assert estimator.regressor is not None and estimator.config["method"] == "spectral_ml+learned"
     return estimator
 
@@ -331,42 +323,43 @@ def test_when_the_two_disagree_the_smaller_blur_is_kept(val_images):
 def test_an_estimated_blur_carries_the_bundles_operator_uncertainty_and_a_given_one_none(val_images):
     y = _degraded(val_images[:2], 2.0, 0.01)
     auto = Restorer.from_bundle(BUNDLE).inferer
-    assert auto.operator_uncertainty > 0
-    assert [s["operator_uncertainty"] for s in auto.settings_for(y, 8)] == [auto.operator_uncertainty] * 2
+    assert auto.policy.operator_uncertainty > 0
+    assert [p.operator_uncertainty for p in auto.plan(y, 8)] == [auto.policy.operator_uncertainty] * 2
     given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01)
-    settings = given.inferer.settings_for(y, 8)
-    assert [s["operator_uncertainty"] for s in settings] == [0.0, 0.0]
+    plans = given.inferer.plan(y, 8)
+    assert [p.operator_uncertainty for p in plans] == [0.0, 0.0]
     # the record says what was applied, not what the inferer would apply to an estimated blur
-    assert given.provenance_for(settings[0], 1)["inferer"]["operator_uncertainty"] == 0.0
+    assert given.provenance_for(plans[0], 1)["inferer"]["operator_uncertainty"] == 0.0
     auto_restorer = Restorer.from_bundle(BUNDLE)
-    applied = auto_restorer.provenance_for(auto_restorer.inferer.settings_for(y, 8)[0], 1)
-    assert applied["inferer"]["operator_uncertainty"] == auto.operator_uncertainty
+    applied = auto_restorer.provenance_for(auto_restorer.inferer.plan(y, 8)[0], 1)
+    assert applied["inferer"]["operator_uncertainty"] == auto.policy.operator_uncertainty
 
 
 def test_an_estimated_blur_is_restored_backed_off_and_reported_as_estimated(val_images):
     y = _degraded(val_images[:2], 2.0, 0.01)
     auto = Restorer.from_bundle(BUNDLE)
-    inferer = auto.inferer
-    backoff, until, grid = inferer.blur_backoff, inferer.blur_backoff_until, inferer.sigma_resolution
+    inferer, policy = auto.inferer, auto.inferer.policy
+    backoff, until, grid = policy.blur_backoff, policy.blur_backoff_until, policy.sigma_resolution
     assert backoff > 0 and until > 0 and 0 < grid <= 0.01  # a coarse grid adds up to half a step to σ̂'s own error
     # the back-off: in full up to half of `until`, fading linearly to none at it, on the grid
-    assert inferer.restoring_sigma(until / 2) == pytest.approx(until / 2 - backoff)
-    assert inferer.restoring_sigma(0.75 * until) == pytest.approx(round((0.75 * until - backoff / 2) / grid) * grid)
-    assert inferer.restoring_sigma(until + 0.2) == pytest.approx(until + 0.2)
-    constant = Restorer.from_bundle(BUNDLE, blur_backoff_until=0.0).inferer
+    assert policy.restoring_sigma(until / 2) == pytest.approx(until / 2 - backoff)
+    assert policy.restoring_sigma(0.75 * until) == pytest.approx(round((0.75 * until - backoff / 2) / grid) * grid)
+    assert policy.restoring_sigma(until + 0.2) == pytest.approx(until + 0.2)
+    constant = Restorer.from_bundle(BUNDLE, blur_backoff_until=0.0).inferer.policy
     assert constant.restoring_sigma(2.0) == pytest.approx(2.0 - backoff)
-    for st in inferer.settings_for(y, 8):  # DDRM restores with the blur found, less any back-off ...
-        assert st["operator_sigma"] == inferer.restoring_sigma(st["blur_sigma"])
-        assert abs(st["operator_sigma"] - st["blur_sigma"]) <= backoff + grid / 2
-        assert st["blur_sigma"] == st["estimate"].blur_sigma  # ... and the finding is reported as found
-        record = auto.provenance_for(st, 1)
-        assert record["inferer"]["blur_sigma"] == round(st["blur_sigma"], 3)
-        # the record names the blur DDRM really used: the grid's
-        used = auto.inferer.operator_for(st["operator_sigma"], st["window"]).sigma
-        assert record["operator"]["sigma"] == round(st["operator_sigma"], 3) == pytest.approx(used)
-    assert auto.inferer.restoring_sigma(0.01) == 0.0  # never a negative blur
+    for plan in inferer.plan(y, 8):  # DDRM restores with the blur found, less any back-off ...
+        assert plan.operator_sigma == policy.restoring_sigma(plan.blur_sigma)
+        assert abs(plan.operator_sigma - plan.blur_sigma) <= backoff + grid / 2
+        assert plan.blur_sigma == plan.estimate.blur_sigma  # ... and the finding is reported as found
+        record = auto.provenance_for(plan, 1)
+        assert record["inferer"]["blur_sigma"] == round(plan.blur_sigma, 3)
+        # the record names the blur DDRM really used: the grid's (the plan's operator, the one the policy builds)
+        used = plan.operator.sigma
+        assert used == policy.operator_for(plan.operator_sigma, plan.window).sigma
+        assert record["operator"]["sigma"] == round(plan.operator_sigma, 3) == pytest.approx(used)
+    assert policy.restoring_sigma(0.01) == 0.0  # never a negative blur
     given = Restorer.from_bundle(BUNDLE, blur_sigma=2.0, sigma_y=0.01).inferer
-    assert [s["operator_sigma"] for s in given.settings_for(y, 8)] == [2.0, 2.0]  # a given blur is exact
+    assert [p.operator_sigma for p in given.plan(y, 8)] == [2.0, 2.0]  # a given blur is exact
     with pytest.raises(ValueError, match="blur_backoff"):
         Restorer.from_bundle(BUNDLE, blur_backoff=-0.1)
     with pytest.raises(ValueError, match="sigma_resolution"):
@@ -399,7 +392,7 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
     from xray_restore import blur_regressor
     from xray_restore.blur_regressor import RegressorConfig, checkpoint_path, train_regressor
 
-    config = RegressorConfig(steps=4, batch_size=4, sigma_loss="l1", sigma_loss_offset=0.5)
+    config = RegressorConfig(steps=4, batch_size=4, sigma_loss="l1")
     straight = torch.load(train_regressor(cxr14_cache, tmp_path / "straight.pt", config=config, progress=False),
                           weights_only=True)
 
@@ -418,7 +411,7 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
     assert checkpoint_path(out).is_file() and not out.exists()
     with pytest.raises(ValueError, match="another run"):
         train_regressor(cxr14_cache, out,
-                        config=RegressorConfig(steps=5, batch_size=4, sigma_loss="l1", sigma_loss_offset=0.5),
+                        config=RegressorConfig(steps=5, batch_size=4, sigma_loss="l1"),
                         progress=False)
     rerun_steps = []
 
@@ -435,30 +428,15 @@ def test_regressor_training_resumes_an_interrupted_run_exactly(cxr14_cache, tmp_
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
 
 
-def test_a_widened_regressor_reads_what_the_narrow_one_read(cxr14_cache, tmp_path):
-    """:func:`widen` copies each channel inside its GroupNorm group and divides the weights reading the copies, so
-    the wide network reads the shipped one's (σ, log σ_y) on square and non-square inputs; noise tells the copies
-    apart; a width that is not a multiple is refused, and training widens narrower ``init`` weights to its width."""
-    from xray_restore.blur_regressor import RegressorConfig, load_regressor, train_regressor, widen
+def test_regressor_training_continues_from_weights_of_its_own_width(cxr14_cache, tmp_path):
+    """``init`` weights (the shipped regressor's) continue training with a new schedule; weights of another width
+    are refused, naming the file."""
+    from xray_restore.blur_regressor import RegressorConfig, load_regressor, train_regressor
 
-    narrow = load_regressor(REGRESSOR)
-    wide = widen(narrow, 64)
-    assert wide.features[0].out_channels == 64 and not wide.training
-    assert sum(p.numel() for p in wide.parameters()) > 3 * sum(p.numel() for p in narrow.parameters())
-    torch.manual_seed(0)
-    for shape in [(3, 1, 64, 64), (2, 1, 64, 40)]:
-        y = torch.rand(shape)
-        torch.testing.assert_close(wide(y), narrow(y), rtol=0, atol=1e-5)
-    copies = wide.features[0].weight[:8]  # group 0 of 64 channels: the narrow group's 4, twice
-    torch.testing.assert_close(copies[:4], copies[4:], rtol=0, atol=0)
-    told_apart = widen(narrow, 64, noise=1e-3).features[0].weight[:8]
-    assert not torch.equal(told_apart[:4], told_apart[4:])
-    with pytest.raises(ValueError, match="not a multiple"):
-        widen(narrow, 48)
-    path = train_regressor(cxr14_cache, tmp_path / "wide.pt", config=RegressorConfig(steps=1, batch_size=4, width=64),
+    path = train_regressor(cxr14_cache, tmp_path / "continued.pt", config=RegressorConfig(steps=1, batch_size=4),
                            init=REGRESSOR, progress=False)
-    assert load_regressor(path).features[0].out_channels == 64
-    with pytest.raises(ValueError, match="does not widen"):
+    assert load_regressor(path).features[0].out_channels == RegressorConfig().width
+    with pytest.raises(ValueError, match="not the config's width 48"):
         train_regressor(cxr14_cache, tmp_path / "w48.pt", config=RegressorConfig(steps=1, batch_size=4, width=48),
                         init=REGRESSOR, progress=False)
 
@@ -482,8 +460,6 @@ def test_sensitivity_loss_weights_the_squared_error_by_what_it_costs_ddrm():
                                torch.tensor([0.3]))
     with pytest.raises(ValueError, match="sigma_loss"):
         RegressorConfig(sigma_loss="l2")
-    with pytest.raises(ValueError, match="'l1' loss only"):
-        RegressorConfig(sigma_loss="sensitivity", sigma_loss_offset=0.5)
 
 
 def test_the_regressor_reads_only_the_footprint_it_is_given(refined, val_images):
@@ -541,28 +517,29 @@ def test_a_motion_blur_is_told_from_a_gaussian_one_by_its_direction(cxr14_cache)
     def measured(y: torch.Tensor) -> torch.Tensor:
         return quantise(y + 0.002 * torch.randn(y.shape, generator=g, dtype=torch.float64), 8).float()
 
-    def restorable(y: torch.Tensor, which=inferer) -> list[dict]:
-        return [s for s in which.settings_for(y, 8) if not s["no_blur"]]  # what would be restored
+    def restorable(y: torch.Tensor, which=inferer) -> list:
+        return [p for p in which.plan(y, 8) if p.status != "no_blur"]  # what would be restored
 
     gaussian = [s for sigma in (1.0, 2.0, 3.0)
                 for s in restorable(measured(GaussianBlur(64, sigma, padding="symmetric").H(val.double())))]
     streaks = measured(torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel("motion", 3.0, 0.37 * i))
                                   for i in range(len(val))]))
     motion = restorable(streaks)
-    limit = inferer.gaussian_limits["max_blur_anisotropy"]
+    limits = inferer.policy.limits
+    limit = limits.max_blur_anisotropy
     assert len(gaussian) == 3 * len(val) and len(motion) >= len(val) // 2
-    assert not any(s["estimate"].findings(max_blur_anisotropy=limit) for s in gaussian), max(
-        s["estimate"].blur_anisotropy for s in gaussian)
+    assert not any(p.estimate.findings(max_blur_anisotropy=limit) for p in gaussian), max(
+        p.estimate.blur_anisotropy for p in gaussian)
     # all checks together hand back few (the evidence for a blur that is not Gaussian: 0.5 % of val's, by design)
-    assert sum(s["blur_mismatch"] for s in gaussian) <= 0.02 * len(gaussian), [
-        s["estimate"].findings(**inferer.gaussian_limits) for s in gaussian if s["blur_mismatch"]]
-    caught = [s["blur_mismatch"] for s in motion]
-    assert np.mean(caught) >= 0.7, sorted(s["estimate"].blur_anisotropy for s in motion)
+    assert sum(p.status == "blur_mismatch" for p in gaussian) <= 0.02 * len(gaussian), [
+        p.estimate.findings(limits) for p in gaussian if p.status == "blur_mismatch"]
+    caught = [p.status == "blur_mismatch" for p in motion]
+    assert np.mean(caught) >= 0.7, sorted(p.estimate.blur_anisotropy for p in motion)
     # each one handed back by what its own model says: the isotropic fit's checks, or its axis model's
-    assert all(s["estimate"].findings(**inferer.gaussian_limits) for s in motion if s["blur_mismatch"])
-    assert any(s["estimate"].blur_anisotropy > limit for s in motion if s["estimate"].blur_sigma_axes is None)
+    assert all(p.estimate.findings(limits) for p in motion if p.status == "blur_mismatch")
+    assert any(p.estimate.blur_anisotropy > limit for p in motion if p.estimate.blur_sigma_axes is None)
     unchecked = Restorer.from_bundle(BUNDLE, **dict.fromkeys(GAUSSIAN_LIMITS)).inferer
-    assert not any(s["blur_mismatch"] for s in restorable(streaks, unchecked))  # None: no check
+    assert not any(p.status == "blur_mismatch" for p in restorable(streaks, unchecked))  # None: no check
     for limit_id in GAUSSIAN_LIMITS:
         with pytest.raises(ValueError, match=limit_id):
             Restorer.from_bundle(BUNDLE, **{limit_id: -1.0})
@@ -575,13 +552,13 @@ def test_a_disk_or_a_streak_that_explains_an_input_better_than_any_gaussian_is_h
     Gaussians the product restores, isotropic or axis-aligned, stay below the bundle's limit (val, 8-bit)."""
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:32]
     inferer = Restorer.from_bundle(BUNDLE).inferer
-    limit = inferer.gaussian_limits["max_non_gaussian_evidence"]
-    assert limit is not None and inferer.estimator.alternative_signal is not None
+    limit = inferer.policy.limits.max_non_gaussian_evidence
+    assert limit is not None and inferer.policy.estimator.alternative_signal is not None
     g = torch.Generator().manual_seed(11)
 
     def restorable(blurred: torch.Tensor, sigma_y: float) -> list:
         y = quantise(blurred + sigma_y * torch.randn(blurred.shape, generator=g, dtype=torch.float64), 8).float()
-        return [s["estimate"] for s in inferer.settings_for(y, 8) if not s["no_blur"]]
+        return [p.estimate for p in inferer.plan(y, 8) if p.status != "no_blur"]
 
     def kernel_blurred(kind: str, sigma: float) -> torch.Tensor:
         return torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel(kind, sigma, 0.41 * i))
@@ -599,7 +576,7 @@ def test_a_disk_or_a_streak_that_explains_an_input_better_than_any_gaussian_is_h
         assert len(over) >= 0.6 * len(val), (kind, sorted(round(e.non_gaussian_evidence, 1) for e in found))
         assert np.mean([kind in e.alternative_blur for e in over]) >= 0.8, [e.alternative_blur for e in over]
         assert all(any(f.startswith("evidence for a blur that is not Gaussian") and kind in f
-                       for f in e.findings(**inferer.gaussian_limits)) for e in over if kind in e.alternative_blur)
+                       for f in e.findings(inferer.policy.limits)) for e in over if kind in e.alternative_blur)
     with pytest.raises(ValueError, match="max_non_gaussian_evidence"):
         Restorer.from_bundle(BUNDLE, max_non_gaussian_evidence=0.0)
 
@@ -615,7 +592,7 @@ def test_an_axis_aligned_blur_is_estimated_per_axis_and_isotropic_ones_stay_isot
     axis-aligned Gaussian (val, 8-bit), the right way round, and leaves isotropic blurs isotropic; above
     ``max_axis_noise`` it never reads one (noise spreads an isotropic blur's axes as far)."""
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:48]
-    estimator = Restorer.from_bundle(BUNDLE).inferer.estimator
+    estimator = Restorer.from_bundle(BUNDLE).inferer.policy.estimator
     assert estimator.min_axis_ratio is not None and estimator.max_axis_noise > 0.0025  # the bundle's
     for axes in [(1.0, 2.0), (2.0, 1.0), (2.0, 3.0)]:
         found = [e.blur_sigma_axes for e in estimator(_axis_blurred(val, axes, 0.002), 8)]
@@ -639,30 +616,31 @@ def test_a_strongly_anisotropic_gaussian_is_restored_with_its_axes_and_an_axis_a
     it worse (val, 8-bit, σ_y 0.002)."""
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:48]
     inferer = Restorer.from_bundle(BUNDLE).inferer
-    assert None not in inferer.gaussian_limits.values()  # the bundle's checks are all on
-    restorable = [s for axes in [(1.0, 2.0), (2.0, 1.0)]
-                  for s in inferer.settings_for(_axis_blurred(val, axes, 0.002), 8)
-                  if not s["no_blur"]]
-    estimates = [s["estimate"] for s in restorable]
+    limits = inferer.policy.limits
+    assert None not in limits.as_dict().values()  # the bundle's checks are all on
+    restorable = [p for axes in [(1.0, 2.0), (2.0, 1.0)]
+                  for p in inferer.plan(_axis_blurred(val, axes, 0.002), 8)
+                  if p.status != "no_blur"]
+    estimates = [p.estimate for p in restorable]
     assert len(restorable) == 2 * len(val)
-    limit = inferer.gaussian_limits["max_blur_anisotropy"]
+    limit = limits.max_blur_anisotropy
     over = [e.blur_anisotropy is not None and e.blur_anisotropy > limit for e in estimates]
     assert sum(over) >= 0.2 * len(restorable), sorted(e.blur_anisotropy for e in estimates)  # the isotropic check's
     # verdict on these (it used to hand them back) ...
     assert all(e.blur_sigma_axes is not None and e.axis_misfit is not None for e in estimates)
-    assert sum(s["blur_mismatch"] for s in restorable) <= 0.05 * len(restorable), [
+    assert sum(p.status == "blur_mismatch" for p in restorable) <= 0.05 * len(restorable), [
         (round(e.axis_misfit, 2), round(e.axis_anisotropy, 2)) for e in estimates]  # ... and their axis model's
     g = torch.Generator().manual_seed(3)
     streaks = torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel("motion", 3.0, (i % 2) * math.pi / 2))
                          for i in range(len(val))])
     y = quantise(streaks + 0.002 * torch.randn(streaks.shape, generator=g, dtype=torch.float64), 8).float()
-    motion = [s for s in inferer.settings_for(y, 8) if not s["no_blur"]]
-    axis_read = [s for s in motion if s["estimate"].blur_sigma_axes is not None]
+    motion = [p for p in inferer.plan(y, 8) if p.status != "no_blur"]
+    axis_read = [p for p in motion if p.estimate.blur_sigma_axes is not None]
     assert len(axis_read) >= 0.5 * len(val)
-    assert np.mean([s["blur_mismatch"] for s in axis_read]) >= 0.8, [
-        (round(s["estimate"].axis_misfit, 2), round(s["estimate"].axis_anisotropy, 2)) for s in axis_read]
+    assert np.mean([p.status == "blur_mismatch" for p in axis_read]) >= 0.8, [
+        (round(p.estimate.axis_misfit, 2), round(p.estimate.axis_anisotropy, 2)) for p in axis_read]
     assert all("axis-aligned model" in f or f.startswith("evidence for a blur that is not Gaussian")
-               for s in axis_read for f in s["estimate"].findings(**inferer.gaussian_limits))  # not the isotropic fit's
+               for p in axis_read for f in p.estimate.findings(limits))  # not the isotropic fit's
 
 
 def test_a_noisy_streak_along_a_row_or_column_is_handed_back_by_its_axis_ratio(cxr14_cache):
@@ -673,23 +651,23 @@ def test_a_noisy_streak_along_a_row_or_column_is_handed_back_by_its_axis_ratio(c
     noise are restored (val, 8-bit, σ_y 0.01)."""
     val = to_unit_range(load_cxr14_cache(cxr14_cache, "val")["images"])[:32]
     inferer = Restorer.from_bundle(BUNDLE).inferer
-    limit = inferer.gaussian_limits["max_axis_ratio"]
-    assert limit is not None and limit > inferer.estimator.min_axis_ratio
+    limit = inferer.policy.limits.max_axis_ratio
+    assert limit is not None and limit > inferer.policy.estimator.min_axis_ratio
     g = torch.Generator().manual_seed(5)
     streaks = torch.cat([convolve_mirrored(val[i : i + 1], non_gaussian_kernel("motion", 2.0, (i % 2) * math.pi / 2))
                          for i in range(len(val))])
     y = quantise(streaks + 0.01 * torch.randn(streaks.shape, generator=g, dtype=torch.float64), 8).float()
-    motion = [s for s in inferer.settings_for(y, 8) if not s["no_blur"]]
-    assert len(motion) >= 0.5 * len(val) and all(s["estimate"].blur_sigma_axes is None for s in motion)
-    over = [s for s in motion if s["estimate"].axis_ratio > limit]
-    assert len(over) >= 0.8 * len(motion), sorted(round(s["estimate"].axis_ratio, 2) for s in motion)
-    assert all(s["blur_mismatch"] and "axis ratio" in s["mismatch"] for s in over)
-    gaussians = [s for axes in [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (1.0, 1.5), (3.0, 2.0)]
-                 for s in inferer.settings_for(_axis_blurred(val, axes, 0.01), 8)]
-    assert len(gaussians) == 5 * len(val) and not any(s["no_blur"] for s in gaussians)
-    assert max(s["estimate"].axis_ratio for s in gaussians) <= limit, sorted(
-        round(s["estimate"].axis_ratio, 2) for s in gaussians)[-4:]
-    assert not any("axis ratio" in (s["mismatch"] or "") for s in gaussians)
+    motion = [p for p in inferer.plan(y, 8) if p.status != "no_blur"]
+    assert len(motion) >= 0.5 * len(val) and all(p.estimate.blur_sigma_axes is None for p in motion)
+    over = [p for p in motion if p.estimate.axis_ratio > limit]
+    assert len(over) >= 0.8 * len(motion), sorted(round(p.estimate.axis_ratio, 2) for p in motion)
+    assert all(p.status == "blur_mismatch" and "axis ratio" in p.reason for p in over)
+    gaussians = [p for axes in [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (1.0, 1.5), (3.0, 2.0)]
+                 for p in inferer.plan(_axis_blurred(val, axes, 0.01), 8)]
+    assert len(gaussians) == 5 * len(val) and not any(p.status == "no_blur" for p in gaussians)
+    assert max(p.estimate.axis_ratio for p in gaussians) <= limit, sorted(
+        round(p.estimate.axis_ratio, 2) for p in gaussians)[-4:]
+    assert not any("axis ratio" in (p.reason or "") for p in gaussians)
     with pytest.raises(ValueError, match="max_axis_ratio"):
         Restorer.from_bundle(BUNDLE, max_axis_ratio=0.0)
 

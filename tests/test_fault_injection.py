@@ -131,3 +131,46 @@ def test_a_rerun_processes_nothing(faulty_batch):
     _, _, _, _, again = faulty_batch
     assert again.returncode == 1  # the same failures are still there, and only those
     assert json.loads(again.stdout.strip().splitlines()[-1])["processed"] == 0
+
+
+def _limit_file_size(limit: int):
+    """For a child process: files may grow to ``limit`` bytes; a write past it fails with an OSError (EFBIG, as a
+    full disk fails with ENOSPC) instead of killing the process."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_outputs_and_report_that_cannot_be_written_fail_by_name_and_leave_nothing_half_written(tmp_path):
+    """Writing stops at 2,600 bytes per file (as a full disk would stop it): each input whose output does not fit,
+    and each report file that does not fit, is named with the OS's reason; the inputs whose output fits are written;
+    no traceback, no temporary, no empty folder; rc 1."""
+    inputs = tmp_path / "in"
+    shutil.copytree(BUNDLE / "samples" / "blurred", inputs)
+    dicom = inputs / "chest.dcm"  # a derived DICOM (and its folders) cannot fit in 2,600 bytes
+    shutil.copy(DICOM_DIR / "DX-NIH-chest-8bit.dcm", dicom)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "xray_restore", "restore", str(inputs), "-o", str(out), "--samples",
+                          "1", "--set", "num_steps=2", "--force"], capture_output=True, text=True, timeout=900,
+                         preexec_fn=_limit_file_size(2600))
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    written = {p.name for p in out.glob("*_restored.png")}
+    sizes = {p.name: p.stat().st_size for p in out.glob("*_restored.png")}
+    assert all(size <= 2600 for size in sizes.values())
+    failed = [line for line in run.stderr.splitlines() if "write failed" in line]
+    assert len(written) + len(failed) == 5 and failed, (written, failed)  # every input accounted for
+    assert any("chest.dcm" in line for line in failed) and all("File too large" in line for line in failed)
+    assert all(len(line) < 400 for line in failed)  # one line each, no library traceback in it
+    assert (out / "metrics.csv").is_file()  # what fits is still written: the run went on
+    assert "report.html not written: File too large" in run.stderr
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]  # no temporary left
+    assert not [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())]  # no empty study/series folder
+    if (out / "summary.json").is_file():  # it fits or it is not there: never half written
+        summary = json.loads((out / "summary.json").read_text())
+        assert "report.html" in summary["not_written"] and summary["n_failed"] == len(failed)

@@ -17,7 +17,7 @@ SOURCE = REPO.parent / "shared" / "data" / "dicom" / "CR-ModalitySequenceLUT.dcm
 
 def test_a_dicom_restored_to_nifti_keeps_its_grid_and_spacing(tmp_path):
     restorer = Restorer.from_bundle(REPO / "bundles" / "xray_ddrm", output_format="nifti", blur_sigma=2.0,
-                                    num_steps=3, force=True)
+                                    anatomy_gate=None, num_steps=3, force=True)
     (r,) = restorer.restore([SOURCE], num_samples=2, output_dir=tmp_path)
     restored, std = (Path(p) for p in r.outputs)
     assert restored.name.endswith("_restored.nii.gz") and std.name.endswith("_std.nii.gz")

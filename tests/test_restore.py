@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from xray_restore.datasets import load_cxr14_cache
-from xray_restore.estimation import GAUSSIAN_LIMITS
+from xray_restore.checks import GaussianLimits
 from xray_restore.measurement import degrade
 from xray_restore.operators import GaussianBlur
 from xray_restore.restore import Restorer, restore
@@ -20,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 DICOM = REPO.parent / "shared" / "data" / "dicom"
 BUNDLE = REPO / "bundles" / "xray_ddrm"
 FAST = {"num_steps": 5}  # the path under test, not the quality
+#: The limits of the checks that hand back a blur that is not Gaussian, by name (each an id of inference.json).
+GAUSSIAN_LIMITS = [f.name for f in dataclasses.fields(GaussianLimits)]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -182,10 +185,12 @@ def test_unknown_borders_restore_a_cut_scene_that_mirrored_borders_ring_on():
     y, x = _cut_scenes(4, 80, 64, 2.0)
     psnr = {"input": _psnr(y.numpy(), x.numpy())}
     for unknown in (True, False):
-        r = Restorer.from_bundle(BUNDLE, unknown_borders=unknown)
-        settings = [{"blur_sigma": 2.0, "sigma_y": 0.0023}] * len(y)
+        r = Restorer.from_bundle(BUNDLE, unknown_borders=unknown, blur_sigma=2.0, sigma_y=0.0023)  # told the truth
+        plans = r.inferer.plan(y)
+        assert all(p.restores and p.operator_sigma == 2.0 for p in plans)
+        assert all(getattr(p.operator, "margin", 0) > 0 for p in plans) == unknown  # a canvas, or mirrored borders
         gens = [torch.Generator().manual_seed(i) for i in range(len(y))]
-        m, _ = r.inferer.restore(y, r.network, settings, num_samples=1, generator=gens)
+        m, _ = r.inferer.sampler.restore(y, r.network, plans, num_samples=1, generator=gens)
         psnr[unknown] = _psnr(m.numpy(), x.numpy())
     assert psnr[True] > psnr["input"] + 2.5 and psnr[False] < psnr["input"], psnr
 
@@ -202,10 +207,12 @@ def test_the_outer_ring_of_a_mildly_blurred_cut_scene_is_the_blend_that_beats_re
     ring[1:-1, 1:-1] = False
     errors, psnr = {"input": float(((y - x) ** 2)[..., ring].mean())}, {}
     for name, overrides in (("alone", {"border_error": 0.0}), ("blended", {})):
-        r = Restorer.from_bundle(BUNDLE, **overrides)
-        settings = [{"blur_sigma": 0.7, "sigma_y": 0.0023}] * len(y)
+        r = Restorer.from_bundle(BUNDLE, blur_sigma=0.7, sigma_y=0.0023, **overrides)  # told the truth
+        plans = r.inferer.plan(y)
+        assert all(p.restores and p.operator_sigma == 0.7 for p in plans)
+        assert {p.border_error for p in plans} == {r.inferer.policy.border_error}
         gens = [torch.Generator().manual_seed(i) for i in range(len(y))]
-        m, _ = r.inferer.restore(y, r.network, settings, num_samples=1, generator=gens)
+        m, _ = r.inferer.sampler.restore(y, r.network, plans, num_samples=1, generator=gens)
         errors[name], psnr[name] = float(((m - x) ** 2)[..., ring].mean()), _psnr(m.numpy(), x.numpy())
     assert errors["blended"] < 0.5 * errors["input"], errors
     assert errors["blended"] < 1.05 * errors["alone"], errors  # never much worse than the restoration alone
@@ -315,7 +322,7 @@ def test_an_axis_aligned_blur_is_restored_per_axis_and_recorded(tmp_path, cxr14_
     assert float(row["blur_sigma_horizontal"]) == pytest.approx(axes[1], abs=1e-3)
     # the checks it passed are its axis model's, and the records say so
     assert float(row["axis_misfit"]) == pytest.approx(result.estimate["axis_misfit"], abs=1e-3)
-    assert float(row["axis_anisotropy"]) <= Restorer.from_bundle(BUNDLE).inferer.gaussian_limits["max_axis_anisotropy"]
+    assert float(row["axis_anisotropy"]) <= Restorer.from_bundle(BUNDLE).inferer.policy.limits.max_axis_anisotropy
     (image,) = json.loads((tmp_path / "out" / "summary.json").read_text())["images"]
     assert image["blur_sigma_horizontal"] == round(axes[1], 3)
     assert image["axis_misfit"] == round(result.estimate["axis_misfit"], 3)
@@ -371,7 +378,7 @@ def test_a_failed_inputs_error_text_reaches_the_report_without_identifiers(tmp_p
         results = restore([_small_png(tmp_path / "good.png"), folder / "chest.png", folder / "study.dcm"],
                           output_dir=out, bundle=BUNDLE, num_samples=1, **GIVEN)
     assert [Path(r.source).name for r in results] == ["good.png"] and results[0].status == "restored"
-    load, write = sorted(restore.failures, key=lambda f: f.stage)
+    load, write = sorted(results.failures, key=lambda f: f.stage)
     assert "PIDSECRET4711" in load.reason and study in write.reason  # the raw texts carry them: the real case
     text = _report_text(out)
     for identifier in ("PIDSECRET4711", "Doe_Jane", study, "chest.png", "study.dcm"):
@@ -408,7 +415,7 @@ def test_an_extreme_aspect_ratio_fails_alone_by_its_padded_size(tmp_path):
     results = restore([tmp_path / "strip.png", _small_png(tmp_path / "good.png")], output_dir=tmp_path / "out",
                       bundle=BUNDLE, num_samples=1, on_error="skip", **GIVEN)
     assert [Path(r.source).name for r in results] == ["good.png"] and results[0].status == "restored"
-    (failure,) = restore.failures
+    (failure,) = results.failures
     assert failure.source.endswith("strip.png") and failure.stage == "load"
     assert "padded to a 40000x40000 square" in failure.reason and "pixel limit" in failure.reason
     import json
@@ -436,7 +443,7 @@ def test_the_same_file_given_several_ways_is_restored_and_counted_once(tmp_path,
     with pytest.warns(UserWarning, match=r"link\.png: duplicate of x/a\.png, not processed again"):
         results = restore(inputs, output_dir="out", bundle=BUNDLE, num_samples=1, **GIVEN)
     assert [r.source for r in results] == ["x/a.png"] and len(results[0].outputs) == 1
-    assert [first for _, first in restore.duplicates] == ["x/a.png"] * 4
+    assert [first for _, first in results.duplicates] == ["x/a.png"] * 4
     assert len(list((tmp_path / "out").glob("*.png"))) == 1
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     jsonschema.validate(summary, summary_schema())

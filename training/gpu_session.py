@@ -18,7 +18,7 @@ both ignored (``.git/info/exclude``) and carried; then one ``run`` (timeout ~560
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     export PYTHONUNBUFFERED=1; D=$(( $(date +%s) + 330 )); mkdir -p gpu_runs
-    for r in w48 w64r2 w64r2_other cond48; do timeout 380 python3 training/gpu_session.py $r --data gpu_data \
+    for r in w64r2 w64r2_other cond48; do timeout 380 python3 training/gpu_session.py $r --data gpu_data \
         --out gpu_runs --deadline $D > gpu_runs/$r.out 2>&1 & done; wait
     python3 training/gpu_session.py --export $OUT --out gpu_runs
     python3 training/gpu_session.py --evaluate $OUT --out gpu_runs --data gpu_data
@@ -43,8 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The runs: network overrides of ``build_prior_unet`` (prior) or of the bundle's ``build_conditional`` arguments,
 #: batch size, and where a run starts. ``other_until``: fraction of the run trained with ``cxr_other_64.npz`` too.
 RUNS: dict[str, dict] = {
-    "w48": {"kind": "prior", "network": {"channels": [48, 96, 96], "norm_num_groups": 16}, "batch_size": 64,
-            "init": "training/prior2_w48/ema_last.pt", "init_step": 12500},
     "w64r2": {"kind": "prior", "network": {"channels": [64, 128, 128], "num_res_blocks": 2}, "batch_size": 128},
     "w64r2_other": {"kind": "prior", "network": {"channels": [64, 128, 128], "num_res_blocks": 2},
                     "batch_size": 128, "other_until": 0.5},

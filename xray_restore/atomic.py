@@ -11,9 +11,13 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "remove_stale_temporaries"]
+__all__ = ["all_or_nothing", "atomic_path", "atomic_write_text", "remove_stale_temporaries"]
+
+#: The files (and the folders made for them) that :func:`atomic_path` put in place inside :func:`all_or_nothing`.
+_WRITTEN: ContextVar[list[tuple[Path, list[Path]]] | None] = ContextVar("xray_restore_written", default=None)
 
 #: The name :func:`atomic_path` gives its temporary: ``.<stem>.<pid>.tmp<suffix>``.
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(\.[^.]+)?")
@@ -22,16 +26,52 @@ _TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp(\.[^.]+)?")
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (created if needed) with the same suffix, so that writers that
-    infer the format from it still work; on a clean exit it is renamed onto ``path``, on an error it is removed."""
+    infer the format from it still work; on a clean exit it is renamed onto ``path``, on an error it is removed, and
+    so are the folders made for it that are still empty."""
     path = Path(path)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # the folders this write creates
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    done = False
     try:
         yield tmp
         os.replace(tmp, path)
+        done = True
+        log = _WRITTEN.get()
+        if log is not None:
+            log.append((path, made))
     finally:
         if tmp.exists():
             tmp.unlink()
+        if not done:  # no empty folder left behind by a write that failed
+            _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (innermost first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """The files :func:`atomic_path` writes inside this block stand or fall together: on an error, those already
+    renamed into place are removed again (and the folders made for them, once empty), and the error goes on. One
+    input's outputs (a restored object and its uncertainty) are never left half written."""
+    written: list[tuple[Path, list[Path]]] = []
+    token = _WRITTEN.set(written)
+    try:
+        yield
+    except BaseException:
+        for path, made in reversed(written):
+            path.unlink(missing_ok=True)
+            _remove_empty(made)
+        raise
+    finally:
+        _WRITTEN.reset(token)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

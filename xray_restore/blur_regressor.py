@@ -20,22 +20,25 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import nn
 
 from .atomic import atomic_path
 
+if TYPE_CHECKING:
+    from .operators import Padding
+
 __all__ = ["RegressorConfig", "DegradationRegressor", "random_degradations", "train_regressor", "load_regressor",
-           "checkpoint_path", "sigma_loss", "cut_blur", "widen"]
+           "checkpoint_path", "sigma_loss", "cut_blur", "SigmaLoss"]
 
 LOG_SIGMA_Y_RANGE = (math.log(3e-4), math.log(0.05))
 #: The narrowest footprint side the regressor trains on (of 64): a 1.75 : 1 source (e.g. 788 × 1318 MG) is 37 wide.
 FOOTPRINT_MIN = 36
-#: Noise (of each layer's weight std) that tells a widened regressor's copied channels apart (:func:`widen`).
-WIDEN_NOISE = 1e-3
-#: The σ losses :func:`sigma_loss` knows.
-SIGMA_LOSSES = ("l1", "sensitivity")
+#: The σ losses :func:`sigma_loss` knows: ``"l1"`` (the shipped regressor's first 19,000 steps) and ``"sensitivity"``
+#: (its steps since bundle 0.8.0).
+SigmaLoss = Literal["l1", "sensitivity"]
 
 
 @dataclasses.dataclass
@@ -48,12 +51,9 @@ class RegressorConfig:
     lr: float = 2e-3  # peak of the one-cycle schedule
     seed: int = 0
     width: int = 32
-    # 0: L1 on σ. c > 0: L1 on σ weighted by (2 + c) / (σ + c), i.e. ≈ relative error, as DDRM's tolerance of a σ
-    # error grows with σ (benchmarks/blur_sensitivity.py); weight 1 at σ = 2
-    sigma_loss_offset: float = 0.0
-    # "l1": |σ̂ − σ| (weighted by sigma_loss_offset). "sensitivity": DDRM's expected PSNR loss, which is quadratic in
-    # σ̂ − σ with a curvature that falls with σ and σ_y (benchmarks/blur_sensitivity.py): see sigma_loss()
-    sigma_loss: str = "sensitivity"
+    # "l1": |σ̂ − σ|. "sensitivity": DDRM's expected PSNR loss, which is quadratic in σ̂ − σ with a curvature that
+    # falls with σ and σ_y (benchmarks/blur_sensitivity.py): see sigma_loss()
+    sigma_loss: SigmaLoss = "sensitivity"
     # fraction of training blurs whose scene does not mirror at the border (a real detector cuts the scene: what lies
     # beyond is unknown); the rest have the operator's mirrored borders. 0 lets the regressor read a large blur from
     # the mirror symmetry at the edge, which no real radiograph has (σ 3 read as 2.3 on cut NIH originals)
@@ -67,10 +67,8 @@ class RegressorConfig:
         for name in ("cut_borders", "footprints"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a fraction in [0, 1], got {getattr(self, name)}.")
-        if self.sigma_loss not in SIGMA_LOSSES:
-            raise ValueError(f"sigma_loss must be one of {SIGMA_LOSSES}, got {self.sigma_loss!r}.")
-        if self.sigma_loss_offset and self.sigma_loss != "l1":
-            raise ValueError(f"sigma_loss_offset weights the 'l1' loss only (sigma_loss is {self.sigma_loss!r}).")
+        if self.sigma_loss not in get_args(SigmaLoss):
+            raise ValueError(f"sigma_loss must be one of {get_args(SigmaLoss)}, got {self.sigma_loss!r}.")
 
 
 #: Error (px) at which the "sensitivity" loss has the slope of the L1 loss (it is steeper beyond, flatter within).
@@ -81,18 +79,16 @@ def sigma_loss(predicted: torch.Tensor, sigma: torch.Tensor, sigma_y: torch.Tens
                ) -> torch.Tensor:
     """Per-sample loss of a blur estimate ``predicted`` for the truth ``sigma`` (px) at noise ``sigma_y`` ([0, 1]).
 
-    ``"l1"``: ``|σ̂ − σ|``, times ``(2 + c)/(σ + c)`` with ``c = sigma_loss_offset > 0``. ``"sensitivity"``: the PSNR
-    that DDRM loses to an error δ = σ̂ − σ grows as ``k(σ, σ_y)·δ²`` (measured, dB/px², 32 val images: 600 / 171 / 55
-    at σ = 0.5 / 1 / 2 with σ_y 0.002, 58 / 27 at σ = 1 / 2 with σ_y 0.01); the loss is ``w·δ²/(2·0.05)`` with
+    ``"l1"``: ``|σ̂ − σ|``. ``"sensitivity"``: the PSNR that DDRM loses to an error δ = σ̂ − σ grows as
+    ``k(σ, σ_y)·δ²`` (measured, dB/px², 32 val images: 600 / 171 / 55 at σ = 0.5 / 1 / 2 with σ_y 0.002, 58 / 27 at
+    σ = 1 / 2 with σ_y 0.01); the loss is ``w·δ²/(2·0.05)`` with
     ``w = (1.25/(max(σ, 0.5) + 0.25))² · 1.4/(1 + σ_y/0.005)`` (1 at σ = 1, σ_y 0.002; the measured ratios within
     ~25 %, held at its σ = 0.5 value below, where a blur is gated as "no blur" anyway), so large errors, which L1
     tolerates, cost what they cost DDRM.
     """
     error = predicted - sigma
     if config.sigma_loss == "l1":
-        weight = ((2 + config.sigma_loss_offset) / (sigma + config.sigma_loss_offset)
-                  if config.sigma_loss_offset > 0 else 1.0)
-        return error.abs() * weight
+        return error.abs()
     weight = (1.25 / (sigma.clamp_min(0.5) + 0.25)) ** 2 * 1.4 / (1 + sigma_y / 0.005)  # "sensitivity" (checked)
     return weight * error**2 / (2 * SENSITIVITY_SCALE)
 
@@ -125,52 +121,7 @@ class DegradationRegressor(nn.Module):
         return self.head(torch.cat([z.mean(dim=(-1, -2)), z.amax(dim=(-1, -2))], dim=1))
 
 
-def widen(model: DegradationRegressor, width: int, noise: float = 0.0,
-          generator: torch.Generator | None = None) -> DegradationRegressor:
-    """A :class:`DegradationRegressor` of ``width`` (a multiple of ``model``'s) that computes what ``model`` computes.
-
-    Each feature channel is copied ``width / model width`` times inside its own GroupNorm group (so every group's
-    mean and variance are unchanged), and the weights that read the copies are divided among them; the head reads
-    the pooled copies the same way. ``noise`` > 0 adds Gaussian noise of that fraction of each layer's weight std to
-    the copies' input weights, so that training can tell them apart (identical copies get identical gradients).
-    """
-    old = model.features[0].out_channels
-    if width % old:
-        raise ValueError(f"widen: width {width} is not a multiple of the model's width {old}.")
-    factor = width // old
-    wide = DegradationRegressor(width)
-    convs = [(a, b) for a, b in zip(model.features, wide.features, strict=True) if isinstance(a, nn.Conv2d)]
-    norms = [(a, b) for a, b in zip(model.features, wide.features, strict=True) if isinstance(a, nn.GroupNorm)]
-
-    def source(channels: int, groups: int) -> torch.Tensor:
-        """For each widened channel, the original channel it copies (the copies stay in the original's group)."""
-        per_group = channels // groups
-        return torch.tensor([g * per_group + k % per_group for g in range(groups)
-                             for k in range(per_group * factor)])
-
-    with torch.no_grad():
-        index_in = torch.zeros(1, dtype=torch.long)
-        for (conv, wide_conv), (norm, wide_norm) in zip(convs, norms, strict=True):
-            index_out = source(conv.out_channels, norm.num_groups)
-            share = 1.0 if conv.in_channels == 1 else float(factor)
-            weight = conv.weight[index_out][:, index_in] / share
-            if noise > 0:
-                weight = weight + noise * conv.weight.std() * torch.randn(weight.shape, generator=generator)
-            wide_conv.weight.copy_(weight)
-            wide_conv.bias.copy_(conv.bias[index_out])
-            wide_norm.weight.copy_(norm.weight[index_out])
-            wide_norm.bias.copy_(norm.bias[index_out])
-            index_in = index_out
-        first, wide_first = model.head[0], wide.head[0]
-        channels = first.in_features // 2  # mean- and max-pooled features, side by side
-        pooled = torch.cat([index_in, index_in + channels])
-        wide_first.weight.copy_(first.weight[:, pooled] / factor)
-        wide_first.bias.copy_(first.bias)
-        wide.head[2].load_state_dict(model.head[2].state_dict())
-    return wide.train(model.training)
-
-
-def cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
+def cut_blur(x: torch.Tensor, sigma: float, mode: Literal["circular", "replicate"]) -> torch.Tensor:
     """Blur of one image ``(1, N, N)`` whose scene continues past its border as ``mode`` (``"circular"``: another
     scene's content, ``"replicate"``: flat), cut back to ``N × N`` as a detector cuts it."""
     from .operators import convolution_matrix, gaussian_kernel_1d
@@ -182,7 +133,7 @@ def cut_blur(x: torch.Tensor, sigma: float, mode: str) -> torch.Tensor:
 
 
 def random_degradations(pool: torch.Tensor, batch_size: int, generator: torch.Generator, sigma_max: float = 4.0,
-                        padding: str = "symmetric", cut_borders: float = 0.0, footprints: float = 0.0
+                        padding: Padding = "symmetric", cut_borders: float = 0.0, footprints: float = 0.0
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch of ``(y, σ, log σ_y)`` from training images ``pool`` ``(N, 1, 64, 64)`` in [0, 1] (float64).
 
@@ -241,15 +192,14 @@ def checkpoint_path(out: str | os.PathLike) -> Path:
 
 
 def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tuple | list = (),
-                    config: RegressorConfig | None = None, padding: str = "zeros", progress: bool = True,
+                    config: RegressorConfig | None = None, padding: Padding = "zeros", progress: bool = True,
                     init: str | os.PathLike | None = None, resume: bool = True,
                     checkpoint_seconds: float = 180.0) -> Path:
     """Train :class:`DegradationRegressor` on the training pool (train split + ``extra``; val and test are never
     read) and write its weights to ``out`` (``weights_only``-loadable, temp name then rename) with a CSV log beside
     it. :func:`sigma_loss` on σ (``config.sigma_loss``) plus 0.3 × L1 on log σ_y;
     AdamW with a one-cycle schedule. ``padding``: the borders of the training blurs (the restoring operator's).
-    ``init``: weights to continue from, with a new schedule; narrower ones are first widened to ``config.width``
-    (:func:`widen`, the same function, copies told apart by 0.1 % noise). Every ``checkpoint_seconds`` the
+    ``init``: weights of ``config.width`` to continue from, with a new schedule. Every ``checkpoint_seconds`` the
     whole state (model, optimizer, schedule, RNGs, log) goes to :func:`checkpoint_path` (temp name, then rename); a
     rerun with the same run settings resumes there and continues exactly as if never stopped (``resume=False``
     starts over), and the file is removed once ``out`` is written. Returns ``out``."""
@@ -264,10 +214,9 @@ def train_regressor(data: str | os.PathLike, out: str | os.PathLike, extra: tupl
     model = DegradationRegressor(width)
     if init is not None:
         start = load_regressor(init)
-        start_width = start.features[0].out_channels
-        if width % start_width:
-            raise ValueError(f"{init}: width {start_width}, which does not widen to the config's width {width}.")
-        model.load_state_dict(widen(start, width, noise=WIDEN_NOISE if width > start_width else 0.0).state_dict())
+        if start.features[0].out_channels != width:
+            raise ValueError(f"{init}: width {start.features[0].out_channels}, not the config's width {width}.")
+        model.load_state_dict(start.state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(seed + 1)

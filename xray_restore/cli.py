@@ -16,15 +16,9 @@ from .errors import InputError
 from .locate import CONDITIONAL_BUNDLE
 from .locate import DDRM_BUNDLE as DEFAULT_BUNDLE
 
-#: The shared data folder beside the repository (never committed; its README describes it): the benchmarks' and the
-#: training commands' defaults below are its files.
-SHARED_DATA = "../shared/data"
-#: The 64×64 cache that training, evaluation and the benchmarks read by default.
-DEFAULT_DATA = f"{SHARED_DATA}/cxr14_64.npz"
-#: The 716 extra ChestX-ray14 images of the training pool (training only).
-EXTRA_DATA = f"{SHARED_DATA}/cxr14_extra_64.npz"
-#: The full-size 1024×1024 NIH originals (evaluation only), the real DICOM samples and the three developer PNGs.
-FULL_DATA, DICOM_DATA, PNG_DATA = f"{SHARED_DATA}/cxr14_full", f"{SHARED_DATA}/dicom", f"{SHARED_DATA}/cxr14_png"
+#: Environment variable naming the 64×64 ``.npz`` cache that the training and evaluation commands read where
+#: ``--data`` is not given (there is no default path).
+DATA_ENV = "XRAY_RESTORE_DATA"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -37,32 +31,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    reference_dir=reference,
                                    num_samples=args.samples, seed=args.seed, quiet=args.quiet,
                                    progress=not args.quiet, **_overrides(args))
-    return 0 if summary["n_failed"] == 0 else 1
+    return 0 if summary["n_failed"] == 0 and not summary["not_written"] else 1
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    from .plan import HANDED_BACK
     from .restore import restore
 
     results = restore(args.inputs, output_dir=args.output, bundle=args.bundle, num_samples=args.samples,
                       seed=args.seed, include_identifiers=args.include_identifiers, keep_images=False,
                       progress=not args.quiet, on_error="skip", **_overrides(args))
-    summary = json.loads((Path(args.output) / "summary.json").read_text())
-    for failure in restore.failures:
+    summary = results.summary
+    for failure in results.failures:
         print(f"xray-restore: {failure.stage} failed: {failure.source}: {failure.reason}", file=sys.stderr)
+    for name, reason in results.not_written.items():
+        print(f"xray-restore: report: {Path(args.output) / name} not written: {reason}", file=sys.stderr)
+    ok = summary["n_failed"] == 0 and (results or not results.failures) and not results.not_written
     if args.quiet:
-        return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
+        return 0 if ok else 1
     for r in results:
         written = ", ".join(os.path.relpath(o, args.output) for o in r.outputs)
-        if r.status in ("no_blur", "blur_mismatch"):
+        if r.status in HANDED_BACK:
             print(f"{r.source}: {r.reason}" + (f" -> {written}" if written else ""))
         else:
             blur = "given" if r.blur_sigma is None else f"{r.blur_sigma:.2f} px"
             noise = "given" if r.sigma_y is None else f"{r.sigma_y:.4f}"
             print(f"{r.source}: blur {blur}, noise {noise}, {r.status} -> {written or 'nothing written'}")
-    print(f"restored {summary['n_done']} image(s), {summary['n_no_blur']} with no blur at the model scale, "
+    print(f"restored {summary['n_done']} image(s), {summary['n_not_chest']} not a frontal chest radiograph, "
+          f"{summary['n_no_blur']} with no blur at the model scale, "
           f"{summary['n_blur_mismatch']} with a blur the model does not restore, {summary['n_failed']} failed; report: "
-          f"{Path(args.output) / 'report.html'}")
-    return 0 if summary["n_failed"] == 0 and (results or not restore.failures) else 1
+          f"{Path(args.output) / 'report.html'}" + (" (not written)" if "report.html" in results.not_written else ""))
+    return 0 if ok else 1
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -272,8 +271,7 @@ def _regressor_config(args: argparse.Namespace):
     """The bundle's ``regressor_config`` (train.json) with the ``fit-regressor`` options given."""
     from .blur_regressor import RegressorConfig
 
-    given = {"steps": args.steps, "seed": args.seed, "lr": args.lr, "sigma_loss_offset": args.sigma_loss_offset,
-             "sigma_loss": args.sigma_loss, "width": args.width}
+    given = {"steps": args.steps, "seed": args.seed, "lr": args.lr, "sigma_loss": args.sigma_loss}
     return _bundle_section(args.bundle, "regressor_config", RegressorConfig, given)
 
 
@@ -336,9 +334,18 @@ def _cmd_build_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str) -> None:
-    """Options shared by the training commands (resumable runs on the ChestX-ray14 cache)."""
-    parser.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
+def _add_data_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--data``: required, unless the environment variable :data:`DATA_ENV` names the cache."""
+    default = os.environ.get(DATA_ENV) or None
+    parser.add_argument("--data", default=default, required=default is None,
+                        help=f"{what} (default: ${DATA_ENV}; required where it is not set)")
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser, out_default: str, data: bool = True) -> None:
+    """Options shared by the training commands (resumable runs on the ChestX-ray14 cache; ``data=False`` for one
+    that reads other files)."""
+    if data:
+        _add_data_argument(parser, "64x64 .npz cache")
     parser.add_argument("-o", "--output", "--out", dest="out", default=out_default,
                         help="run folder: checkpoint, log, weights (default: %(default)s)")
     parser.add_argument("--extra-data", nargs="*", default=[],
@@ -438,38 +445,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     source = sub.add_parser("train-source-prior",
                             help="train or resume the patch prior of radiographs at their own grid")
-    _add_training_arguments(source, "runs/source_prior")
+    _add_training_arguments(source, "runs/source_prior", data=False)
     source.add_argument("--crops", required=True,
                         help="folder of source-resolution training crops with crops.csv (e.g. cxr14_crops_1024/)")
     source.add_argument("--patch-size", type=int, help="patch side in pixels (default: the bundle's train.json)")
     source.set_defaults(func=_cmd_train_source_prior)
 
     spec = sub.add_parser("fit-spectrum", help="fit the blur/noise estimator's image spectrum on training images")
-    spec.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")
+    _add_data_argument(spec, "64x64 .npz cache whose train split is used")
     spec.add_argument("--extra-data", nargs="*", default=[], help="training-only .npz archives added to it")
     spec.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
     spec.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_spectrum.pt")
     spec.set_defaults(func=_cmd_fit_spectrum)
 
     reg = sub.add_parser("fit-regressor", help="train the estimator's learned blur/noise regressor on training images")
-    reg.add_argument("--data", default=DEFAULT_DATA, help="cache whose train split is used (default: %(default)s)")
+    _add_data_argument(reg, "64x64 .npz cache whose train split is used")
     reg.add_argument("--extra-data", nargs="*", default=[], help="training-only .npz archives added to it")
     reg.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle whose operator padding the blurs use")
     reg.add_argument("--steps", type=int, help="optimiser steps (default: the bundle's train.json regressor_config)")
     reg.add_argument("--seed", type=int, help="random seed (default: the bundle's train.json regressor_config)")
     reg.add_argument("--lr", type=float, help="peak learning rate (default: the bundle's train.json regressor_config)")
-    reg.add_argument("--width", type=int,
-                     help="channels of the first layer; narrower --init-weights are widened to it, computing the same "
-                          "(default: the bundle's train.json regressor_config)")
-    reg.add_argument("--sigma-loss-offset", type=float,
-                     help="c > 0 weights the σ error by (2 + c) / (σ + c), towards small blurs; 0: plain L1 "
-                          "(default: the bundle's train.json regressor_config)")
     reg.add_argument("--sigma-loss", choices=("l1", "sensitivity"),
-                     help="l1, or sensitivity: the squared σ error weighted by what it costs DDRM "
-                          "(default: the bundle's train.json regressor_config)")
+                     help="l1 (the shipped regressor's first 19,000 steps), or sensitivity: the squared σ error "
+                          "weighted by what it costs DDRM (default: the bundle's train.json regressor_config)")
     reg.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     reg.add_argument("--init-weights", default=None,
-                     help="continue from these regressor weights (a new schedule; widened to --width if narrower)")
+                     help="continue from these regressor weights (a new schedule; the same width)")
     reg.add_argument("--restart", action="store_true",
                      help="ignore a checkpoint of an interrupted run (<output>.checkpoint.pt) and start over")
     reg.add_argument("-o", "--output", default=None, help="default: <bundle>/models/degradation_regressor.pt")
@@ -484,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", choices=["prior", "conditional"], default="prior",
                     help="prior: DDRM with the xray_ddrm bundle; conditional: the xray_conditional bundle")
     ev.add_argument("--bundle", help="bundle folder (default: the --model's bundle)")
-    ev.add_argument("--data", default=DEFAULT_DATA, help="64x64 .npz cache (default: %(default)s)")
+    _add_data_argument(ev, "64x64 .npz cache")
     ev.add_argument("--weights", help="other weights (default: the bundle's models/model.pt); a prior run's "
                     "network.json beside them gives their architecture (e.g. runs/prior2_w48/model.pt)")
     ev.add_argument("--split", choices=["val", "test"],

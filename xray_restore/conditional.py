@@ -22,7 +22,7 @@ from monai.networks.schedulers import DDIMScheduler, Scheduler
 from torch import nn
 
 from ._compat import bf16_autocast
-from .estimation import check_limits
+from .plan import RestorationPlan
 from .measurement import measure
 from .operators import SVDOperator
 
@@ -223,39 +223,17 @@ class ConditionalInferer(Inferer):
     """MONAI ``Inferer`` over a conditional baseline: ``inferer(inputs=y, network=model)`` → mean of K samples.
 
     ``y`` ``(B, 1, N, N)`` in [0, 1] → ``(B, 1, N, N)`` in [0, 1]; a ``MetaTensor`` in gives a ``MetaTensor`` out (so
-    ``Invertd`` / ``SaveImaged`` work in a bundle). ``seed`` makes runs reproducible.
-
-    It also has the :class:`~xray_restore.ddrm.DDRMInferer` contract that :class:`~xray_restore.restore.Restorer`
-    drives (``settings_for``, ``restore``, ``config``, ``num_samples``, ``no_blur_sigma``), so either bundle restores
-    DICOM/PNG files the same way. The network was trained for one degradation (``operator``'s σ, noise
-    ``trained_sigma_y``) and always restores as for it; with an ``estimator`` the blur and noise of each input are
-    still estimated, recorded, and an input with no blur at the model scale (σ̂ < ``no_blur_sigma``), a blur that is
-    not Gaussian (misfit > ``max_blur_misfit``, anisotropy > ``max_blur_anisotropy``, axes read more than
-    ``max_axis_ratio`` apart, or a disk or streak that explains it better than any Gaussian by more than
-    ``max_non_gaussian_evidence`` nats: :meth:`~xray_restore.estimation.DegradationEstimate.findings`) or a blur
-    milder than the network can take (σ̂ < ``min_blur_sigma``: restored as for its training blur, it comes back
-    over-sharpened, worse than it came in) is handed back.
+    ``Invertd`` / ``SaveImaged`` work in a bundle). ``seed`` makes runs reproducible. The network was trained for one
+    degradation (``operator``'s σ, noise ``trained_sigma_y``, recorded in :attr:`config`) and always restores as for
+    it. It is a :class:`~xray_restore.plan.Sampler`: which inputs it restores is the policy's decision
+    (:class:`~xray_restore.policy.PlannedInferer`, with a fixed operator and ``min_blur_sigma``), so either bundle
+    restores DICOM/PNG files the same way.
     """
 
     def __init__(self, num_steps: int, eta: float, num_samples: int, autocast: bool = False,
                  seed: int | None = None, temperature: float | None = None, strength: float | None = None,
-                 operator: SVDOperator | None = None,
-                 trained_sigma_y: float | None = None, estimator=None, no_blur_sigma: float = 0.0,
-                 max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
-                 max_axis_ratio: float | None = None, max_non_gaussian_evidence: float | None = None,
-                 min_blur_sigma: float | None = None) -> None:
+                 operator: SVDOperator | None = None, trained_sigma_y: float | None = None) -> None:
         super().__init__()
-        if min_blur_sigma is not None and (operator is None or not min_blur_sigma >= no_blur_sigma):
-            raise ValueError(f"min_blur_sigma needs the training operator and must be >= no_blur_sigma "
-                             f"({no_blur_sigma}), or None; got {min_blur_sigma}.")
-        #: the mildest estimated blur the network restores (None: any above ``no_blur_sigma``)
-        self.min_blur_sigma = None if min_blur_sigma is None else float(min_blur_sigma)
-        #: the limits of the checks that hand back a blur that is not Gaussian (as
-        #: :attr:`~xray_restore.ddrm.DDRMInferer.gaussian_limits`; the network restores no axis-aligned blur, so the
-        #: checks of an axis-aligned model are not among them: every input is read, and checked, as isotropic)
-        self.gaussian_limits = check_limits(max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy,
-                                            max_axis_ratio=max_axis_ratio,
-                                            max_non_gaussian_evidence=max_non_gaussian_evidence)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_steps, self.eta, self.num_samples = int(num_steps), float(eta), int(num_samples)
@@ -266,11 +244,6 @@ class ConditionalInferer(Inferer):
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
         self.operator = operator
         self.trained_sigma_y = trained_sigma_y
-        self.estimator = estimator
-        self.no_blur_sigma = float(no_blur_sigma)
-        # what the records say was estimated (the network itself restores as for its training degradation)
-        self.blur_sigma = "auto" if estimator is not None else getattr(operator, "sigma", None)
-        self.sigma_y = "auto" if estimator is not None else trained_sigma_y
 
     @property
     def config(self) -> dict:
@@ -278,60 +251,37 @@ class ConditionalInferer(Inferer):
         return {"method": "predict_refine (conditional baseline)", "num_steps": self.num_steps, "eta": self.eta,
                 "temperature": self.temperature, "strength": self.strength, "num_samples": self.num_samples,
                 "seed": self.seed,
-                "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y,
-                "blur_sigma": self.blur_sigma, "sigma_y": self.sigma_y, "no_blur_sigma": self.no_blur_sigma,
-                "min_blur_sigma": self.min_blur_sigma, **self.gaussian_limits}
-
-    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged=1.0, windows=None) -> list[dict]:
-        """Per input: the blur/noise found in it (estimated, or the training degradation without an estimator),
-        ``operator_sigma`` (the training blur, what the network restores), ``no_blur``, ``blur_mismatch`` (not a
-        Gaussian blur, see :class:`~xray_restore.ddrm.DDRMInferer`, or milder than ``min_blur_sigma``) and
-        ``mismatch`` (why, else None). ``windows`` (each input's
-        footprint) go to the estimator; the network restores the whole 64×64 grid it was trained on."""
-        trained = getattr(self.operator, "sigma", None)
-        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if self.estimator
-                     else [None] * len(inputs))
-        out = []
-        for e in estimates:
-            no_blur = e is not None and e.blur_sigma < self.no_blur_sigma
-            mismatch = None if e is None or no_blur else e.mismatch(**self.gaussian_limits)
-            if mismatch is None and e is not None and not no_blur and self.min_blur_sigma is not None \
-                    and e.blur_sigma < self.min_blur_sigma:
-                mismatch = (f"the blur (estimated {e.blur_sigma:.2f} px) is milder than this model restores (from "
-                            f"{self.min_blur_sigma:g} px: it restores every input as for its training blur of "
-                            f"{trained:g} px, and a milder one would come back over-sharpened, worse than it came in)")
-            out.append({"blur_sigma": e.blur_sigma if e is not None else trained,
-                        "sigma_y": e.sigma_y if e is not None else self.trained_sigma_y, "estimate": e,
-                        "no_blur": no_blur, "operator_sigma": trained,
-                        "blur_mismatch": mismatch is not None, "mismatch": mismatch})
-        return out
+                "trained_blur_sigma": getattr(self.operator, "sigma", None), "trained_sigma_y": self.trained_sigma_y}
 
     def sampler(self, network: nn.Module) -> ConditionalSampler:
         """The :class:`ConditionalSampler` of ``network`` with this inferer's sampler settings."""
         return ConditionalSampler(network, num_steps=self.num_steps, eta=self.eta, autocast=self.autocast,
                                   temperature=self.temperature, strength=self.strength)
 
-    def restore(self, inputs: torch.Tensor, network: nn.Module, settings: list[dict], num_samples: int | None = None,
-                generator: torch.Generator | Sequence[torch.Generator] | None = None
+    def restore(self, inputs: torch.Tensor, network: nn.Module, plans: Sequence[RestorationPlan],
+                num_samples: int | None = None, generator: torch.Generator | Sequence[torch.Generator] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, std) of ``num_samples`` samples per input; one generator per input keeps each input's result
-        independent of its batch neighbours."""
-        if len(settings) != inputs.shape[0]:
-            raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
+        """(mean, std) of ``num_samples`` samples per input (the network restores as for its training degradation
+        whatever the plan read); one generator per input keeps each input's result independent of its batch
+        neighbours."""
+        if len(plans) != inputs.shape[0]:
+            raise ValueError(f"got {len(plans)} plans for {inputs.shape[0]} inputs.")
         k = self.num_samples if num_samples is None else int(num_samples)
         sampler = self.sampler(network)
         if not isinstance(generator, Sequence):
-            return sampler.sample(inputs, num_samples=k, generator=generator)
+            return sampler.sample(inputs, num_samples=k, generator=self._generator if generator is None else generator)
         pairs = [sampler.sample(inputs[i : i + 1], num_samples=k, generator=g) for i, g in enumerate(generator)]
         return torch.cat([m for m, _ in pairs]), torch.cat([s for _, s in pairs])
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]
-        """Mean of ``num_samples`` samples for each input its plan restores; the others (no blur, a blur that is not
-        Gaussian or milder than the network takes: :meth:`settings_for`) come back unchanged, as in
-        :class:`~xray_restore.restore.Restorer` (:func:`~xray_restore.policy.gated_call`)."""
-        from .policy import gated_call
+        """Mean of ``num_samples`` samples for every input (the gate is
+        :class:`~xray_restore.policy.PlannedInferer`'s)."""
+        from monai.data import MetaTensor
+        from monai.utils import convert_to_dst_type
 
-        return gated_call(self, inputs, network, generator=self._generator)
+        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        mean, _ = self.sampler(network).sample(plain, num_samples=self.num_samples, generator=self._generator)
+        return convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0] if isinstance(inputs, MetaTensor) else mean
 
 
 def build_conditional(channels: tuple[int, ...] = (32, 64, 64), operator: SVDOperator | None = None,

@@ -30,14 +30,13 @@ from monai.inferers import Inferer
 from torch import nn
 
 from ._compat import bf16_autocast
-from .estimation import check_limits
-from .operators import SVDOperator, blur_operator, snap_sigma
+from .operators import SVDOperator
+from .plan import RestorationPlan
 
-__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "blend_outer_ring", "AUTO"]
+__all__ = ["DDRMInferer", "TimestepSpacing", "ddrm_timesteps", "blend_outer_ring"]
 
 
 TimestepSpacing = Literal["uniform", "quadratic"]
-AUTO = "auto"
 
 
 def blend_outer_ring(
@@ -95,6 +94,7 @@ class _Chain:
     safe_ratio: torch.Tensor
     x_bar: torch.Tensor
     x_ve: torch.Tensor
+    border_error: float = 0.0
 
 
 def _whole(value, minimum: int) -> bool:
@@ -147,51 +147,6 @@ class DDRMInferer(Inferer, nn.Module):
             (``benchmarks/ddrm_sampler_val.py``, docs/sampler.md).
         clip_denoised: clamp the network's x₀ estimate to [-1, 1] at every step.
         autocast: run the network under bf16 autocast (fast on CPUs with AVX512-BF16).
-        blur_sigma: ``None`` uses ``operator`` as given; ``"auto"`` estimates σ per input with ``estimator`` and
-            restores with a :class:`~xray_restore.operators.GaussianBlur` of that σ (``operator`` gives the size and
-            threshold); a number builds that blur.
-        estimator: a :class:`~xray_restore.estimation.SpectralDegradationEstimator`, needed for ``"auto"``.
-        no_blur_sigma: with an estimated blur below this (model-scale pixels), ``__call__`` hands the input back
-            unchanged (no blur at the model scale: nothing to restore); 0 disables it.
-        max_blur_misfit: an estimated blur whose :func:`~xray_restore.estimation.blur_misfit` exceeds this is not
-            Gaussian (a defocus disk, motion): restoring it as one would make the input worse, so it is handed back
-            like a sharp one (``blur_mismatch``); None disables the check.
-        max_blur_anisotropy: likewise for :func:`~xray_restore.estimation.blur_anisotropy`: an estimated blur that
-            acts along one direction (motion) more than this is not the isotropic Gaussian restored here and is
-            handed back (``blur_mismatch``); None disables the check.
-        max_axis_misfit, max_axis_anisotropy: the same two checks for an input estimated as an axis-aligned
-            anisotropic blur (``blur_sigma_axes``), read on its axis model (``axis_misfit``: over rings and
-            sectors, where a streak's side lobes show; ``axis_anisotropy``): such an input is handed back where its
-            axis model does not explain it, whatever the isotropic checks say; None disables the check.
-        max_axis_ratio: an input restored as an isotropic blur whose axis-aligned fit reads its axes more than this
-            apart (``axis_ratio``; above ``max_axis_noise``, where axes are not restored) is handed back: a streak
-            along a row or a column, which a Gaussian along that axis does not restore either; None disables it.
-        max_non_gaussian_evidence: an estimated blur that a disk or a streak explains better than any Gaussian by
-            more than this (log-likelihood, nats: ``non_gaussian_evidence``) is handed back (``blur_mismatch``);
-            None disables the check (as does a spectrum without alternatives).
-        operator_uncertainty: likely error (pixels) of an estimated blur σ̂ (``"auto"``): DDRM counts what such an
-            error would change in each spectral component as noise there (see :meth:`sample`); 0: trust σ̂ as exact.
-        blur_backoff: an estimated blur σ̂ (``"auto"``) is restored with the blur ``max(0, σ̂ − blur_backoff)``
-            (pixels): at small blurs over-estimating σ costs DDRM more than under-estimating it by as much does
-            (too large a blur amplifies the finest components into ringing; too small leaves a little blur), so a
-            small step towards less blur lowers the expected loss for an estimate that is off either way. The
-            estimate itself is reported unchanged; 0: restore with σ̂.
-        blur_backoff_until: if > 0, the back-off holds in full only up to half this blur and fades linearly to none
-            at it (pixels): on val it paid at σ 0.5 px only, and cost DDRM 0.1–0.2 dB from σ 1 px on, where a blur
-            taken too narrow costs as much as one taken too wide (``benchmarks/results/estimation_val*.json``).
-            0: the same back-off at every σ̂.
-        sigma_resolution: blurs for estimated (or given) σ are built on this grid (pixels) and cached; 0: to 1e-6.
-            A coarse grid adds its own error to σ̂'s (up to half a step), and DDRM's loss grows with the square of the
-            operator's error (about 600 dB/px² at σ 0.5, σ_y 0.002: 0.025 px costs 0.4 dB).
-        unknown_borders: blurs built here (``blur_sigma`` ``"auto"`` or a number) treat the scene beyond the image
-            as unknown, as it is at a real detector's edge (and, for a padded non-square radiograph, beyond its own
-            footprint): DDRM restores on a canvas with a margin and trusts only the observations the whole kernel
-            explains (``GaussianBlur(window=...)``). ``False``: the operator's padding is taken as the scene beyond
-            (exact for the synthetic protocols, whose blurs are made that way; on a real border a mismatch DDRM
-            amplifies into ringing across the image).
-        border_error: with unknown borders, the restoration's mean squared error ([0, 1]² units) on the outermost
-            observed pixel ring, where it leans on the prior's guess of the scene beyond the edge: that ring is
-            blended with the input by inverse error variance (:func:`blend_outer_ring`). 0: the restoration as is.
         seed: if given, calls without an explicit ``generator`` draw from one generator seeded once here, so a
             whole run (e.g. a MONAI evaluator over a dataset) is reproducible.
         temperature: τ ∈ [0, 1], the scale of every fresh Gaussian draw (the initial state's and each step's): 1 is
@@ -221,26 +176,11 @@ class DDRMInferer(Inferer, nn.Module):
         spacing: TimestepSpacing = "quadratic",
         eta: float = 0.85,
         eta_b: float = 1.0,
-        sigma_y: float | str = 0.0,
+        sigma_y: float = 0.0,
         num_samples: int = 2,
         clip_denoised: bool = True,
         autocast: bool = False,
         seed: int | None = None,
-        blur_sigma: float | str | None = None,
-        estimator=None,
-        no_blur_sigma: float = 0.0,
-        max_blur_misfit: float | None = None,
-        max_blur_anisotropy: float | None = None,
-        max_axis_misfit: float | None = None,
-        max_axis_anisotropy: float | None = None,
-        max_axis_ratio: float | None = None,
-        max_non_gaussian_evidence: float | None = None,
-        operator_uncertainty: float = 0.0,
-        unknown_borders: bool = False,
-        blur_backoff: float = 0.0,
-        sigma_resolution: float = 0.0,
-        blur_backoff_until: float = 0.0,
-        border_error: float = 0.0,
         temperature: float = 0.25,
         uncertainty_scale: float = 33.0,
     ) -> None:
@@ -254,30 +194,10 @@ class DDRMInferer(Inferer, nn.Module):
         for name, value in (("eta", eta), ("eta_b", eta_b)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}.")
-        if sigma_y != AUTO and not (isinstance(sigma_y, numbers.Real) and 0.0 <= sigma_y <= 1.0):
-            raise ValueError(f"sigma_y must be 'auto' or a noise std in [0, 1] intensity units, got {sigma_y!r}.")
+        if not (isinstance(sigma_y, numbers.Real) and 0.0 <= sigma_y <= 1.0):
+            raise ValueError(f"sigma_y must be a noise std in [0, 1] intensity units, got {sigma_y!r}.")
         if not _whole(num_steps, minimum=1):
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
-        if blur_sigma not in (None, AUTO) and not (isinstance(blur_sigma, (int, float)) and blur_sigma >= 0):
-            raise ValueError(f"blur_sigma must be None, 'auto' or a number >= 0, got {blur_sigma!r}.")
-        if AUTO in (sigma_y, blur_sigma) and estimator is None:
-            raise ValueError("blur_sigma/sigma_y 'auto' needs an estimator (the bundle's degradation spectrum).")
-        if blur_sigma is not None and not hasattr(operator, "threshold"):
-            raise TypeError("blur_sigma needs a GaussianBlur operator (size, threshold), got "
-                            f"{type(operator).__name__}.")
-        if not no_blur_sigma >= 0:
-            raise ValueError(f"no_blur_sigma must be >= 0, got {no_blur_sigma}.")
-        #: the limits of the checks that hand back a blur that is not Gaussian, by name, as
-        #: :meth:`~xray_restore.estimation.DegradationEstimate.findings` takes them
-        self.gaussian_limits = check_limits(
-            max_blur_misfit=max_blur_misfit, max_blur_anisotropy=max_blur_anisotropy, max_axis_misfit=max_axis_misfit,
-            max_axis_anisotropy=max_axis_anisotropy, max_axis_ratio=max_axis_ratio,
-            max_non_gaussian_evidence=max_non_gaussian_evidence)
-        for name, value in (("operator_uncertainty", operator_uncertainty), ("blur_backoff", blur_backoff),
-                            ("blur_backoff_until", blur_backoff_until), ("sigma_resolution", sigma_resolution),
-                            ("border_error", border_error)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         if not (isinstance(temperature, numbers.Real) and 0.0 <= temperature <= 1.0):
@@ -294,16 +214,7 @@ class DDRMInferer(Inferer, nn.Module):
         self.num_steps = int(num_steps)
         self.eta = float(eta)
         self.eta_b = float(eta_b)
-        self.sigma_y = sigma_y if sigma_y == AUTO else float(sigma_y)
-        self.blur_sigma = blur_sigma if blur_sigma in (None, AUTO) else float(blur_sigma)
-        self.estimator = estimator
-        self.no_blur_sigma = float(no_blur_sigma)
-        self.operator_uncertainty = float(operator_uncertainty)
-        self.blur_backoff = float(blur_backoff)
-        self.sigma_resolution = float(sigma_resolution)
-        self.blur_backoff_until = float(blur_backoff_until)
-        self.unknown_borders = bool(unknown_borders)
-        self.border_error = float(border_error)
+        self.sigma_y = float(sigma_y)
         self.num_samples = int(num_samples)
         self.clip_denoised = bool(clip_denoised)
         self.autocast = bool(autocast)
@@ -324,15 +235,6 @@ class DDRMInferer(Inferer, nn.Module):
             "seed": self.seed,
             "spacing": self.spacing,
             "timesteps": f"{self.timesteps[0]}..{self.timesteps[-1]}",
-            "blur_sigma": self.operator_sigma() if self.blur_sigma is None else self.blur_sigma,
-            "no_blur_sigma": self.no_blur_sigma,
-            **self.gaussian_limits,
-            "operator_uncertainty": self.operator_uncertainty,
-            "blur_backoff": self.blur_backoff,
-            "blur_backoff_until": self.blur_backoff_until,
-            "sigma_resolution": self.sigma_resolution,
-            "unknown_borders": self.unknown_borders,
-            "border_error": self.border_error,
             "temperature": self.temperature,
             "uncertainty_scale": self.uncertainty_scale,
         }
@@ -346,93 +248,29 @@ class DDRMInferer(Inferer, nn.Module):
         """σ of the fixed operator (None for a non-Gaussian operator)."""
         return getattr(self.operator, "sigma", None)
 
-    def restoring_sigma(self, blur_sigma: float | tuple[float, float] | None) -> float | tuple[float, float] | None:
-        """The blur DDRM restores with for an input whose blur is ``blur_sigma`` (or ``(σ_v, σ_h)``, per axis): less
-        ``blur_backoff`` (faded out towards ``blur_backoff_until``) where the blur is estimated (``"auto"``), on the
-        ``sigma_resolution`` grid (no no-blur gate here: :meth:`settings_for` adds it); as given for a fixed
-        operator."""
-        if self.blur_sigma is None or blur_sigma is None:
-            return blur_sigma
-        if isinstance(blur_sigma, (tuple, list)):
-            return snap_sigma(tuple(self.restoring_sigma(float(s)) for s in blur_sigma), self.sigma_resolution)
-        backoff = self.blur_backoff if self.blur_sigma == AUTO else 0.0
-        if self.blur_backoff_until > 0:
-            backoff *= min(1.0, max(0.0, 2.0 * (1.0 - blur_sigma / self.blur_backoff_until)))
-        return snap_sigma(blur_sigma - backoff, self.sigma_resolution)
-
-    def settings_for(self, inputs: torch.Tensor, bits_stored=None, averaged: float | Sequence[float] = 1.0,
-                     windows: Sequence | None = None) -> list[dict]:
-        """The blur σ, noise σ_y and (if estimated) the estimate of each input ``(B, 1, N, N)`` in [0, 1].
-
-        ``bits_stored``: the sources' Bits Stored (one or one per input) for the estimator's noise floor;
-        ``averaged``: source pixels area-averaged into one input pixel (one or one per input), which lowers it;
-        ``windows``: each input's footprint ``((r0, r1), (c0, c1))`` in the N × N grid (``None``: all of it), as
-        :func:`~xray_restore.transforms.model_window` gives it for a padded source.
-        Returns one ``{"blur_sigma", "sigma_y", "estimate", "no_blur", "blur_mismatch", "mismatch", "operator_sigma",
-        "operator_uncertainty", "window"}`` per input (``blur_mismatch``: an estimated blur that is not Gaussian, see
-        ``max_blur_misfit`` and ``max_blur_anisotropy``, and ``mismatch`` the reason, else None; ``operator_sigma``:
-        the blur DDRM restores with, 0 for an input with no blur at the model scale, :meth:`restoring_sigma` otherwise
-        (of the estimate's ``(σ_v, σ_h)`` where it found an axis-aligned anisotropic blur); ``operator_uncertainty``:
-        the likely error of an estimated blur, 0 for a given one).
-        """
-        needs = AUTO in (self.blur_sigma, self.sigma_y)
-        windows = [None] * len(inputs) if windows is None else list(windows)
-        if len(windows) != len(inputs):
-            raise ValueError(f"got {len(windows)} windows for {len(inputs)} inputs.")
-        estimates = (self.estimator(inputs.detach().float().cpu(), bits_stored, averaged, windows) if needs
-                     else [None] * len(inputs))
-        out = []
-        for e, window in zip(estimates, windows):
-            blur = self.blur_sigma
-            blur = e.blur_sigma if blur == AUTO else (self.operator_sigma() if blur is None else blur)
-            shape = e.blur_sigma_axes if self.blur_sigma == AUTO and e.blur_sigma_axes is not None else blur
-            noise = e.sigma_y if self.sigma_y == AUTO else self.sigma_y
-            no_blur = blur is not None and self.blur_sigma == AUTO and blur < self.no_blur_sigma
-            # no blur at the model scale: if restored anyway (forced), only denoise — never deblur a sharp image;
-            # an estimated blur is not exact: its likely error counts as noise in the components it would corrupt
-            mismatch = None if no_blur or self.blur_sigma != AUTO else e.mismatch(**self.gaussian_limits)
-            out.append({"blur_sigma": blur, "sigma_y": noise, "estimate": e, "no_blur": no_blur,
-                        "blur_mismatch": mismatch is not None, "mismatch": mismatch,
-                        "operator_sigma": 0.0 if no_blur else self.restoring_sigma(shape),
-                        "operator_uncertainty": self.operator_uncertainty if self.blur_sigma == AUTO else 0.0,
-                        "window": window})
-        return out
-
-    def operator_for(self, blur_sigma: float | tuple[float, float] | None, window=None) -> SVDOperator:
-        """The operator to restore with: the fixed one, or a cached blur of σ or ``(σ_v, σ_h)`` (same size and
-        threshold); with ``unknown_borders``, one that observes only ``window`` (default: the whole image) of a
-        larger canvas."""
-        if self.blur_sigma is None:
-            return self.operator
-        size = self.operator.size
-        if self.unknown_borders and window is None:
-            window = ((0, size), (0, size))
-        return blur_operator(size, blur_sigma, threshold=self.operator.threshold, resolution=self.sigma_resolution,
-                             padding=getattr(self.operator, "padding", "zeros"), device=self.device,
-                             window=window if self.unknown_borders else None)
-
     @torch.inference_mode()
     def restore(
         self,
         inputs: torch.Tensor,
         network: nn.Module | Callable[..., torch.Tensor],
-        settings: list[dict],
+        plans: Sequence[RestorationPlan],
         num_samples: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`sample` with per-input settings (from :meth:`settings_for`), grouped by operator.
+        """:meth:`sample` of each input as its plan says (its operator, noise, operator uncertainty and border
+        blend: :meth:`~xray_restore.policy.RestorationPolicy.plan`), grouped by operator.
 
         Each group keeps its own spectral state, but every reverse step makes one network call for the inputs of
         all groups (of one grid size), so a batch whose images need many different blurs costs about what one
         blur's batch does. With one generator per input the result of an input does not depend on its batch
         neighbours (beyond the network's batch-size-dependent rounding).
         """
-        if len(settings) != inputs.shape[0]:
-            raise ValueError(f"got {len(settings)} settings for {inputs.shape[0]} inputs.")
+        if len(plans) != inputs.shape[0]:
+            raise ValueError(f"got {len(plans)} plans for {inputs.shape[0]} inputs.")
         mean, std = torch.empty_like(inputs), torch.empty_like(inputs)
         groups: dict[int, tuple[SVDOperator, list[int]]] = {}  # held here, so no operator's id is reused
-        for i, st in enumerate(settings):
-            op = self.operator_for(st.get("operator_sigma", st["blur_sigma"]), st.get("window"))
+        for i, plan in enumerate(plans):
+            op = self.operator if plan.operator is None else plan.operator
             groups.setdefault(id(op), (op, []))[1].append(i)
         per_input = isinstance(generator, Sequence)
         k = self._samples_per_input(num_samples)
@@ -440,8 +278,9 @@ class DDRMInferer(Inferer, nn.Module):
         chains = []
         for op, index in groups.values():
             chains.append(self._begin(inputs[index], op, k, [generator[i] for i in index] if per_input else shared,
-                                      [settings[i]["sigma_y"] for i in index],
-                                      [settings[i].get("operator_uncertainty", 0.0) for i in index]))
+                                      [plans[i].sigma_y for i in index],
+                                      [plans[i].operator_uncertainty for i in index],
+                                      max(plans[i].border_error for i in index)))
         self._run(chains, network)  # every group's inputs in each network call
         for (_, index), chain in zip(groups.values(), chains):
             mean[index], std[index] = self._end(chain)
@@ -455,16 +294,17 @@ class DDRMInferer(Inferer, nn.Module):
         generator: torch.Generator | None = None,
         **kwargs,
     ) -> torch.Tensor:
-        """Posterior mean of ``num_samples`` DDRM samples, ``(B, 1, N, N)`` in [0, 1], for ``inputs`` y in [0, 1]; an
-        input its plan hands back (no blur, or not a Gaussian blur: :meth:`settings_for`) comes back unchanged
-        (:func:`~xray_restore.policy.gated_call`).
+        """Posterior mean of ``num_samples`` DDRM samples, ``(B, 1, N, N)`` in [0, 1], for ``inputs`` y in [0, 1],
+        with this inferer's operator and ``sigma_y`` (every input restored: the gate is
+        :class:`~xray_restore.policy.PlannedInferer`'s).
 
         A ``MetaTensor`` input gives a ``MetaTensor`` output with the same meta data (file names, affine), so
         MONAI post-processing (``SaveImaged``, ``Invertd``) works on the result.
         """
-        from .policy import gated_call
+        from monai.utils import convert_to_dst_type
 
-        return gated_call(self, inputs, network, generator=generator)
+        mean, _ = self.sample(inputs, network, generator=generator)
+        return convert_to_dst_type(mean, inputs, dtype=mean.dtype)[0] if isinstance(inputs, MetaTensor) else mean
 
     # ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -506,6 +346,7 @@ class DDRMInferer(Inferer, nn.Module):
         operator: SVDOperator | None = None,
         sigma_y: float | Sequence[float] | torch.Tensor | None = None,
         operator_uncertainty: float | Sequence[float] = 0.0,
+        border_error: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw DDRM posterior samples for each input.
 
@@ -522,6 +363,8 @@ class DDRMInferer(Inferer, nn.Module):
                 ``∂ log s_i/∂σ = 2 log s_i / σ``, so component i of ``Uᵀy`` carries a model error of about
                 ``δ · 2|log s_i|/σ · |(Uᵀy)_i|``; it is added to that component's noise, and DDRM trusts the
                 components a slightly wrong blur would corrupt less (the prior fills them in).
+            border_error: for an operator with unknown borders, the restoration's mean squared error on the outermost
+                observed ring, blended with the input (:func:`blend_outer_ring`; 0: no blend).
 
         Returns:
             ``(mean, std)``, each ``(B, 1, N, N)``: the sample mean in [0, 1] and the per-pixel standard
@@ -531,10 +374,8 @@ class DDRMInferer(Inferer, nn.Module):
         if not isinstance(op, SVDOperator):
             raise TypeError(f"operator must be an SVDOperator, got {type(op).__name__}.")
         k = self._samples_per_input(num_samples)
-        if sigma_y is None and self.sigma_y == AUTO:
-            raise ValueError("this inferer estimates sigma_y per input: call restore() (or pass sigma_y).")
         chain = self._begin(inputs, op, k, self._generator if generator is None else generator,
-                            self.sigma_y if sigma_y is None else sigma_y, operator_uncertainty)
+                            self.sigma_y if sigma_y is None else sigma_y, operator_uncertainty, border_error)
         self._run([chain], network)
         return self._end(chain)
 
@@ -544,8 +385,8 @@ class DDRMInferer(Inferer, nn.Module):
             raise ValueError(f"num_samples must be >= 1, got {k}.")
         return k
 
-    def _begin(self, inputs: torch.Tensor, op: SVDOperator, k: int, generator, sigma_y, operator_uncertainty
-               ) -> _Chain:
+    def _begin(self, inputs: torch.Tensor, op: SVDOperator, k: int, generator, sigma_y, operator_uncertainty,
+               border_error: float = 0.0) -> _Chain:
         """Steps 1–3 of :meth:`sample` for inputs that share ``op``: the spectral measurement, the initial state."""
         image_inputs = inputs
         if getattr(op, "margin", 0):  # an operator with unknown borders acts on a canvas around the image
@@ -602,7 +443,7 @@ class DDRMInferer(Inferer, nn.Module):
         init_std = torch.sqrt((sigma_T**2 - ratio**2).clamp_min(0.0))
         x_bar = torch.where(informative, y_bar + init_std * z, sigma_T * z)
         return _Chain(op, image_inputs, inputs.shape, k, randn, informative, y_bar, ratio, safe_ratio, x_bar,
-                      op.V(x_bar))
+                      op.V(x_bar), float(border_error))
 
     def _run(self, chains: list[_Chain], network: nn.Module | Callable[..., torch.Tensor]) -> None:
         """The reverse steps of every chain; chains of one state shape and device share each network call (one
@@ -646,6 +487,6 @@ class DDRMInferer(Inferer, nn.Module):
         if getattr(op, "margin", 0):
             mean, std = op.from_canvas(mean), op.from_canvas(std)
             y = image_inputs.as_tensor() if isinstance(image_inputs, MetaTensor) else image_inputs
-            mean, weight = blend_outer_ring(mean, y.to(mean.device, mean.dtype), op.window, self.border_error)
+            mean, weight = blend_outer_ring(mean, y.to(mean.device, mean.dtype), op.window, chain.border_error)
             std = weight * std  # the input adds no spread
         return mean.to(image_inputs.device, image_inputs.dtype), std.to(image_inputs.device, image_inputs.dtype)

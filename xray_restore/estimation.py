@@ -1,63 +1,18 @@
 """Blur and noise of each input, estimated from the input itself (before any restoration).
 
-Model (at the 64×64 model scale, intensities in [0, 1]): ``y = h_σ * x + n`` with ``x`` a chest radiograph,
-``h_σ`` an isotropic Gaussian of std σ pixels (σ = 0: no blur) and ``n`` white noise of std σ_y. On an interior
-window (``margin`` pixels from every edge, so zero-padded blurs and padded borders do not enter) the orthonormal
-DCT-II nearly diagonalises both the blur and the image statistics, which gives a spectral (Whittle) likelihood:
-
-    Y_k ~ N(0, a · |ĥ_σ(k)|² · P_k + σ_y²)
-
-``P_k`` is the second moment of the DCT coefficients of sharp training radiographs (:func:`fit_spectrum`, shipped in
-the bundle as ``models/degradation_spectrum.pt``, 40×40 float64 numbers) and ``a`` a free contrast gain (windowing
-differs between sources). For each σ on a grid the gain and the noise are fitted by Fisher scoring; σ̂ maximises
-the profile likelihood: first on the spectrum's grid, then on a grid 8× finer around the best point (the moments
-between grid points interpolated log-linearly in σ², exact for a Gaussian transfer function), then by parabolic
-refinement. σ_y is never reported below the quantisation floor of the source's bits stored ``b`` as it reaches the
-model scale: ``1/(2^b·√12)`` divided by the square root of the number of source pixels area-averaged into one model
-pixel (white quantisation noise averages down like any other white noise).
-
-The DC coefficient is left out (it carries the mean, not the blur). The confidence of σ̂ is the curvature of the
-profile log-likelihood (an approximate standard error, in pixels).
-
-Whether a Gaussian blur explains the input at all is checked on the same fit (:func:`blur_misfit`): a defocus disk
-or a motion streak has a transfer function with zeros and sign-flipped side lobes, which leave more power in rings
-of the spectrum than any Gaussian blur of the training spectrum would, and restoring such an input as a Gaussian
-blur amplifies the flipped lobes into ringing (the output is worse than its input). The misfit is the excess power
-over the best Gaussian model, in rings of :data:`MISFIT_RING` DCT indices, as a mean one-sided χ² per ring. A
-motion streak, whose lobes are weak at the model scale, shows more clearly in its direction: it takes power from the
-frequencies along the streak only, which no isotropic blur does (:func:`blur_anisotropy`: the spread of the same
-power ratio over :data:`ANISOTROPY_SECTORS` angular sectors).
-
-A blur need not be the same along both image axes (a CR plate is read out more sharply along its scan lines than
-across them). The same likelihood with ``ĥ`` an axis-aligned Gaussian of stds ``(σ_v, σ_h)`` is profiled on a 2-D
-grid: a coefficient ``k = (k_v, k_h)`` is blurred as an isotropic Gaussian of
-``σ_k² = (k_v² σ_v² + k_h² σ_h²) / |k|²`` would blur it, so the learned moments serve both models. Where its axes
-differ by ``min_axis_ratio`` or more
-(``max(σ_v, σ_h) / max(min(σ_v, σ_h), AXES_RATIO_FLOOR)``) and the noise is low enough to tell (``max_axis_noise``),
-the estimate carries that anisotropic blur (``blur_sigma_axes``, and the noise of that fit), which DDRM restores
-with. ``blur_sigma`` and the no-blur gate still read the isotropic fit (the anatomy of a sharp study can read as two
-axes apart). Such an input is checked against its axis model instead of the isotropic one: an axis-aligned Gaussian
-that is strongly anisotropic departs from every isotropic model by direction (its ``blur_anisotropy`` is large), but
-not from its own. Two axes also fit a motion streak better than one, yet not well: its side lobes leave excess power
-in the sectors facing the streak, which the misfit over rings *and* sectors of the axis model sees
-(``axis_misfit``), as the anisotropy of the axis model's residual (``axis_anisotropy``) sees a streak at an angle.
-
-The shape checks above measure how far the best Gaussian falls short; they do not ask what explains the input
-better. The same likelihood answers that too: :func:`fit_spectrum` also learns the moments of the training images
-under blurs that are not Gaussian (a uniform disk: defocus, a uniform focal spot; a uniform streak: motion; a grid of
-sizes and streak angles, :func:`alternative_kernels`), and ``non_gaussian_evidence`` is the log-likelihood (nats) by
-which the best of them beats the best Gaussian, isotropic or axis-aligned, of the same input: a likelihood-ratio
-test against named alternatives, which sees a disk's zeros and a streak's direction where the noise would hide them
-from the ring-by-ring misfit.
-
-Second-order statistics cannot tell an image whose own spectrum is a little steeper than average from a slightly
-blurred one, nor fine texture of a sharp image from noise. With a ``regressor``
-(:class:`~xray_restore.blur_regressor.DegradationRegressor`, trained on the training pool: it reads edges and
-texture), the estimate where the two agree to within ``max_disagreement`` px is ``w·σ_learned + (1 − w)·σ_spectral``
-and σ_y combines the regressor's (the noise before storage) with the quantisation floor in quadrature; where they
-disagree (one of them misread the image: on val mostly the spectral fit of a high-noise input) the smaller blur is
-kept, with its own σ_y — an under-restored image is the lesser harm, and a sharp input stays "no blur". ``w`` =
-``learned_weight`` and ``max_disagreement`` were chosen on val.
+Model (at the 64×64 model scale, intensities in [0, 1]): ``y = h_σ * x + n`` with ``x`` a chest radiograph, ``h_σ``
+an isotropic Gaussian of std σ pixels (σ = 0: no blur) and ``n`` white noise of std σ_y. On an interior window the
+orthonormal DCT-II nearly diagonalises both the blur and the image statistics, which gives a spectral (Whittle)
+likelihood ``Y_k ~ N(0, a · |ĥ_σ(k)|² · P_k + σ_y²)`` with ``P_k`` learned from sharp training radiographs
+(:mod:`xray_restore.spectrum`) and ``a`` a free contrast gain. σ̂ maximises the profile likelihood (a grid, a grid 8×
+finer, a parabola); its standard error is the curvature there. σ_y is never reported below the quantisation floor of
+the source's Bits Stored as it reaches the model scale. The same fit with an axis-aligned Gaussian ``(σ_v, σ_h)``
+reads a blur that differs along the two axes, and the same likelihood under a disk and a uniform streak gives the
+evidence for a blur that is not Gaussian. A learned regressor
+(:class:`~xray_restore.blur_regressor.DegradationRegressor`) is a second opinion: where the two agree the estimate
+blends them, where they disagree the smaller blur is kept.
+The statistics that say whether a Gaussian explains the input are the checks' (:mod:`xray_restore.checks`). The whole
+derivation, with the evidence for each choice: docs/estimation.md, "The model behind the estimate".
 """
 
 from __future__ import annotations
@@ -65,251 +20,47 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from .operators import gaussian_kernel_1d
+from .checks import (
+    ANISOTROPY_BAND_FROM,
+    ANISOTROPY_BAND_TO,
+    ANISOTROPY_SECTORS,
+    MISFIT_RING,
+    blur_anisotropy,
+    blur_misfit,
+)
+from .degradation import DegradationEstimate, quantisation_floor
+from .spectrum import dct2, interior_window, load_spectrum, taper
 
-TAPER_ALPHA = 1.0
-#: Width of the spectral rings :func:`blur_misfit` sums over (DCT indices of the interior window).
-MISFIT_RING = 3
-#: Angular sectors of the DCT quadrant (0°–90°, equal angles) :func:`blur_anisotropy` compares.
-ANISOTROPY_SECTORS = 3
-#: The radial band :func:`blur_anisotropy` reads, in DCT indices of the interior window: from this index ...
-ANISOTROPY_BAND_FROM = 3
-#: ... to this fraction of the window's side (beyond it, noise dominates any blur the product restores).
-ANISOTROPY_BAND_TO = 0.7
 #: The axis-aligned fit: a coarse grid (px per axis; Fisher steps per point), then a fine grid of ± 3 steps.
 AXES_STEP, AXES_COARSE_ITERATIONS, AXES_FINE_STEP, AXES_FINE_SPAN = 0.4, 4, 0.1, 3
 #: The smaller axis counts as at least this (px) in the axis ratio: a sharp axis makes no ratio by itself.
 AXES_RATIO_FLOOR = 0.5
-#: The blurs that are not Gaussian which :func:`fit_spectrum` learns the moments of (the alternatives of
-#: ``non_gaussian_evidence``): a disk and a uniform streak (:func:`~xray_restore.measurement.non_gaussian_kernel`)
-#: of each std (px, a geometric grid 1.25× apart) ...
-ALTERNATIVE_SIZES = tuple(round(0.6 * 1.25**i, 4) for i in range(9))
-#: ... the streak at each of these angles (degrees from the rows; an angle and its mirror image, 180° − angle, have
-#: the same DCT moments once the training images are read with their mirror images too).
-ALTERNATIVE_ANGLES = (0, 15, 30, 45, 60, 75, 90)
-#: The limits of the checks that say a blur is not the Gaussian the product restores, as
-#: :meth:`DegradationEstimate.findings` takes them (an inferer's ``gaussian_limits`` holds those it has).
-GAUSSIAN_LIMITS = ("max_blur_misfit", "max_blur_anisotropy", "max_axis_misfit", "max_axis_anisotropy",
-                   "max_axis_ratio", "max_non_gaussian_evidence")
 
 __all__ = [
-    "GAUSSIAN_LIMITS",
     "AxisReading",
     "DegradationEstimate",
     "SpectralDegradationEstimator",
-    "blur_anisotropy",
-    "blur_misfit",
-    "check_limits",
-    "dct_matrix",
-    "fit_spectrum",
-    "fit_alternatives",
-    "alternative_kernels",
-    "save_spectrum",
-    "load_spectrum",
     "quantisation_floor",
 ]
 
 
-def quantisation_floor(bits_stored: int | None, averaged: float = 1.0) -> float:
-    """Std of uniform quantisation noise on ``bits_stored`` bits, in [0, 1] units: ``1/(2^b·√12)`` (0 if None),
-    after an area average of ``averaged`` source pixels per output pixel (``/√averaged``; ≤ 1: no average)."""
-    if bits_stored is None:
-        return 0.0
-    if not 1 <= int(bits_stored) <= 32:
-        raise ValueError(f"bits_stored must be in [1, 32], got {bits_stored}.")
-    if not averaged > 0:
-        raise ValueError(f"averaged must be > 0, got {averaged}.")
-    return 1.0 / (2 ** int(bits_stored) * math.sqrt(12.0)) / math.sqrt(max(1.0, float(averaged)))
+class _Reading(NamedTuple):
+    """One input's isotropic reading, before the axis-aligned and non-Gaussian fits: the index of its best point on
+    the fine grid, σ̂ and its standard error, σ_y, the spectral fit's own σ̂, which opinion was kept, the regressor's
+    ``(σ, σ_y)`` and the checks of the spectral fit ``(misfit, anisotropy)`` (None where it was set aside)."""
 
-
-def blur_misfit(power: torch.Tensor, model: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
-    """How far a fitted blur model falls short of an input's spectrum: ``(B,)``, ≥ 0.
-
-    ``power`` ``(B, K)``: squared DCT coefficients of each input; ``model`` ``(B, K)``: their expected values under
-    the fitted model; ``rings`` ``(K,)``: each coefficient's ring index. Per ring r with ``c_r`` coefficients,
-    ``m_r = mean(power / model)``; the misfit is ``Σ_r c_r · max(0, log m_r)² / (2 · rings)``, the mean over rings
-    of a one-sided χ²₁-like term: below about 2 where the model holds (an image's own texture departs a little from
-    the training spectrum), large where some ring carries more power than the model allows. Only excess counts:
-    less power than expected (a weaker texture, a stronger blur) makes a Gaussian deconvolution under-restore, which
-    is harmless.
-    """
-    count = torch.bincount(rings).to(power.dtype)
-    ratio = torch.zeros(power.shape[0], len(count), dtype=power.dtype).index_add_(1, rings, power / model) / count
-    excess = ratio.clamp_min(1e-30).log().clamp_min(0.0)
-    return (count * excess**2).sum(dim=1) / (2 * len(count))
-
-
-def blur_anisotropy(power: torch.Tensor, model: torch.Tensor, sectors: torch.Tensor) -> torch.Tensor:
-    """How unevenly, by direction, an input's spectrum departs from its fitted isotropic blur model: ``(B,)``, ≥ 0.
-
-    ``power`` and ``model`` ``(B, K)`` as for :func:`blur_misfit`; ``sectors`` ``(K,)``: each coefficient's angular
-    sector (``-1``: not read). Per sector s, ``m_s = log mean(power / model)``; the anisotropy is
-    ``max_s m_s − min_s m_s``. An isotropic blur (any σ: the model is fitted) or a wrong contrast or noise level
-    shifts every ``m_s`` alike; a blur that acts along one direction (motion) lowers the sectors facing it.
-    """
-    read = sectors >= 0
-    index = sectors[read]
-    count = torch.bincount(index).to(power.dtype)
-    ratio = torch.zeros(power.shape[0], len(count), dtype=power.dtype).index_add_(
-        1, index, (power / model)[:, read]) / count
-    m = ratio.clamp_min(1e-30).log()
-    return m.amax(dim=1) - m.amin(dim=1)
-
-
-def check_limits(**limits: float | None) -> dict[str, float | None]:
-    """The check limits (``max_blur_misfit=…``, ``max_blur_anisotropy=…``, names from :data:`GAUSSIAN_LIMITS`) as
-    floats, None kept (off), in the order given; an unknown name, or a limit neither None nor > 0, is refused."""
-    for name, value in limits.items():
-        if name not in GAUSSIAN_LIMITS:
-            raise TypeError(f"unknown check limit {name!r}; the limits are {', '.join(GAUSSIAN_LIMITS)}.")
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            raise ValueError(f"{name} must be None or > 0, got {value!r}.")
-    return {name: None if value is None else float(value) for name, value in limits.items()}
-
-
-def dct_matrix(n: int) -> torch.Tensor:
-    """The orthonormal DCT-II matrix ``D`` (``n × n``, float64): coefficients of ``X`` are ``D X Dᵀ``."""
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    m = torch.arange(n, dtype=torch.float64)[None, :]
-    d = torch.cos(math.pi * (m + 0.5) * k / n) * math.sqrt(2.0 / n)
-    d[0] /= math.sqrt(2.0)
-    return d
-
-
-def taper(length: int, alpha: float = TAPER_ALPHA) -> torch.Tensor:
-    """A Tukey (tapered cosine) window of ``length`` samples, float64; ``alpha = 1`` is Hann, 0 is flat."""
-    n = torch.arange(length, dtype=torch.float64)
-    if alpha <= 0:
-        return torch.ones(length, dtype=torch.float64)
-    x = (n + 0.5) / length  # in (0, 1)
-    edge = alpha / 2
-    w = torch.ones(length, dtype=torch.float64)
-    lo, hi = x < edge, x > 1 - edge
-    w[lo] = 0.5 * (1 - torch.cos(math.pi * x[lo] / edge))
-    w[hi] = 0.5 * (1 - torch.cos(math.pi * (1 - x[hi]) / edge))
-    return w
-
-
-def _window(images: torch.Tensor, margin: int, alpha: float = 1.0) -> torch.Tensor:
-    """The interior ``(L, L)`` window of ``(B, 1, N, N)`` images, tapered to 0 at its edges (float64)."""
-    if images.ndim != 4 or images.shape[1] != 1 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must be (B, 1, N, N), got {tuple(images.shape)}.")
-    n = images.shape[-1]
-    if not 0 <= margin < n // 2 - 2:
-        raise ValueError(f"margin {margin} leaves no interior window in a {n}x{n} image.")
-    inner = images[..., margin : n - margin, margin : n - margin].to(torch.float64)
-    w = taper(inner.shape[-1], alpha)
-    return inner * torch.outer(w, w)
-
-
-def _dct2(window: torch.Tensor) -> torch.Tensor:
-    d = dct_matrix(window.shape[-1])
-    return d @ window @ d.T
-
-
-def mirrored_blur(images: torch.Tensor, sigma: float, padding: str = "symmetric") -> torch.Tensor:
-    """The operator's Gaussian (same sampled kernel) with mirrored borders (``"symmetric"`` or ``"reflect"``, see
-    :func:`~xray_restore.operators.convolution_matrix`), as a blur of a larger scene looks inside an image;
-    ``(B, 1, N, N)`` float64. σ = 0: unchanged."""
-    from .operators import convolution_matrix
-
-    x = images.to(torch.float64)
-    if sigma <= 0:
-        return x
-    matrix = convolution_matrix(gaussian_kernel_1d(sigma, math.ceil(3 * sigma)), x.shape[-1], padding)
-    return matrix @ x @ matrix.T
-
-
-def fit_spectrum(images: torch.Tensor, size: int = 64, margin: int = 8, alpha: float = TAPER_ALPHA,
-                 sigma_max: float = 4.0, sigma_step: float = 0.2, padding: str = "symmetric",
-                 alternatives: bool = True) -> dict:
-    """Second moments of the tapered interior-window DCT of training images, blurred by each σ of a grid.
-
-    Learning ``E[Y_k² | σ]`` directly (rather than a sharp spectrum times a transfer function) keeps the window's
-    own effects (taper, finite support) out of the blur estimate.
-
-    Args:
-        images: ``(M, 1, N, N)`` in [0, 1] (sharp, at the model scale ``N = size``).
-        margin: pixels left out at every edge (≥ 3σ of the largest blur, so zero-padded blurs stay outside).
-        sigma_max, sigma_step: the σ grid (model-scale pixels), from 0 (no blur).
-        padding: the borders of the training blurs (as the restoring operator's).
-        alternatives: also learn the moments under blurs that are not Gaussian (:func:`fit_alternatives`).
-
-    Returns:
-        ``{"power": (S, L, L) float64, "sigmas": (S,), "size", "margin", "alpha", "num_images"}``, ``L = N − 2·margin``,
-        and ``"alternatives"`` (:func:`fit_alternatives`).
-    """
-    if images.shape[-1] != size:
-        raise ValueError(f"images are {images.shape[-1]}x{images.shape[-1]}, expected {size}x{size}.")
-    if not sigma_max > 0 or not 0 < sigma_step <= sigma_max:
-        raise ValueError(f"need sigma_max > 0 and 0 < sigma_step <= sigma_max, got {sigma_max}, {sigma_step}.")
-    sigmas = torch.arange(0.0, sigma_max + 1e-9, sigma_step, dtype=torch.float64)
-    power = []
-    for sigma in sigmas.tolist():
-        coeffs = _dct2(_window(mirrored_blur(images, sigma, padding), margin, alpha))
-        power.append((coeffs**2).mean(dim=(0, 1)))
-    spectrum = {"power": torch.stack(power), "sigmas": sigmas, "size": int(size), "margin": int(margin),
-                "alpha": float(alpha), "num_images": int(images.shape[0]), "padding": padding}
-    if alternatives:
-        spectrum["alternatives"] = fit_alternatives(images, margin, alpha)
-    return spectrum
-
-
-def alternative_kernels(sizes: Sequence[float] = ALTERNATIVE_SIZES,
-                        angles: Sequence[float] = ALTERNATIVE_ANGLES) -> list[tuple[str, float, float]]:
-    """The blurs that are not Gaussian that an input's fit is compared with: ``(kind, std px, angle °)`` per
-    kernel, size-major: a disk (angle 0) and a streak at each angle, for each size."""
-    return [(kind, float(size), float(angle)) for size in sizes
-            for kind, kind_angles in (("disk", (0,)), ("streak", angles)) for angle in kind_angles]
-
-
-def fit_alternatives(images: torch.Tensor, margin: int = 8, alpha: float = TAPER_ALPHA,
-                     sizes: Sequence[float] = ALTERNATIVE_SIZES, angles: Sequence[float] = ALTERNATIVE_ANGLES,
-                     chunk: int = 256) -> dict:
-    """``E[Y_k²]`` of training images ``(M, 1, N, N)`` (and their left-right mirror images) blurred by each kernel of
-    :func:`alternative_kernels` (mirrored borders), on the same window as :func:`fit_spectrum`.
-
-    Returns ``{"power": (A, L, L) float64, "kernels": [(kind, std, angle), ...]}``.
-    """
-    from .measurement import convolve_mirrored, non_gaussian_kernel
-
-    kernels = alternative_kernels(sizes, angles)
-    power = []
-    for kind, size, angle in kernels:
-        kernel = non_gaussian_kernel("disk" if kind == "disk" else "motion", size, math.radians(angle))
-        total = torch.zeros(images.shape[-1] - 2 * margin, images.shape[-1] - 2 * margin, dtype=torch.float64)
-        for start in range(0, images.shape[0], chunk):
-            part = images[start : start + chunk]
-            for view in (part, part.flip(-1)):
-                total += (_dct2(_window(convolve_mirrored(view, kernel), margin, alpha)) ** 2).sum(dim=(0, 1))
-        power.append(total / (2 * images.shape[0]))
-    return {"power": torch.stack(power), "kernels": [list(k) for k in kernels]}
-
-
-def save_spectrum(spectrum: dict, path: str | os.PathLike) -> None:
-    """Write a spectrum from :func:`fit_spectrum` (``weights_only``-loadable, temp name then rename)."""
-    from .training import atomic_save
-
-    atomic_save({k: (v.clone() if torch.is_tensor(v) else v) for k, v in spectrum.items()}, path)
-
-
-def load_spectrum(path: str | os.PathLike) -> dict:
-    """Read a spectrum written by :func:`save_spectrum`; a clear error names the file when it is unusable."""
-    from .errors import InputError
-    from .networks import read_state_file
-
-    path = Path(path)
-    spectrum = read_state_file(path, "degradation spectrum")
-    if not isinstance(spectrum, dict) or not {"power", "sigmas", "margin", "size", "alpha"} <= set(spectrum):
-        raise InputError(path, "not a degradation spectrum (expected keys 'power', 'sigmas', 'margin', 'size', "
-                               "'alpha')")
-    return spectrum
+    index: int
+    sigma: float
+    std: float
+    sigma_y: float
+    spectral: float
+    method: str
+    learned: tuple[float | None, float | None]
+    checks: tuple[float | None, float | None]
 
 
 class AxisReading(NamedTuple):
@@ -324,102 +75,6 @@ class AxisReading(NamedTuple):
     nll: float
 
 
-@dataclass(frozen=True)
-class DegradationEstimate:
-    """The degradation found in one input, at the model scale.
-
-    Attributes:
-        blur_sigma: Gaussian blur std in model-scale pixels (0 = no blur), ≥ 0.
-        sigma_y: white-noise std in [0, 1] intensity units, ≥ the quantisation floor.
-        blur_sigma_std: approximate standard error of ``blur_sigma`` (pixels; curvature of the profile likelihood;
-            inf where unknown: no curvature, or the regressor's reading was kept).
-        gain: fitted contrast gain ``a`` relative to the training radiographs.
-        noise_floor: the quantisation floor that ``sigma_y`` was held above.
-        spectral_blur_sigma: the spectral likelihood's own σ̂ (equal to ``blur_sigma`` without a regressor).
-        learned_blur_sigma, learned_sigma_y: the learned regressor's reading (None without one).
-        method: ``"spectral+learned"`` where the two agreed (the blend), else the one whose smaller blur was kept:
-            ``"spectral"`` (also without a regressor) or ``"learned"``.
-        blur_misfit: :func:`blur_misfit` of the spectral fit: ≥ 0, below about 2 where a Gaussian blur explains the
-            input, larger where none does (a defocus disk, motion); None where the regressor's reading was kept
-            (the spectral fit was set aside).
-        blur_anisotropy: :func:`blur_anisotropy` of the same fit (≥ 0; median 0.3–0.4 and below about 1.1 for an
-            isotropic blur of a chest radiograph, more where the blur acts along one direction: motion); None where
-            ``blur_misfit`` is.
-        blur_sigma_axes: ``(σ_v, σ_h)`` (px; down the columns, along the rows) where the blur is an axis-aligned
-            anisotropic Gaussian (the estimator's ``min_axis_ratio``): the blur DDRM restores with; else None.
-            ``blur_sigma`` stays the isotropic estimate (the no-blur gate and the records read it).
-        axis_misfit: where ``blur_sigma_axes`` is set, :func:`blur_misfit` of the axis model over cells of
-            :data:`MISFIT_RING` rings × :data:`ANISOTROPY_SECTORS` sectors (a streak's side lobes face one way);
-            else None.
-        axis_anisotropy: likewise, :func:`blur_anisotropy` of the axis model; else None.
-        axis_ratio: where the input is restored as an isotropic blur (``blur_sigma_axes`` None) but its axis-aligned
-            fit was made: how far apart that fit's axes are (:meth:`SpectralDegradationEstimator.axis_ratio`, ≥ 1).
-            Above the noise at which axes are restored (``max_axis_noise``) an isotropic blur reads below about 2
-            and a streak along a row or a column 3–8 apart; None where no such fit was made.
-        non_gaussian_evidence: how much better (log-likelihood, nats) the best blur that is not Gaussian (a disk or a
-            uniform streak, :func:`alternative_kernels`) explains the input than the best Gaussian (isotropic, or
-            axis-aligned where the estimator fits axes): below 0 where a Gaussian explains it better, large for a
-            defocus or motion blur; None where the spectrum has no alternatives.
-        alternative_blur: that best blur that is not Gaussian, in words (None with the evidence).
-    """
-
-    blur_sigma: float
-    sigma_y: float
-    blur_sigma_std: float
-    gain: float
-    noise_floor: float
-    spectral_blur_sigma: float | None = None
-    learned_blur_sigma: float | None = None
-    learned_sigma_y: float | None = None
-    method: str = "spectral"
-    blur_misfit: float | None = None
-    blur_anisotropy: float | None = None
-    blur_sigma_axes: tuple[float, float] | None = None
-    axis_misfit: float | None = None
-    axis_anisotropy: float | None = None
-    axis_ratio: float | None = None
-    non_gaussian_evidence: float | None = None
-    alternative_blur: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def findings(self, max_blur_misfit: float | None = None, max_blur_anisotropy: float | None = None,
-                 max_axis_misfit: float | None = None, max_axis_anisotropy: float | None = None,
-                 max_axis_ratio: float | None = None, max_non_gaussian_evidence: float | None = None) -> list[str]:
-        """What says this input's blur is not the Gaussian the product would restore it with, one line per check
-        over its limit (None: that check is off; empty: nothing does). An input restored with its axes
-        (``blur_sigma_axes``) is checked against that axis model (``axis_misfit``, ``axis_anisotropy``), any other
-        against the isotropic fit (``blur_misfit``, ``blur_anisotropy``) and the spread of its axis-aligned fit
-        (``axis_ratio``: a blur along a row or a column, too noisy to restore as one); both against the best blur
-        that is not Gaussian (``non_gaussian_evidence``)."""
-        if self.blur_sigma_axes is not None:
-            checks = [(self.axis_misfit, max_axis_misfit, "misfit of its axis-aligned model", "a streak?"),
-                      (self.axis_anisotropy, max_axis_anisotropy, "anisotropy beyond its axis-aligned model",
-                       "a streak at an angle?")]
-        else:
-            checks = [(self.blur_misfit, max_blur_misfit, "spectral misfit", "a defocus or motion blur?"),
-                      (self.blur_anisotropy, max_blur_anisotropy, "anisotropy", "a blur along one direction, motion?"),
-                      (self.axis_ratio, max_axis_ratio, "axis ratio",
-                       "a blur along a row or a column, too noisy to restore as one?")]
-        checks.append((self.non_gaussian_evidence, max_non_gaussian_evidence,
-                       "evidence for a blur that is not Gaussian", f"{self.alternative_blur} explains it better"))
-        return [f"{name} {value:.2f} > {limit:g}: {hint}" for value, limit, name, hint in checks
-                if limit is not None and value is not None and value > limit]
-
-    def not_gaussian(self, **limits: float | None) -> bool:
-        """Whether this input's blur is not the Gaussian the product restores (any of :meth:`findings`, with the
-        same keyword limits)."""
-        return bool(self.findings(**limits))
-
-    def mismatch(self, **limits: float | None) -> str | None:
-        """Why this input is handed back as a blur that is not Gaussian (a sentence naming each check over its
-        limit, :meth:`findings`), or None where none is."""
-        found = self.findings(**limits)
-        return (f"the blur is not Gaussian ({'; '.join(found)}), and restoring it as one would make it worse"
-                if found else None)
-
-
 class SpectralDegradationEstimator:
     """Per-image maximum (Whittle) likelihood of the blur σ and noise σ_y, batched.
 
@@ -427,7 +82,6 @@ class SpectralDegradationEstimator:
         spectrum: from :func:`fit_spectrum` / :func:`load_spectrum` (or a path to it); its σ grid (from 0 to
             the largest blur considered, model-scale pixels) is searched, then refined 8× finer and parabolically.
         iterations: Fisher-scoring iterations for the gain and noise at each σ.
-        max_tilt: bound on the spectral tilt β an image may have relative to the training average (0: no tilt fitted).
         regressor: a :class:`~xray_restore.blur_regressor.DegradationRegressor` (or a path to its weights): the
             learned second opinion; None: the spectral estimate alone.
         learned_weight, max_disagreement: the blend of the two opinions (required with a regressor; their home is
@@ -452,7 +106,7 @@ class SpectralDegradationEstimator:
         [2, 2]
     """
 
-    def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10, max_tilt: float = 0.0,
+    def __init__(self, spectrum: dict | str | os.PathLike, iterations: int = 10,
                  regressor=None, learned_weight: float | None = None,
                  max_disagreement: float | None = None, learned_flips: bool = False,
                  min_axis_ratio: float | None = None, max_axis_noise: float = 0.0,
@@ -491,7 +145,6 @@ class SpectralDegradationEstimator:
         self.sigmas = spectrum["sigmas"].to(torch.float64)
         self.length = power.shape[-1]
         self.iterations = int(iterations)
-        self.max_tilt = float(max_tilt)
         self.dtype = torch.float32
         keep = torch.ones(self.length, self.length, dtype=torch.bool)
         keep[0, 0] = False  # DC: the mean, not the blur
@@ -610,13 +263,15 @@ class SpectralDegradationEstimator:
 
     def _profile(self, y2: torch.Tensor, floor2: torch.Tensor, g: torch.Tensor | None = None,
                  iterations: int | None = None) -> tuple[torch.Tensor, ...]:
-        """Negative log-likelihood per (image, σ) with gain, spectral tilt and noise fitted, the gain, the noise and
-        the fitted moments ``(B, S, K)``; ``y2`` ``(B, K)``, ``g`` the moments ``(1 or B, S, K)`` at the σ's tried
-        (default: the spectrum's grid); ``iterations`` (default: the estimator's) of Fisher scoring.
+        """Negative log-likelihood per (image, σ) with gain and noise fitted, the gain, the noise and the fitted
+        moments ``(B, S, K)``; ``y2`` ``(B, K)``, ``g`` the moments ``(1 or B, S, K)`` at the σ's tried (default: the
+        spectrum's grid); ``iterations`` (default: the estimator's) of Fisher scoring.
 
-        ``v_k = a · G_k(σ) · r_k^β + n`` (``r_k`` the radial frequency over its median: β lets an image's texture
-        be a little richer or poorer than the training average without being taken for blur or noise); Fisher
-        scoring in ``(log a, β, log n)``, all (image, σ) pairs at once.
+        ``v_k = a · G_k(σ) · r_k^β + n`` with the spectral tilt β held at 0 (``r_k`` the radial frequency over its
+        median): each Fisher step is solved in ``(log a, β, log n)`` and its β part dropped. That is the scoring
+        every limit and the regressor blend were calibrated with; a plain two-parameter solve moves σ̂ by up to
+        0.1 px (mean 0.008 px on val) and the non-Gaussian evidence by tens of nats, so it would need the gate
+        recalibrated (docs/experiments.md). All (image, σ) pairs at once.
         """
         g = (self.signal[None] if g is None else g).to(self.dtype)  # (1 or B, S, K)
         y2 = y2[:, None, :].to(self.dtype)  # (B, 1, K)
@@ -643,7 +298,7 @@ class SpectralDegradationEstimator:
             fisher = fisher + 1e-9 * torch.eye(3, dtype=self.dtype)
             step = torch.linalg.solve(fisher, grad[..., None])[..., 0].clamp(-2, 2)
             theta = theta - step
-            theta[..., 1] = theta[..., 1].clamp(-self.max_tilt, self.max_tilt)
+            theta[..., 1] = 0.0  # the tilt is held at 0 (see above)
             theta[..., 2] = torch.maximum(theta[..., 2], log_floor)
         a, beta, n = theta[..., 0:1].exp(), theta[..., 1:2], theta[..., 2:3].exp()
         v = a * g * torch.exp(beta * log_r) + n
@@ -712,7 +367,7 @@ class SpectralDegradationEstimator:
             raise ValueError(f"got {len(bits)} bits_stored and {len(counts)} averaged values for {b} images.")
         floors = torch.tensor([max(quantisation_floor(v, c), self.model_error_floor) for v, c in zip(bits, counts)],
                               dtype=torch.float64)
-        coeffs = _dct2(_window(images, self.margin, self.alpha)).reshape(b, -1)[:, self.keep]
+        coeffs = dct2(interior_window(images, self.margin, self.alpha)).reshape(b, -1)[:, self.keep]
         y2, floor2 = coeffs**2, floors**2 * self.noise_gain
         coarse = self._profile(y2, floor2)[0]
         step = float(self.sigmas[1] - self.sigmas[0])
@@ -760,20 +415,20 @@ class SpectralDegradationEstimator:
                     sigma, sigma_y, method = learned[0], learned_noise, "learned"
                     std = float("inf")  # the likelihood's curvature says nothing about the regressor's reading
             checks = (None, None) if method == "learned" else (float(misfit[i]), float(anisotropy[i]))
-            readings.append((j, sigma, std, sigma_y, spectral, method, learned, checks))
+            readings.append(_Reading(j, sigma, std, sigma_y, spectral, method, learned, checks))
         # the axis-aligned fit, of each input that could be read as anisotropic (low noise), or of all of them where
         # the evidence for a blur that is not Gaussian needs the best Gaussian of either kind
         evidence = self.alternative_signal is not None
         index = [i for i, r in enumerate(readings)
-                 if evidence or (self.min_axis_ratio is not None and r[3] <= self.max_axis_noise)]
+                 if evidence or (self.min_axis_ratio is not None and r.sigma_y <= self.max_axis_noise)]
         axes_fits = self._axis_readings(y2, floor2, index)
         if evidence:
             alternative_nll, alternative = self._alternative_readings(y2, floor2)
         out = []
-        for i, (j, sigma, std, sigma_y, spectral, method, learned, checks) in enumerate(readings):
-            axes, axis_checks, non_gaussian, ratio = None, (None, None), (None, None), None
+        for i, r in enumerate(readings):
+            sigma_y, axes, axis_checks, non_gaussian, ratio = r.sigma_y, None, (None, None), (None, None), None
             if evidence:
-                gaussian_nll = min(float(nll[i, j]), axes_fits[i].nll)
+                gaussian_nll = min(float(nll[i, r.index]), axes_fits[i].nll)
                 non_gaussian = (gaussian_nll - float(alternative_nll[i]),
                                 self.describe_alternative(self.alternative_kernels[int(alternative[i])]))
             if i in axes_fits and self.min_axis_ratio is not None:
@@ -787,18 +442,18 @@ class SpectralDegradationEstimator:
             if i in axes_fits and axes is None:
                 ratio = self.axis_ratio(axes_fits[i].axes)
             out.append(DegradationEstimate(
-                blur_sigma=sigma,
+                blur_sigma=r.sigma,
                 sigma_y=sigma_y,
-                blur_sigma_std=std,
-                gain=float(gain[i, j]),
+                blur_sigma_std=r.std,
+                gain=float(gain[i, r.index]),
                 noise_floor=float(floors[i]),
-                spectral_blur_sigma=spectral,
-                learned_blur_sigma=learned[0],
-                learned_sigma_y=learned[1],
-                method=method,
+                spectral_blur_sigma=r.spectral,
+                learned_blur_sigma=r.learned[0],
+                learned_sigma_y=r.learned[1],
+                method=r.method,
                 # the checks of the spectral fit that stands behind σ̂ (set aside for the regressor: unknown)
-                blur_misfit=checks[0],
-                blur_anisotropy=checks[1],
+                blur_misfit=r.checks[0],
+                blur_anisotropy=r.checks[1],
                 blur_sigma_axes=axes,
                 axis_misfit=axis_checks[0],
                 axis_anisotropy=axis_checks[1],

@@ -143,7 +143,7 @@ def _with_defaults(defaults: dict, split: str | None, protocols: tuple[str, ...]
 
 
 def _bundle_model(bundle, weights, network, settings: dict):
-    """Network and inferer of a bundle through the composition root; ``weights`` into ``network`` if given."""
+    """Network and sampler of a bundle through the composition root; ``weights`` into ``network`` if given."""
     from .networks import load_weights
     from .restore import Restorer
 
@@ -154,7 +154,7 @@ def _bundle_model(bundle, weights, network, settings: dict):
 
         model = load_weights(network if network is not None else model,
                              weights if weights is not None else locate_bundle(bundle) / "models" / "model.pt")
-    return model, restorer.inferer
+    return model, restorer.inferer.sampler
 
 
 def evaluate_prior(

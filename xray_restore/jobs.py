@@ -51,13 +51,12 @@ def run_inference_bundle(
                 references[str(source)] = _reference_at_model_scale(candidate, chain)
     results = restore(sources, output_dir=output_dir, bundle=bundle_root, num_samples=num_samples, seed=seed,
                       references=references, progress=progress, **overrides)
-    import json
-
-    summary = json.loads((Path(output_dir) / "summary.json").read_text())
+    summary = results.summary
     if not quiet:
         restored = [r for r in results if r.status == "restored"]
         print(f"restored {len(restored)} of {len(sources)} image(s) with {summary['settings']['model_version']}"
-              f" ({summary['n_no_blur']} with no blur at the model scale, {summary['n_blur_mismatch']} with a blur "
+              f" ({summary['n_not_chest']} not a frontal chest radiograph, {summary['n_no_blur']} with no blur at the "
+              f"model scale, {summary['n_blur_mismatch']} with a blur "
               f"the model does not restore, {summary['n_failed']} failed)")
         for r in results:
             print(f"  {Path(r.source).name}: blur {r.blur_sigma:.2f} px, noise {r.sigma_y:.4f}, {r.status}")

@@ -8,8 +8,8 @@ features of the LPIPS backbone (mean-pooled); every KID number is labelled with 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -96,7 +96,11 @@ class SqueezeFeatures(nn.Module):
         return nn.functional.normalize(f, dim=1) * f.shape[1] ** 0.5
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50, features: str = "auto") -> dict:
+#: The feature extractors :func:`kid` knows.
+KIDFeatures = Literal["auto", "inception", "squeezenet"]
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50, features: KIDFeatures = "auto") -> dict:
     """Kernel Inception Distance between two sets of ``(B, 1, N, N)`` [0, 1] images.
 
     ``features``: ``"inception"`` (torch-fidelity's, needs its weights), ``"squeezenet"`` (the LPIPS backbone), or
@@ -138,7 +142,3 @@ def image_metrics(estimate: torch.Tensor, reference: torch.Tensor, with_lpips: b
     if with_lpips:
         out["lpips"] = lpips(estimate, reference).tolist()
     return out
-
-
-def torch_home_hint() -> str:
-    return os.environ.get("TORCH_HOME", str(Path(torch.hub.get_dir()).parent))

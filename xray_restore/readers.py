@@ -318,6 +318,8 @@ def _dicom_to_unit(path: Path, ds, decoder: str = "pydicom") -> tuple[np.ndarray
     meta = {
         "format": "dicom",
         "modality": str(ds.get("Modality", "")),
+        "body_part_examined": str(ds.get("BodyPartExamined", "")),  # the anatomy gate's (not identifying)
+        "view_position": str(ds.get("ViewPosition", "")),
         "sop_class_uid": str(ds.get("SOPClassUID", "")),
         "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
         "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),

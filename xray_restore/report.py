@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write_text
+from .checks import CHECKS
 
 __all__ = ["ReportWriter", "summary_schema", "unavailable", "SUMMARY_SCHEMA_VERSION"]
 
@@ -138,7 +139,7 @@ def _svg_bars(labels: list[str], series: dict[str, list[float]], title: str, uni
 
 
 #: The estimate's check statistics, each a column of metrics.csv, summary.json's images and the HTML table.
-CHECK_KEYS = ("blur_misfit", "blur_anisotropy", "axis_misfit", "axis_anisotropy", "axis_ratio", "non_gaussian_evidence")
+CHECK_KEYS = tuple(check.statistic for check in CHECKS)  # the registry's statistics, in its order
 
 #: Columns of the HTML metrics table: (metrics.csv key, heading with its unit, number format).
 COLUMNS = (
@@ -176,6 +177,8 @@ class ReportWriter:
                  include_identifiers: bool = False, compute_lpips: bool = True) -> None:
         self.output_dir = Path(output_dir)
         self.settings = settings or {}
+        self.not_written: dict[str, str] = {}  # by write(): report files that could not be written, and why
+        self.written_summary: dict | None = None  # by write(): the summary.json document
         self.include_identifiers = include_identifiers
         self.compute_lpips = compute_lpips
         self.rows: list[dict] = []
@@ -200,9 +203,9 @@ class ReportWriter:
             estimate: dict | None = None) -> dict:
         """Add one image (64×64 arrays in [0, 1]); metrics are computed when ``reference`` is given.
 
-        ``status``: ``done`` (restored), ``no_blur`` (no blur at the model scale) or ``blur_mismatch`` (a blur the
-        model does not restore: not Gaussian, or milder than its network takes), the latter two written only when
-        forced;
+        ``status``: ``done`` (restored), ``not_chest`` (not a frontal chest radiograph), ``no_blur`` (no blur at the
+        model scale) or ``blur_mismatch`` (a blur the model does not restore: not Gaussian, or milder than its network
+        takes), the last three written only when forced;
         ``blur_sigma`` (model-scale px) and ``sigma_y`` ([0, 1] units) are the settings used for this image;
         ``seconds`` is this image's own time (model load excluded).
         """
@@ -291,7 +294,8 @@ class ReportWriter:
         for key in sorted({k for r in done for k in r if k.startswith(("psnr_", "ssim_", "lpips_", "mean_std"))}):
             values = [r[key] for r in done if key in r]
             means[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
-        timed = [r["seconds"] for r in self.rows if r.get("status") in ("done", "no_blur", "blur_mismatch")
+        timed = [r["seconds"] for r in self.rows
+                 if r.get("status") in ("done", "not_chest", "no_blur", "blur_mismatch")
                  and np.isfinite(r.get("seconds", float("nan")))]
         kid = self.kid()
         return {
@@ -300,6 +304,7 @@ class ReportWriter:
             "n_images": sum(r.get("status") != "duplicate" for r in self.rows),  # distinct images
             "n_done": len(done),
             "n_failed": sum(r.get("status") == "failed" for r in self.rows),
+            "n_not_chest": sum(r.get("status") == "not_chest" for r in self.rows),
             "n_no_blur": sum(r.get("status") == "no_blur" for r in self.rows),
             "n_blur_mismatch": sum(r.get("status") == "blur_mismatch" for r in self.rows),
             "n_duplicate": sum(r.get("status") == "duplicate" for r in self.rows),
@@ -437,7 +442,8 @@ margin:.5em 0 1em 0}}
 <h1>xray_restore: DDRM restoration report</h1>
 <p class="note">Computer-restored images, research use only, not for diagnosis.{"" if self.include_identifiers
            else " Images are identified by anonymous ids."}</p>
-<p><b>{summary['n_done']}</b> restored, <b>{summary['n_no_blur']}</b> with no blur at the model scale and
+<p><b>{summary['n_done']}</b> restored, <b>{summary['n_not_chest']}</b> not a frontal chest radiograph (handed back),
+<b>{summary['n_no_blur']}</b> with no blur at the model scale and
 <b>{summary['n_blur_mismatch']}</b> with a blur the model does not restore (not Gaussian, or milder than its network
 takes; both reported, not written unless forced),
 <b>{summary['n_failed']}</b> failed{f", <b>{summary['n_duplicate']}</b> given again (duplicates: not processed again)"
@@ -458,20 +464,39 @@ The uncertainty panel is the per-pixel std over the posterior samples, ×4 for v
 </body></html>"""
 
     def write(self) -> dict[str, Path]:
-        """Write ``metrics.csv``, ``summary.json`` and ``report.html`` (temp names, then rename)."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        """Write ``report.html``, ``metrics.csv`` and, last, ``summary.json`` (each to a temporary name, then renamed).
+
+        A file that cannot be written (disk full, no permission, a folder in its place) leaves nothing under its name:
+        its reason goes to :attr:`not_written` and into ``summary.json`` (``not_written``), and the others are still
+        written. Returns the files written.
+        """
+        self.not_written, self.written_summary = {}, None
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.not_written = {name: _os_reason(e) for name in ("report.html", "metrics.csv", "summary.json")}
+            self.written_summary = {**self.summary(), "not_written": self.not_written}
+            return {}
         summary = self.summary()
+        self.written_summary = {**summary, "not_written": self.not_written}  # what summary.json holds
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys)
         writer.writeheader()
         writer.writerows(self.rows)
-        files = {"metrics.csv": buffer.getvalue(), "summary.json": json.dumps(summary, indent=2, default=str),
-                 "report.html": self._html(summary)}
         written = {}
-        for name, text in files.items():
-            written[name] = atomic_write_text(self.output_dir / name, text)
+        for name, text in (("report.html", lambda: self._html(summary)), ("metrics.csv", buffer.getvalue),
+                           ("summary.json", lambda: json.dumps(self.written_summary, indent=2, default=str))):
+            try:
+                written[name] = atomic_write_text(self.output_dir / name, text())
+            except OSError as e:
+                self.not_written[name] = _os_reason(e)
         return written
+
+
+def _os_reason(error: OSError) -> str:
+    """An OS error in words without its path (a report may travel): ``"No space left on device (errno 28)"``."""
+    return f"{error.strerror or type(error).__name__} (errno {error.errno})" if error.errno else type(error).__name__
 
 
 def summary_schema() -> dict:

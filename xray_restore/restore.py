@@ -24,6 +24,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,10 +33,12 @@ import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
 
-from .atomic import atomic_path, remove_stale_temporaries
+from .atomic import all_or_nothing, remove_stale_temporaries
 from .dicom_writer import derivation_description as derivation_text
 from .errors import InputError
 from .locate import DDRM_BUNDLE
+from .plan import RestorationPlan
+from .policy import PlannedInferer
 from .readers import identifying_values, is_own_output
 from .transforms import apply_chain, load_chain, model_window
 
@@ -92,17 +95,27 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
     return float(values[0]), float(values[1])
 
 
+def _error_text(error: Exception) -> str:
+    """An error in one line: the OS's words for an OS error (``"File too large (errno 27)"``), else the error's type
+    and the first line of its text (a library may put a whole traceback in it)."""
+    if isinstance(error, OSError) and error.errno and error.strerror:
+        return f"{type(error).__name__}: {error.strerror} (errno {error.errno})"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def _input_generator(seed: int, digest: str) -> torch.Generator:
     """A generator of its own for each input: its samples depend on its content and the seed, not on its batch."""
     value = int.from_bytes(hashlib.sha256(f"{int(seed)}:{digest}".encode()).digest()[:8], "big") & (2**63 - 1)
     return torch.Generator().manual_seed(value)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, kw_only=True)
 class Restoration:
     """One input and what became of it. Arrays are ``(rows, cols)`` float32 in [0, 1] (bright = dense).
 
-    ``status`` is ``"restored"``, ``"no_blur"`` (no blur at the model scale) or ``"blur_mismatch"`` (a blur the model
+    ``status`` is ``"restored"``, ``"not_chest"`` (not a frontal chest radiograph), ``"no_blur"`` (no blur at the
+    model scale) or ``"blur_mismatch"`` (a blur the model
     does not restore: not Gaussian, or, for a network trained on one blur, milder than it can take); for the latter
     two ``restored`` is the input, written only when forced. ``blur_sigma`` (model-scale pixels) and ``sigma_y``
     ([0, 1] units) are the blur and noise of the input, estimated from it unless given; ``estimate`` holds the
@@ -153,19 +166,37 @@ class Failure:
         return f"{self.source}: {self.reason}"
 
 
+class Restorations(list):
+    """What :func:`restore` returns: the :class:`Restoration` of each input processed (a list), with the inputs that
+    failed (``failures``: :class:`Failure`), the repeats of an input given more than once (``duplicates``:
+    ``(repeat, first)``) and, with an output folder, the report's summary and what of it could not be written."""
+
+    def __init__(self, results: Sequence[Restoration] = (), failures: Sequence[Failure] = (),
+                 duplicates: Sequence[tuple[str, str]] = (), summary: dict | None = None,
+                 not_written: dict[str, str] | None = None) -> None:
+        super().__init__(results)
+        self.failures: list[Failure] = list(failures)
+        self.duplicates: list[tuple[str, str]] = list(duplicates)
+        #: the report's ``summary.json`` document (also where it could not be written), None without a report
+        self.summary = summary
+        #: report files that could not be written, by name, with the reason
+        self.not_written: dict[str, str] = dict(not_written or {})
+
+
 class Restorer:
     """DDRM restoration of DICOM / PNG radiographs with a bundle's network, estimator, operator and inferer.
 
     Args:
         network: the ε-UNet.
-        inferer: a :class:`~xray_restore.ddrm.DDRMInferer` (its ``blur_sigma``/``sigma_y`` may be ``"auto"``).
+        inferer: a :class:`~xray_restore.policy.PlannedInferer`: the sampler (DDRM, the conditional baseline) and the
+            policy that plans each input.
         provenance: what the derived objects and reports record (method, model version, software version).
         chain: the forward chain (``transforms/<chain>.json``), DICOM and PNG alike.
         output_mode: ``"detail"`` (default) or ``"upsample"``.
         force: restore (and write) inputs with no blur at the model scale too.
     """
 
-    def __init__(self, network: torch.nn.Module, inferer, provenance: dict, chain: str = "dicom",
+    def __init__(self, network: torch.nn.Module, inferer: PlannedInferer, provenance: dict, chain: str = "dicom",
                  output_mode: str = "detail", force: bool = False, max_batch_pixels: int | None = None,
                  output_format: str = "source") -> None:
         if output_mode not in OUTPUT_MODES:
@@ -177,6 +208,9 @@ class Restorer:
             raise ValueError(f"max_batch_pixels must be > 0 (or None), got {max_batch_pixels!r}.")
         # source-grid pixels decoded and held at once: a batch closes early when it reaches this (memory bound)
         self.max_batch_pixels = None if max_batch_pixels is None else int(max_batch_pixels)
+        if not isinstance(inferer, PlannedInferer):
+            raise TypeError(f"inferer must be a PlannedInferer (a sampler and its policy), got "
+                            f"{type(inferer).__name__}.")
         self.network = network.eval()
         self.inferer = inferer
         self.provenance = provenance
@@ -329,7 +363,7 @@ class Restorer:
     def _fail(self, path, error: Exception, stage: str, on_error: str) -> None:
         if on_error == "raise":
             raise error
-        reason = error.reason if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+        reason = error.reason if isinstance(error, InputError) else _error_text(error)
         # read while the file is there (a Dataset's temporary copy goes when restore() returns)
         self.failures.append(Failure(str(path), reason, stage, identifying_values(path)))
 
@@ -343,28 +377,28 @@ class Restorer:
         averaged = [(max(d["source_image"].shape[-2:]) / y.shape[-1]) ** 2 for d in batch]
         windows = [model_window(d["source_image"].shape[-2:], y.shape[-1]) for d in batch]  # each footprint
         start = time.time()
-        settings = self.inferer.settings_for(y, bits, averaged, windows)
+        plans = self.inferer.plan(y, bits, averaged, windows, [d["image"].meta for d in batch])
         estimate_seconds = (time.time() - start) / len(batch)
         # nothing to restore in a sharp image; nothing a Gaussian deconvolution would not make worse in a non-Gaussian
-        todo = [i for i, st in enumerate(settings) if not (st["no_blur"] or st["blur_mismatch"])]
+        todo = [i for i, plan in enumerate(plans) if plan.restores]
         mean, std = y.clone(), torch.zeros_like(y)
         # per input: its own decode and (below) output/write time, plus an even share of the batched estimate/DDRM
         seconds = [estimate_seconds + d.get("load_seconds", 0.0) for d in batch]
         if todo:
             start = time.time()
             gens = [_input_generator(seed, batch[i]["digest"]) for i in todo]
-            m, s = self.inferer.restore(y[todo], self.network, [settings[i] for i in todo], num_samples=k,
-                                        generator=gens)
+            m, s = self.inferer.sampler.restore(y[todo], self.network, [plans[i] for i in todo], num_samples=k,
+                                                generator=gens)
             mean[todo], std[todo] = m, s
             for i in todo:
                 seconds[i] += (time.time() - start) / len(todo)
         results = []
-        for i, (d, st) in enumerate(zip(batch, settings)):
+        for i, (d, plan) in enumerate(zip(batch, plans)):
             source = str(d["image"].meta["filename_or_obj"])
             restored_here = i in todo
             try:
                 start = time.time()
-                done = self._finish(d, st, y[i], mean[i], std[i] if k > 1 and restored_here else None,
+                done = self._finish(d, plan, y[i], mean[i], std[i] if k > 1 and restored_here else None,
                                     k, seconds[i], output_dir, restored_here, force, keep_images)
                 results.append(replace(done, seconds=done.seconds + time.time() - start))
             except (InputError, OSError, ValueError) as e:
@@ -379,15 +413,15 @@ class Restorer:
                                                    applied_operations=image.applied_operations)}
         return self.upsample(grid)["pred"][0].float().numpy()
 
-    def _finish(self, d: dict, st: dict, y: torch.Tensor, m: torch.Tensor, s: torch.Tensor | None, k: int,
+    def _finish(self, d: dict, plan: RestorationPlan, y: torch.Tensor, m: torch.Tensor, s: torch.Tensor | None, k: int,
                 seconds: float, output_dir, restored_here: bool, force: bool = False, keep_images: bool = True
                 ) -> Restoration:
         """The source-grid output of one input, written; ``keep_images=False`` returns only its 64×64 arrays and
         lets each source-grid array go as soon as it is used (peak memory: about three source-grid float32 arrays)."""
         source = str(d["image"].meta["filename_or_obj"])
         src = d.pop("source_image")[0].float().numpy()  # the batch no longer holds it: freed once used here
-        estimate = st["estimate"].as_dict() if st["estimate"] is not None else None
-        noise = estimate["sigma_y"] if estimate is not None and self.inferer.sigma_y == "auto" else st["sigma_y"]
+        estimate = plan.estimate.as_dict() if plan.estimate is not None else None
+        noise = plan.sigma_y
         meta = {key: v for key, v in d["image"].meta.items() if key in ("format", "bits_stored", "modality",
                                                                          "photometric_interpretation")}
         meta["pixel_spacing"] = _spacing(d["image"].meta)
@@ -396,19 +430,19 @@ class Restorer:
             # the source's; a blur the model does not restore (not Gaussian, or outside what the network was trained
             # for): restoring it would make it worse. Forced, a derived object is still written (unchanged pixels, and
             # it says so).
-            status = "no_blur" if st["no_blur"] else "blur_mismatch"
-            finding = (f"no blur at the model scale (estimated blur {st['blur_sigma']:.2f} px < "
-                       f"{self.inferer.no_blur_sigma:g} px)" if st["no_blur"] else st["mismatch"])
+            status, finding = plan.status, plan.reason
             outputs = []
             if force and output_dir is not None:
-                provenance = {**self.provenance_for(st, k, d["digest"]), "unchanged": finding}
+                provenance = {**self.provenance_for(plan, k, d["digest"]), "unchanged": finding}
                 outputs = self._write(source, meta, src, None, output_dir, provenance)
             reason = finding + ("; written unchanged (forced)" if outputs else "; nothing written (--force writes it)")
             grid = tuple(int(v) for v in src.shape)
             if not keep_images:
                 src = None
-            return Restoration(source, src, src, None, y[0].numpy(), y[0].numpy(), None, meta, seconds, outputs,
-                               st["blur_sigma"], noise, estimate, status, reason, grid)
+            return Restoration(source=source, image=src, restored=src, std=None, model_input=y[0].numpy(),
+                               model_output=y[0].numpy(), model_std=None, meta=meta, seconds=seconds, outputs=outputs,
+                               blur_sigma=plan.blur_sigma, sigma_y=noise, estimate=estimate, status=status,
+                               reason=reason, grid=grid)
         # in place on the one source-grid float32 array the upsampling made: a 10000² image costs 400 MB per copy
         restored = np.asarray(self._to_source_grid(d, m - y if self.output_mode == "detail" else m), np.float32)
         if self.output_mode == "detail":
@@ -423,30 +457,37 @@ class Restorer:
             np.clip(std_grid, 0.0, None, out=std_grid)
         outputs = []
         if output_dir is not None:
-            provenance = self.provenance_for(st, k, d["digest"])
+            provenance = self.provenance_for(plan, k, d["digest"])
             outputs = self._write(source, meta, restored, std_grid, output_dir, provenance)
         if not keep_images:
             restored = std_grid = None
-        return Restoration(source, src, restored, std_grid, y[0].numpy(), m[0].numpy(),
-                           None if s is None else s[0].numpy(), meta, seconds, outputs, st["blur_sigma"],
-                           noise, estimate, grid=grid)
+        return Restoration(source=source, image=src, restored=restored, std=std_grid, model_input=y[0].numpy(),
+                           model_output=m[0].numpy(), model_std=None if s is None else s[0].numpy(), meta=meta,
+                           seconds=seconds, outputs=outputs, blur_sigma=plan.blur_sigma, sigma_y=noise,
+                           estimate=estimate, grid=grid)
 
-    def provenance_for(self, settings: dict, num_samples: int, digest: str = "") -> dict:
+    def provenance_for(self, plan: RestorationPlan, num_samples: int, digest: str = "") -> dict:
         """What a derived object records for one input: the settings actually used and how they were found."""
-        inferer = {**self.provenance["inferer"], "num_samples": num_samples, "sigma_y": round(settings["sigma_y"], 6),
-                   "blur_sigma": round(settings["blur_sigma"], 3),
+        inferer = {**self.provenance["inferer"], "num_samples": num_samples, "sigma_y": round(plan.sigma_y, 6),
+                   "blur_sigma": round(plan.blur_sigma, 3),
                    # the δ DDRM applied: 0 for a given blur (exact by assumption)
-                   "operator_uncertainty": settings.get("operator_uncertainty", 0.0)}
-        operator_sigma = settings.get("operator_sigma", settings["blur_sigma"])
+                   "operator_uncertainty": plan.operator_uncertainty}
+        operator_sigma = plan.operator_sigma
         operator = {**self.provenance["operator"],
                     "sigma": [round(v, 3) for v in operator_sigma] if isinstance(operator_sigma, tuple)
                     else round(operator_sigma, 3)}
-        estimated = [name for name in ("blur_sigma", "sigma_y") if getattr(self.inferer, name) == "auto"]
+        estimated = self.inferer.policy.estimated
         return {**self.provenance, "inferer": inferer, "operator": operator, "estimated": estimated,
                 "output_mode": self.output_mode, "source_sha256": digest}
 
     def _write(self, source: str, meta: dict, restored: np.ndarray, std: np.ndarray | None, output_dir,  # noqa: PLR0913
                provenance: dict) -> list[str]:
+        """Write one input's outputs, all or none (:func:`~xray_restore.atomic.all_or_nothing`)."""
+        with all_or_nothing():
+            return self._write_outputs(source, meta, restored, std, output_dir, provenance)
+
+    def _write_outputs(self, source: str, meta: dict, restored: np.ndarray, std: np.ndarray | None,  # noqa: PLR0913
+                       output_dir, provenance: dict) -> list[str]:
         out = Path(output_dir)
         if self.output_format == "nifti":
             from .nifti import write_nifti
@@ -457,22 +498,10 @@ class Restorer:
             from .dicom_writer import write_derived
 
             return [str(o.path) for o in write_derived(source, restored, out, provenance, uncertainty=std)]
-        from PIL import Image
+        from .png_writer import write_png
 
-        digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
-        target = out / f"{Path(source).stem}_{digest}_restored.png"  # unique per source path
-        from PIL.PngImagePlugin import PngInfo
-
-        from .readers import OWN_SOFTWARE
-
-        info = PngInfo()
-        info.add_text("Software", f"{OWN_SOFTWARE} {self.provenance.get('software_version', '')}".strip())
-        info.add_text("Description", derivation_text(provenance))
-        wide = int(meta.get("bits_stored", 8)) > 8  # a 16-bit source keeps its depth
-        pixels = np.round(np.clip(restored, 0, 1) * (65535 if wide else 255)).astype(np.uint16 if wide else np.uint8)
-        with atomic_path(target) as tmp:
-            Image.fromarray(pixels).save(tmp, pnginfo=info)
-        return [str(target)]
+        return [str(write_png(source, restored, out, int(meta.get("bits_stored", 8)), derivation_text(provenance),
+                              str(self.provenance.get("software_version", ""))))]
 
 
 def restore(
@@ -485,17 +514,17 @@ def restore(
     references: dict[str, np.ndarray] | None = None,
     keep_images: bool = True,
     progress: bool = False,
-    on_error: str = "warn",
+    on_error: Literal["warn", "skip", "raise"] = "warn",
     **overrides,
-) -> list[Restoration]:
+) -> Restorations:
     """Restore DICOM/PNG files, folders or pydicom Datasets; with ``output_dir``, also write derived DICOMs (PNG
     for PNG inputs) and the report (``metrics.csv``, ``summary.json``, ``report.html``).
 
     A bad input does not stop the others: it is recorded as failed in the report, left out of the results and, with
     ``on_error="warn"`` (the default), named with its problem in a :class:`UserWarning`; ``"skip"`` only records it
-    (``restore.failures`` lists the last call's), ``"raise"`` raises its :class:`~xray_restore.errors.InputError`.
+    (the result's ``failures``), ``"raise"`` raises its :class:`~xray_restore.errors.InputError`.
     An input given more than once (the same file by another path, or the same bytes) is restored once; each repeat
-    is named in a warning and in the report (``duplicate``), and ``restore.duplicates`` lists ``(repeat, first)``.
+    is named in a warning and in the report (``duplicate``), and the result's ``duplicates`` lists ``(repeat, first)``.
     Temporaries a killed earlier run left in ``output_dir`` are removed first.
 
     ``overrides`` replace bundle ids: ``blur_sigma`` / ``sigma_y`` (numbers, or ``"auto"``: the default),
@@ -557,6 +586,6 @@ def restore(
         for duplicate, first in restorer.duplicates:
             report.add_duplicate(duplicate, first)
         report.write()
-    restore.failures = restorer.failures  # type: ignore[attr-defined]
-    restore.duplicates = restorer.duplicates  # type: ignore[attr-defined]
-    return results
+        for name, reason in report.not_written.items() if on_error == "warn" else ():
+            warnings.warn(f"{Path(output_dir) / name}: not written: {reason}", UserWarning, stacklevel=2)
+    return Restorations(results, restorer.failures, restorer.duplicates, report.written_summary, report.not_written)

@@ -22,7 +22,7 @@ BUNDLE = REPO / "bundles" / "xray_conditional"
 def test_metadata_and_layout():
     verify_metadata(meta_file=str(BUNDLE / "configs" / "metadata.json"), filepath=str(BUNDLE / "eval" / "schema.json"))
     for rel in ("configs/inference.json", "configs/train.json", "configs/evaluate.json", "models/model.pt",
-                "docs/README.md", "LICENSE"):
+                "docs/README.md", "docs/data_license.txt", "LICENSE"):
         assert (BUNDLE / rel).is_file(), rel
     import tomllib
 

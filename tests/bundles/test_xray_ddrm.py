@@ -21,6 +21,7 @@ from xray_restore.ddrm import DDRMInferer
 from xray_restore.metrics import psnr
 from xray_restore.networks import PRIOR_UNET_CONFIG, build_prior_unet, load_weights
 from xray_restore.operators import GaussianBlur
+from xray_restore.policy import RestorationPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "xray_ddrm"
@@ -64,19 +65,32 @@ def test_configs_match_python_defaults():
     ddrm_defaults = inspect.signature(DDRMInferer).parameters
     for key in ("eta", "eta_b", "num_steps", "spacing", "num_samples", "temperature", "uncertainty_scale"):
         assert inference[key] == ddrm_defaults[key].default
-        assert inference["inferer"][key] == f"@{key}"  # every tunable is an id that overrides reach
+        assert inference["sampler"][key] == f"@{key}"  # every tunable is an id that overrides reach
+    policy_parameters = inspect.signature(RestorationPolicy).parameters
     for key in ("blur_sigma", "sigma_y", "no_blur_sigma", "num_samples", "seed", "force", "output_mode"):
         assert key in inference, key
-        if key in ddrm_defaults:
-            assert inference["inferer"][key] == f"@{key}"
+        # the policy's settings reach the policy (sigma_y too: the sampler's own is only a default), the others the
+        # sampler's
+        if key in policy_parameters:
+            assert inference["policy"][key] == f"@{key}" and key not in inference["sampler"], key
+        elif key in ddrm_defaults:
+            assert inference["sampler"][key] == f"@{key}", key
+    for key, value in inference["policy"].items():  # every setting given to the policy is an id overrides reach
+        if key not in ("_target_", "operator"):
+            assert key in policy_parameters and str(value).startswith("@") and value[1:] in inference, (key, value)
+    assert inference["inferer"] == {"_target_": "xray_restore.policy.PlannedInferer", "sampler": "@sampler",
+                                    "policy": "@policy"}
 
 
 def test_every_bundle_id_is_reachable_from_the_restorer():
     from xray_restore.restore import Restorer
 
-    restorer = Restorer.from_bundle(BUNDLE, eta=0.5, num_steps=7, blur_sigma=1.5, sigma_y=0.02, force=True)
-    assert (restorer.inferer.eta, restorer.inferer.num_steps, restorer.inferer.blur_sigma) == (0.5, 7, 1.5)
-    assert restorer.inferer.sigma_y == 0.02 and restorer.force
+    restorer = Restorer.from_bundle(BUNDLE, eta=0.5, num_steps=7, blur_sigma=1.5, sigma_y=0.02, force=True,
+                                    no_blur_sigma=0.5, max_blur_misfit=None, border_error=2e-4)
+    sampler, policy = restorer.inferer.sampler, restorer.inferer.policy
+    assert (sampler.eta, sampler.num_steps, policy.blur_sigma) == (0.5, 7, 1.5)
+    assert policy.sigma_y == 0.02 and restorer.force
+    assert (policy.no_blur_sigma, policy.limits.max_blur_misfit, policy.border_error) == (0.5, None, 2e-4)
     with pytest.raises(ValueError, match="no id 'etaa'"):
         Restorer.from_bundle(BUNDLE, etaa=0.5)
 
