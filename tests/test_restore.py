@@ -376,7 +376,7 @@ def test_a_failed_inputs_error_text_reaches_the_report_without_identifiers(tmp_p
     (out / study).write_text("a file where the study folder must go")  # its write fails, quoting its output path
     with pytest.warns(UserWarning, match=r"Doe_Jane_PIDSECRET4711/chest\.png: load failed"):
         results = restore([_small_png(tmp_path / "good.png"), folder / "chest.png", folder / "study.dcm"],
-                          output_dir=out, bundle=BUNDLE, num_samples=1, **GIVEN)
+                          output_dir=out, bundle=BUNDLE, num_samples=1, anatomy_gate=None, **GIVEN)  # a spine
     assert [Path(r.source).name for r in results] == ["good.png"] and results[0].status == "restored"
     load, write = sorted(results.failures, key=lambda f: f.stage)
     assert "PIDSECRET4711" in load.reason and study in write.reason  # the raw texts carry them: the real case

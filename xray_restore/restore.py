@@ -96,10 +96,11 @@ def _spacing(meta: dict) -> tuple[float, float] | None:
 
 
 def _error_text(error: Exception) -> str:
-    """An error in one line: the OS's words for an OS error (``"File too large (errno 27)"``), else the error's type
-    and the first line of its text (a library may put a whole traceback in it)."""
+    """An error in one line: the OS's words for an OS error (``"OSError: File too large (errno 27): <path>"``), else
+    the error's type and the first line of its text (a library may put a whole traceback in it)."""
     if isinstance(error, OSError) and error.errno and error.strerror:
-        return f"{type(error).__name__}: {error.strerror} (errno {error.errno})"
+        where = f": {error.filename}" if error.filename else ""  # the report scrubs paths; the console keeps them
+        return f"{type(error).__name__}: {error.strerror} (errno {error.errno}){where}"
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
