@@ -52,7 +52,7 @@ def outputs_by_source(out: Path) -> dict[str, list[Path]]:
 
 def batch_cmd(inputs: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
-            "--batch-size", "1", "--blur-sigma", "2", *extra]
+            "--batch-size", "1", "--blur-sigma", "2", "--set", "anatomy_gate=null", *extra]  # NO_GATE, as a CLI user
 
 
 def test_batch_records_failures_and_exits_nonzero(tmp_path):

@@ -41,7 +41,7 @@ def test_metadata_verifies_offline_against_shipped_schema():
 
 def test_bundle_layout():
     for rel in ("configs/inference.json", "configs/train.json", "configs/evaluate.json", "configs/metadata.json",
-                "models/model.pt", "docs/README.md", "LICENSE"):
+                "models/model.pt", "models/anatomy_gate.pt", "docs/README.md", "docs/data_license.txt", "LICENSE"):
         assert (BUNDLE / rel).is_file(), rel
 
 
