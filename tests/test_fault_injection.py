@@ -81,7 +81,8 @@ def faulty_batch(tmp_path_factory):
     _uid_problems(inputs)
     out = root / "out"
     cmd = [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
-           "--batch-size", "4", "--blur-sigma", "2"]
+           "--batch-size", "4", "--blur-sigma", "2",
+           "--set", "anatomy_gate=null"]  # faults and UIDs here, on any anatomy (the gate: tests/test_anatomy.py)
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return inputs, out, bad, first, again
