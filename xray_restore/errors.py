@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["XrayRestoreError", "InputError"]
+__all__ = ["XrayRestoreError", "InputError", "os_reason"]
 
 
 class XrayRestoreError(Exception):
@@ -18,3 +18,8 @@ class InputError(XrayRestoreError, ValueError):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def os_reason(error: OSError) -> str:
+    """An OS error in words without its path (a report may travel): ``"No space left on device (errno 28)"``."""
+    return f"{error.strerror or type(error).__name__} (errno {error.errno})" if error.errno else type(error).__name__

@@ -24,6 +24,7 @@ import torch
 
 from .atomic import atomic_write_text
 from .checks import CHECKS
+from .errors import os_reason
 
 __all__ = ["ReportWriter", "summary_schema", "unavailable", "SUMMARY_SCHEMA_VERSION"]
 
@@ -474,7 +475,7 @@ The uncertainty panel is the per-pixel std over the posterior samples, ×4 for v
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            self.not_written = {name: _os_reason(e) for name in ("report.html", "metrics.csv", "summary.json")}
+            self.not_written = {name: os_reason(e) for name in ("report.html", "metrics.csv", "summary.json")}
             self.written_summary = {**self.summary(), "not_written": self.not_written}
             return {}
         summary = self.summary()
@@ -490,13 +491,8 @@ The uncertainty panel is the per-pixel std over the posterior samples, ×4 for v
             try:
                 written[name] = atomic_write_text(self.output_dir / name, text())
             except OSError as e:
-                self.not_written[name] = _os_reason(e)
+                self.not_written[name] = os_reason(e)
         return written
-
-
-def _os_reason(error: OSError) -> str:
-    """An OS error in words without its path (a report may travel): ``"No space left on device (errno 28)"``."""
-    return f"{error.strerror or type(error).__name__} (errno {error.errno})" if error.errno else type(error).__name__
 
 
 def summary_schema() -> dict:

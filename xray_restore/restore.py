@@ -35,7 +35,7 @@ from monai.transforms import Compose
 
 from .atomic import all_or_nothing, remove_stale_temporaries
 from .dicom_writer import derivation_description as derivation_text
-from .errors import InputError
+from .errors import InputError, os_reason
 from .locate import DDRM_BUNDLE
 from .plan import RestorationPlan
 from .policy import PlannedInferer
@@ -100,7 +100,7 @@ def _error_text(error: Exception) -> str:
     the error's type and the first line of its text (a library may put a whole traceback in it)."""
     if isinstance(error, OSError) and error.errno and error.strerror:
         where = f": {error.filename}" if error.filename else ""  # the report scrubs paths; the console keeps them
-        return f"{type(error).__name__}: {error.strerror} (errno {error.errno}){where}"
+        return f"{type(error).__name__}: {os_reason(error)}{where}"
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
