@@ -21,7 +21,9 @@ DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "xray_ddrm"
 ORTHANC = "/usr/sbin/Orthanc"
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-PUSHED = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm", "MG_Explicit_Little.dcm"]
+CHESTS = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm"]
+MAMMOGRAM = "MG_Explicit_Little.dcm"  # the anatomy gate hands it back: skipped, never stored back
+PUSHED = [*CHESTS, MAMMOGRAM]
 
 
 def all_instances(node: DicomWebNode) -> list:
@@ -92,11 +94,18 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_inpu
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["counts"]["stored"] == len(PUSHED) and report["stored"] == len(PUSHED) * per_input
+    assert report["counts"]["stored"] == len(CHESTS) and report["stored"] == len(CHESTS) * per_input
+    assert report["counts"]["skipped"] == 1  # the mammogram, seen for what it is
+    from xray_restore.batch import Manifest
+
+    book = Manifest(out / "manifest.sqlite")
+    (skipped,) = [r for r in book.rows() if r["state"] == "skipped"]
+    book.close()
+    assert "chest" in skipped["reason"] and not skipped["outputs"], skipped
 
     assert sorted(r.sop for r in node.search()) == sorted(sources)  # searches skip our own derived objects
     derived = [r for r in all_instances(node) if r.sop not in sources]
-    assert len(derived) == len(PUSHED) * per_input
+    assert len(derived) == len(CHESTS) * per_input
     for ref in derived:
         ds = node.client.retrieve_instance(ref.study, ref.series, ref.sop)
         source_uid = str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)
@@ -110,7 +119,7 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_inpu
     assert again.returncode == 0
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["processed"] == 0 and second["stored"] == 0  # nothing re-sent
-    assert len([r for r in all_instances(node) if r.sop not in sources]) == len(PUSHED) * per_input
+    assert len([r for r in all_instances(node) if r.sop not in sources]) == len(CHESTS) * per_input
 
 
 def test_search_filters(orthanc, tmp_path):
@@ -159,13 +168,13 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 1, first.stderr[-3000:]  # one input failed, and only that one
     report = json.loads(first.stdout.strip().splitlines()[-1])
-    assert report["counts"]["stored"] == len(PUSHED) and report["counts"]["failed"] == 1
+    assert report["counts"]["stored"] == len(CHESTS) and report["counts"]["failed"] == 1
     book = Manifest(out / "manifest.sqlite")
     (failed,) = [r for r in book.rows() if r["state"] == "failed"]
     derived = [str(pydicom.dcmread(o, stop_before_pixels=True).SOPInstanceUID)
                for r in book.rows() for o in r["outputs"]]
     book.close()
-    assert len(derived) == len(PUSHED) * per_input and set(derived) <= {r.sop for r in all_instances(node)}
+    assert len(derived) == len(CHESTS) * per_input and set(derived) <= {r.sop for r in all_instances(node)}
     # sent: only what the PACS did not hold (an earlier test may have stored the same derived objects)
     assert report["stored"] == len(set(derived) - held_before)
     assert "PWNED" in failed["key"] and "invalid SOPInstanceUID" in failed["reason"]
@@ -173,7 +182,7 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     report = json.loads(again.stdout.strip().splitlines()[-1])
-    assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(PUSHED)
+    assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(CHESTS)
 
 
 def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_input):
@@ -186,7 +195,7 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_i
     node = DicomWebNode(orthanc)
     study = generate_uid(entropy_srcs=[str(tmp_path), "study"])
     sources = []
-    for i, name in enumerate(PUSHED[1:]):
+    for i, name in enumerate(CHESTS):
         ds = pydicom.dcmread(DICOM_DIR / name, force=True)
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -195,7 +204,7 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_i
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(tmp_path), str(i)])
         ds.save_as(tmp_path / name, enforce_file_format=True)
         sources.append(str(ds.SOPInstanceUID))
-    assert node.store([tmp_path / n for n in PUSHED[1:]]) == len(sources)
+    assert node.store([tmp_path / n for n in CHESTS]) == len(sources)
 
     out = tmp_path / "work" / "out"
     cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
@@ -228,7 +237,7 @@ def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_
     web = DicomWebNode(orthanc_server["web"])
     study = generate_uid(entropy_srcs=[str(tmp_path), "dimse-study"])
     sources = []
-    for i, name in enumerate(PUSHED[:2]):
+    for i, name in enumerate(CHESTS):
         ds = pydicom.dcmread(DICOM_DIR / name, force=True)
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -239,7 +248,7 @@ def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_
         ds.save_as(tmp_path / name, enforce_file_format=True)
         sources.append(str(ds.SOPInstanceUID))
     node = DimseNode(orthanc_server["dimse"])
-    assert node.store([tmp_path / n for n in PUSHED[:2]]) == 2  # C-STORE in
+    assert node.store([tmp_path / n for n in CHESTS]) == 2  # C-STORE in
     assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # C-FIND
 
     out = tmp_path / "work"

@@ -98,6 +98,7 @@ class SpectralDegradationEstimator:
     Example:
         >>> import torch
         >>> from xray_restore.operators import GaussianBlur
+        >>> from xray_restore.spectrum import fit_spectrum
         >>> g = torch.Generator().manual_seed(0)
         >>> train = torch.rand(32, 1, 64, 64, generator=g)
         >>> estimator = SpectralDegradationEstimator(fit_spectrum(train))

@@ -152,7 +152,11 @@ def check_bundle_run_hands_back_as_restore(bundle, postfix: str, tmp_path, **ove
         same = np.array_equal(np.asarray(Image.open(written)), np.asarray(Image.open(p)))
         assert same == (statuses[str(p)] != "restored"), (p, statuses[str(p)])
     assert "restored" not in {statuses[str(p)] for p in samples if p.parent.name == "sharp"}  # handed back, any reason
-    assert {statuses[str(p)] for p in samples if p.parent.name == "blurred"} == {"restored"}
+    # every blurred sample is restored, except one the anatomy gate reads as not a chest (then its sharp twin too)
+    blurred = {p.name: statuses[str(p)] for p in samples if p.parent.name == "blurred"}
+    sharp = {p.name: statuses[str(p)] for p in samples if p.parent.name == "sharp"}
+    assert "restored" in blurred.values() and set(blurred.values()) <= {"restored", "not_chest"}, blurred
+    assert all(sharp[name] == "not_chest" for name, status in blurred.items() if status == "not_chest"), sharp
 
 
 @pytest.fixture
