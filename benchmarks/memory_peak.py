@@ -1,12 +1,16 @@
-"""Peak memory of one restoration at the source resolution, per input class.
+"""Peak memory of one restoration at the source resolution, per input class, against a bar (default 1.5 GB).
 
-    python benchmarks/memory_peak.py                  # the 3 largest shared DICOMs + a synthetic 10000² one
+    python benchmarks/memory_peak.py      # the 3 largest shared DICOMs, 10000² DICOM and PNG, 2×30000 and 2×100000 PNGs
 
 Each input is restored alone by the product's CLI in a fresh process (``xray-restore restore <file> -o <tmp>
---force --blur-sigma 2``: the full path — decode, LUTs, area resize, DDRM, the detail-preserving composition on the
-source grid, derived DICOM write); its peak resident set size is read from the kernel (``wait4`` rusage of that
-child). The synthetic input is a 10000×10000 16-bit MONOCHROME2 DX (an upsampled NIH original plus noise), written
-by pydicom. Writes ``benchmarks/results/memory_peak.json``.
+--force --blur-sigma 2 --set anatomy_gate=null``: the full path — decode, LUTs, area resize, DDRM, the
+detail-preserving composition on the source grid, derived DICOM or PNG write; the anatomy gate is off so that every
+input takes it, a mammogram included); its peak resident set size is read from the kernel (``wait4`` rusage of that
+child). Synthetic inputs: a 10000×10000 16-bit MONOCHROME2 DX (an upsampled NIH original plus noise, written by
+pydicom), the same picture as an 8-bit PNG (also restored with 4 samples: the std map is one more source-grid
+array), and 2×30000 / 2×100000 8-bit PNGs of noise (the extreme aspect ratios that once padded to a 37 GB square:
+the first must restore or fail by name, the second fail by name, both under the bar). Writes
+``benchmarks/results/memory_peak.json``.
 """
 
 from __future__ import annotations
@@ -59,6 +63,23 @@ def synthetic_dx(path: Path, side: int, original: Path) -> None:
     pydicom.dcmread(path, stop_before_pixels=True)  # readable
 
 
+def synthetic_png(path: Path, shape: tuple[int, int], original: Path | None) -> None:
+    """An 8-bit PNG: ``original`` upsampled bilinearly to ``shape`` (plus noise), or uniform noise without one."""
+    import torch
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    if original is None:
+        values = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8).numpy()
+    else:
+        x = torch.from_numpy(np.asarray(Image.open(original).convert("L"), dtype=np.float32) / 255.0)[None, None]
+        big = torch.nn.functional.interpolate(x, size=shape, mode="bilinear", align_corners=False)[0, 0]
+        big = (big + 0.002 * torch.randn(big.shape, generator=g)).clamp(0, 1)
+        values = (big.numpy() * 255).round().astype(np.uint8)
+        del big
+    Image.fromarray(values).save(path)
+
+
 def peak_rss_mb(cmd: list[str]) -> tuple[float, int, float]:
     """Run ``cmd``; return (peak RSS in MB, exit code, seconds).
 
@@ -81,35 +102,61 @@ def main() -> None:
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--side", type=int, default=10000, help="side of the synthetic DX")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bar-mb", type=float, default=1500.0, help="the peak RSS every input must stay under")
     parser.add_argument("--out", default="benchmarks/results/memory_peak.json")
     parser.add_argument("--make-synthetic", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--png-shape", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_synthetic:  # in a child of its own: the parent must stay small (see peak_rss_mb)
-        synthetic_dx(Path(args.make_synthetic), args.side, Path(args.original))
+        if args.png_shape:
+            noise = args.png_shape[0] != args.png_shape[1]
+            synthetic_png(Path(args.make_synthetic), tuple(args.png_shape), None if noise else Path(args.original))
+        else:
+            synthetic_dx(Path(args.make_synthetic), args.side, Path(args.original))
         return
     env_threads = {"OMP_NUM_THREADS": str(args.threads)}
     os.environ.update(env_threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = [Path(args.dicom) / name for name in LARGEST]
+        cases = [(Path(args.dicom) / name, name, 1) for name in LARGEST]
         big = Path(tmp) / f"synthetic_{args.side}.dcm"
         subprocess.run([sys.executable, __file__, "--make-synthetic", str(big), "--side", str(args.side),
                         "--original", args.original], check=True)
-        inputs.append(big)
-        for path in inputs:
-            import pydicom
+        cases.append((big, f"synthetic {args.side}x{args.side} 16-bit DX", 1))
+        square = (args.side, args.side)
+        for shape, label, samples in [(square, "8-bit PNG", 1), (square, "8-bit PNG", 4),
+                                      ((2, 30000), "8-bit PNG of noise", 1), ((2, 100000), "8-bit PNG of noise", 1)]:
+            png = Path(tmp) / f"synthetic_{shape[0]}x{shape[1]}.png"
+            if not png.exists():
+                subprocess.run([sys.executable, __file__, "--make-synthetic", str(png), "--png-shape", *map(str, shape),
+                                "--original", args.original], check=True)
+            cases.append((png, f"synthetic {shape[0]}x{shape[1]} {label}" + (f", {samples} samples" if samples > 1
+                                                                                else ""), samples))
+        for path, name, samples in cases:
+            from PIL import Image
 
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            out = Path(tmp) / f"out_{path.stem}"
+            if path.suffix == ".png":
+                with Image.open(path) as im:
+                    grid, bits = [im.height, im.width], 8
+            else:
+                import pydicom
+
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                grid, bits = [int(ds.Rows), int(ds.Columns)], int(ds.BitsStored)
+            out = Path(tmp) / f"out_{path.stem}_{samples}"
             cmd = [sys.executable, "-m", "xray_restore", "restore", str(path), "-o", str(out), "--bundle",
-                   args.bundle, "--force", "--blur-sigma", "2"]
+                   args.bundle, "--force", "--blur-sigma", "2", "--samples", str(samples),
+                   "--set", "anatomy_gate=null"]
             rss, code, seconds = peak_rss_mb(cmd)
-            name = path.name if path != big else f"synthetic {args.side}x{args.side} 16-bit DX"
-            rows.append({"input": name, "grid": [int(ds.Rows), int(ds.Columns)], "bits": int(ds.BitsStored),
-                         "peak_rss_mb": round(rss, 1), "exit_code": code, "seconds": round(seconds, 1)})
-            print(f"| {name} | {ds.Rows}x{ds.Columns} | {ds.BitsStored} | {rss:.0f} MB | {seconds:.1f} s | "
-                  f"rc {code} |", flush=True)
-    write_json(args.out, {**run_info(), "threads": args.threads, "rows": rows,
+            written = sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix in (".dcm", ".png"))
+            outcome = "restored" if code == 0 and written else f"failed by name (rc {code})"
+            rows.append({"input": name, "grid": grid, "bits": bits, "samples": samples, "peak_rss_mb": round(rss, 1),
+                         "exit_code": code, "outcome": outcome, "seconds": round(seconds, 1),
+                         "under_bar": rss <= args.bar_mb})
+            print(f"| {name} | {grid[0]}x{grid[1]} | {bits} | {samples} | {rss:.0f} MB | {outcome} | {seconds:.1f} s | "
+                  f"{'ok' if rss <= args.bar_mb else 'OVER'} |", flush=True)
+    write_json(args.out, {**run_info(), "threads": args.threads, "bar_mb": args.bar_mb, "rows": rows,
+                          "all_under_bar": all(r["under_bar"] for r in rows),
                           "command": "python benchmarks/memory_peak.py " + " ".join(sys.argv[1:])})
     print(f"wrote {args.out}")
 

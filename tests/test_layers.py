@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xray_restore"
 
 #: Stages, upstream first (each module in exactly one).
 STAGES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("base", frozenset({"errors", "version", "_compat", "atomic", "provenance", "locate", "dct", "metrics", "tiling"})),
+    ("base", frozenset({"errors", "version", "_compat", "atomic", "provenance", "locate", "dct", "metrics", "tiling",
+                       "stored"})),
     ("primitives", frozenset({"operators", "networks", "readers", "measurement", "training", "nifti"})),
     ("data", frozenset({"datasets", "transforms", "cache", "baselines"})),
     ("estimation", frozenset({"spectrum", "checks", "degradation", "blur_regressor", "estimation", "anatomy"})),

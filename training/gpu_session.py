@@ -172,14 +172,15 @@ def _export(out_root: Path, export_dir: Path) -> None:
         print(f"[export] {run.name}: {sum(v.numel() for v in state.values()) / 1e6:.2f} M values", flush=True)
 
 
-def ddrm_val(weights: Path, data_dir: Path, device: str = "cuda", limit: int | None = None) -> dict:
+def ddrm_val(weights: Path, data_dir: Path, device: str = "cuda", limit: int | None = None,
+             baselines: bool = True) -> dict:
     """DDRM with ``weights`` (the ``network.json`` beside them, else the shipped network) against the linear
     baselines on val, as ``xray-restore evaluate`` / ``benchmarks/prior_val.py`` measure it, on ``device``.
 
     Those build the inferer through the bundle's composition root (``Restorer.from_bundle``), which needs the DICOM
     stack; this reads the same ids (num_steps, spacing, eta, eta_b, autocast; evaluate.json's protocols, sample
     counts, seed and per-protocol settings) and builds the same :class:`DDRMInferer`. ``tests/test_gpu_session.py``
-    checks that both give the same figures.
+    checks that both give the same figures. ``baselines=False``: DDRM and the blurred input only (no LMMSE/Tikhonov).
     """
     _import_training_modules()
     from xray_restore.ddrm import DDRMInferer
@@ -204,7 +205,7 @@ def ddrm_val(weights: Path, data_dir: Path, device: str = "cuda", limit: int | N
 
     return evaluate_methods(str(data_dir / "cxr14_64.npz"), make_methods, split=evaluate["split"],
                             protocols=tuple(evaluate["protocols"]), limit=limit, seed=evaluate["seed"],
-                            settings={"weights": str(weights), "device": device})
+                            baselines=baselines, settings={"weights": str(weights), "device": device})
 
 
 def _evaluate(out_root: Path, data_dir: Path, export_dir: Path, device: str) -> None:

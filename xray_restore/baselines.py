@@ -79,13 +79,15 @@ class GaussianLMMSE:
         self.operator = operator
         self.mean = moments.mean
         n = moments.cov.shape[0]
-        eye = torch.eye(n, dtype=torch.float64)
-        cov = moments.cov + shrinkage * eye
         s = (operator.full_singulars() if exact else operator.singulars()).to(torch.float64).reshape(n)
-        system = s[:, None] * cov * s[None, :] + (sigma_y**2 + 1e-12) * eye
+        # S (C̃ + λI) S + σ²I, built in place (an n × n float64 array is 134 MB at 64²: no temporaries)
+        system = moments.cov * s[:, None]
+        system.mul_(s[None, :]).diagonal().add_(shrinkage * s**2 + (sigma_y**2 + 1e-12))
         # x̂' = C̃ S (S C̃ S + σ²I)⁻¹ y': one Cholesky factorisation here, cheap triangular solves per call
         self.cholesky = torch.linalg.cholesky(system)
-        self.cov_s = cov * s[None, :]
+        del system
+        self.cov_s = moments.cov * s[None, :]  # (C̃ + λI) S
+        self.cov_s.diagonal().add_(shrinkage * s)
         self.s = s.reshape(1, 1, *self.mean.shape[-2:])
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:

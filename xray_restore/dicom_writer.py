@@ -27,6 +27,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InputError
+from .stored import output_bits, to_stored
 from .readers import MANUFACTURER, OWN_SERIES_PREFIXES  # the reader recognises our objects by them
 
 __all__ = ["UID_ROOT", "MANUFACTURER", "DerivedObject", "derivation_description", "write_derived"]
@@ -99,16 +100,6 @@ def _uid(*entropy: str) -> str:
     from pydicom.uid import generate_uid
 
     return generate_uid(prefix=UID_ROOT, entropy_srcs=list(entropy))
-
-
-def _to_pixels(image: np.ndarray, bits: int, rows_per_strip: int = 512) -> np.ndarray:
-    """[0, 1] → unsigned stored values on ``bits`` bits, in row strips (no full-size float temporaries)."""
-    levels = 2**bits - 1
-    out = np.empty(image.shape, np.uint8 if bits == 8 else np.uint16)
-    for start in range(0, image.shape[0], rows_per_strip):
-        strip = np.clip(image[start : start + rows_per_strip], 0.0, 1.0) * levels
-        out[start : start + rows_per_strip] = np.round(strip, out=strip)
-    return out
 
 
 #: Lossy transfer syntaxes and the Lossy Image Compression Method (0028,2114) defined term of each.
@@ -216,6 +207,30 @@ def _sanitized_reference(ds):
     return ref
 
 
+def _displayed_std(std: np.ndarray, bits: int, rows_per_strip: int = 512) -> np.ndarray:
+    """4 × std, clipped to [0, 1], as stored values on ``bits`` bits (``std`` in [0, 1] units, or uint16 stored as
+    std × :data:`STD_LEVELS`), in row strips."""
+    out = np.empty(std.shape, np.uint8 if bits == 8 else np.uint16)
+    for start in range(0, std.shape[0], rows_per_strip):
+        strip = std[start : start + rows_per_strip]
+        strip = strip / np.float32(STD_LEVELS) if strip.dtype == np.uint16 else strip
+        out[start : start + rows_per_strip] = to_stored(np.clip(strip * 4.0, 0, 1), bits)
+    return out
+
+
+def _percentile(values: np.ndarray, q: float, rows_per_strip: int = 512) -> float:
+    """``np.percentile(values, q)`` (linear interpolation) of unsigned integers, from a histogram built in row
+    strips: no sorted copy of a 10000² map."""
+    counts = np.zeros(2 ** (8 * values.dtype.itemsize), np.int64)
+    for start in range(0, values.shape[0], rows_per_strip):
+        counts += np.bincount(values[start : start + rows_per_strip].ravel(), minlength=counts.size)
+    position = q / 100.0 * (values.size - 1)
+    cumulative = np.cumsum(counts)
+    lower = int(np.searchsorted(cumulative, int(np.floor(position)) + 1))  # the value at rank floor(position)
+    upper = int(np.searchsorted(cumulative, int(np.ceil(position)) + 1))
+    return lower + (upper - lower) * (position - np.floor(position))
+
+
 def _secondary_capture(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, equipment):
     """highdicom ``SCImage.from_ref_dataset`` with our fixed choices (MONOCHROME2, Explicit VR LE).
 
@@ -231,7 +246,7 @@ def _secondary_capture(hd, ds, image, bits, series_uid, series_number, sop_uid, 
 def _from_ref(hd, ds, image, bits, series_uid, series_number, sop_uid, spacing, equipment):
     return hd.sc.SCImage.from_ref_dataset(
         ref_dataset=ds,
-        pixel_array=_to_pixels(image, bits),
+        pixel_array=to_stored(image, bits),
         photometric_interpretation="MONOCHROME2",
         bits_allocated=bits,
         coordinate_system="PATIENT",
@@ -265,8 +280,9 @@ def write_derived(
         restored: ``(rows, cols)`` in [0, 1], bright = dense, on the source grid.
         out_dir: output root.
         provenance: ``{"method", "inferer": {...}, "operator": {...}, "model_version"}``, recorded in the object.
-        uncertainty: optional ``(rows, cols)`` std in [0, 1] units; written as a second series (scaled ×4,
-            clipped, see its Derivation Description).
+        uncertainty: optional ``(rows, cols)`` std in [0, 1] units (float), or its 16-bit stored values (``uint16``,
+            std × (2¹⁶ − 1), :func:`~xray_restore.stored.to_stored`); written as a second series (a Parametric Map,
+            or scaled ×4 and clipped where the source cannot be referenced, see its Derivation Description).
         series_number: Series Number of the restored series (the uncertainty series gets ``+1``).
 
     Raises:
@@ -301,27 +317,18 @@ def write_derived(
     for key in ("SOPInstanceUID", "SOPClassUID"):
         if key in unusable:
             notes.append(f"source {key} {unusable[key]}: the source is not referenced")
-    bits = 8 if int(ds.get("BitsStored", 8)) <= 8 else 16
+    bits = output_bits(ds.get("BitsStored", 8))
     source_spacing, plane = _spacing_of(ds)  # Pixel Spacing if valid, else Imager Pixel Spacing
     spacing = source_spacing if plane == "patient" else None
     imager_spacing = source_spacing if plane == "detector" else None
     orientation_known = len(ds.get("PatientOrientation", []) or []) == 2
     out_root = Path(out_dir)
     stamp = json.dumps(provenance, sort_keys=True, default=str)
-    outputs = [("restored", restored, derivation_description(provenance), series_number)]
-    uncertainty_object = None
-    if uncertainty is not None:
-        if uncertainty.shape != (rows, cols):
-            raise InputError(source, f"uncertainty map is {uncertainty.shape}, the source grid is {(rows, cols)}")
-        std_description = "per-pixel posterior std of " + derivation_description(provenance)
-        if referenced and str(ds.get("SeriesInstanceUID", "") or "") and ds.SeriesInstanceUID.is_valid:
-            uncertainty_object = _uncertainty_object(hd, codes, ds, source, uncertainty, bits, stamp,
-                                                     series_number + 1, provenance, std_description, out_root)
-        if uncertainty_object is None:  # no Parametric Map for this source: a scaled Secondary Capture instead
-            outputs.append(("uncertainty", np.clip(uncertainty * 4.0, 0, 1),
-                            (std_description + "; displayed value = 4 x std")[:1024], series_number + 1))
+    if uncertainty is not None and uncertainty.shape != (rows, cols):
+        raise InputError(source, f"uncertainty map is {uncertainty.shape}, the source grid is {(rows, cols)}")
     written = []
-    for kind, image, description, number in outputs:
+
+    def write_secondary_capture(kind: str, image: np.ndarray, description: str, number: int) -> None:
         series_uid = _uid(str(ds.StudyInstanceUID), stamp, kind, "series")
         sop_uid = _uid(str(ds.get("SOPInstanceUID", "")), stamp, kind)
         equipment = _equipment(hd, codes, provenance)
@@ -362,10 +369,21 @@ def write_derived(
             raise InputError(source, "output path equals the input; refusing to overwrite an input")
         _atomic_save(sc, path)
         written.append(DerivedObject(path, sop_uid, series_uid, str(ds.StudyInstanceUID), kind))
-    if uncertainty_object is not None:
-        pm, obj = uncertainty_object
-        _atomic_save(pm, obj.path)
-        written.append(obj)
+    # one object at a time, each saved and let go before the next is made (a 10000² object holds 200 MB of pixels)
+    write_secondary_capture("restored", restored, derivation_description(provenance), series_number)
+    if uncertainty is not None:
+        std_description = "per-pixel posterior std of " + derivation_description(provenance)
+        uncertainty_object = None
+        if referenced and str(ds.get("SeriesInstanceUID", "") or "") and ds.SeriesInstanceUID.is_valid:
+            uncertainty_object = _uncertainty_object(hd, codes, ds, source, uncertainty, bits, stamp,
+                                                     series_number + 1, provenance, std_description, out_root)
+        if uncertainty_object is None:  # no Parametric Map for this source: a scaled Secondary Capture instead
+            write_secondary_capture("uncertainty", _displayed_std(uncertainty, bits),
+                                    (std_description + "; displayed value = 4 x std")[:1024], series_number + 1)
+        else:
+            pm, obj = uncertainty_object
+            _atomic_save(pm, obj.path)
+            written.append(obj)
     return written
 
 
@@ -429,13 +447,13 @@ def _uncertainty_map(hd, ds, std: np.ndarray, bits: int, series_uid: str, series
     spacing = _spacing_of(ds)[0] or (1.0, 1.0)
     reference.ImagePositionPatient, reference.ImageOrientationPatient = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     reference.PixelSpacing, reference.SliceThickness = list(spacing), 1.0
-    stored = np.round(np.clip(std, 0.0, 1.0) * STD_LEVELS).astype(np.uint16)
+    stored = to_stored(std, 16)  # STD_LEVELS = 2¹⁶ − 1 levels, in row strips
     unit = hd.sr.CodedConcept("1", "UCUM", "no units")  # type: ignore[misc]
     mapping = hd.pm.RealWorldValueMapping(
         lut_label="POSTERIOR_STD",
         lut_explanation=f"posterior std in restored stored value / {2**bits - 1}",  # LO: ≤ 64 characters
         unit=unit, value_range=(0, STD_LEVELS), slope=1.0 / STD_LEVELS, intercept=0.0)
-    top = max(1.0, float(np.percentile(stored, 99.5)))
+    top = max(1.0, _percentile(stored, 99.5))
     voi = hd.VOILUTTransformation(window_center=top / 2, window_width=top,
                                   window_explanation="0 to the 99.5th percentile of the std")
     return _parametric_map(

@@ -5,6 +5,8 @@ A top-level runner: nothing in the package below it imports it (the measurement 
 
 from __future__ import annotations
 
+import math
+
 import os
 from collections.abc import Callable
 
@@ -98,9 +100,16 @@ def evaluate_methods(
             record("tikhonov", tikhonov(op, y, lam), 0.0, lam=lam)
             exact = protocol == "realistic"
             moments = SpectralGaussian(op, train, flips=LMMSE_FLIPS)
-            estimators = {v: GaussianLMMSE(op, moments, v, sigma_y, exact=exact) for v in lmmse_grid}
-            shrink = max(estimators, key=lambda v: psnr(estimators[v](y_tune), x_tune).mean().item())
-            record("lmmse", estimators[shrink](y), 0.0, shrinkage=shrink)
+            # one estimator alive at a time (each holds two n × n float64 arrays); the first best on the tune set
+            best, best_score, shrink = None, -math.inf, None
+            for v in lmmse_grid:
+                estimator = GaussianLMMSE(op, moments, v, sigma_y, exact=exact)
+                score = psnr(estimator(y_tune), x_tune).mean().item()
+                if score > best_score:
+                    best, best_score, shrink = estimator, score, v
+                del estimator
+            record("lmmse", best(y), 0.0, shrinkage=shrink)
+            del best
         for name, restorer in make_methods(protocol, op, sigma_y).items():
             g = torch.Generator().manual_seed(seed + 1)
             start = time.time()

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .stored import output_bits, to_stored
 
 __all__ = ["write_png"]
 
 
 def write_png(source: str | os.PathLike, restored: np.ndarray, output_dir: str | os.PathLike, bits_stored: int = 8,
               description: str = "", software_version: str = "") -> Path:
-    """Write ``restored`` ``(rows, cols)`` in [0, 1] for ``source`` into ``output_dir``: 16-bit where the source
-    stores more than 8 bits, else 8-bit. Returns the path written."""
+    """Write ``restored`` ``(rows, cols)`` in [0, 1] (or its stored values, :func:`~xray_restore.stored.to_stored`)
+    for ``source`` into ``output_dir``: 16-bit where the source stores more than 8 bits, else 8-bit. Returns the path
+    written."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -32,8 +34,7 @@ def write_png(source: str | os.PathLike, restored: np.ndarray, output_dir: str |
     info = PngInfo()
     info.add_text("Software", f"{OWN_SOFTWARE} {software_version}".strip())
     info.add_text("Description", description)
-    wide = int(bits_stored) > 8  # a 16-bit source keeps its depth
-    pixels = np.round(np.clip(restored, 0, 1) * (65535 if wide else 255)).astype(np.uint16 if wide else np.uint8)
+    pixels = to_stored(restored, output_bits(bits_stored))  # in row strips: no full-size float temporaries
     with atomic_path(target) as tmp:
         Image.fromarray(pixels).save(tmp, pnginfo=info)
     return target

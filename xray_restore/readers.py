@@ -361,7 +361,7 @@ def _raster_to_unit(path: Path, kind: str) -> tuple[np.ndarray, dict]:
                 arr = np.asarray(im, dtype=np.float32)
                 scale = 65535.0 if mode != "I" or arr.max() > 255 else 255.0
             elif mode in ("L", "P", "LA"):
-                arr, scale = np.asarray(im.convert("L"), dtype=np.float32), 255.0
+                arr, scale = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.float32), 255.0
             elif mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
                 if np.abs(rgb - rgb[..., :1]).max() > 2:
@@ -388,7 +388,8 @@ def _raster_to_unit(path: Path, kind: str) -> tuple[np.ndarray, dict]:
         "voi": "none",
         "inverted": False,
     }
-    return np.divide(arr, np.float32(scale), dtype=np.float32), meta
+    arr /= np.float32(scale)  # in place: a 10000² image is 400 MB per float32 copy
+    return arr, meta
 
 
 OWN_SOFTWARE = "xray_restore"  # written into every PNG output (tEXt "Software") so it is never taken as an input
