@@ -81,7 +81,7 @@ def synthetic_png(path: Path, shape: tuple[int, int], original: Path | None) -> 
 
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, int, float]:
-    """Run ``cmd``; return (peak RSS in MB, exit code, seconds).
+    """Run ``cmd``; return (peak RSS in MB = 10⁶ bytes, exit code, seconds).
 
     Linux starts a forked child's ``ru_maxrss`` at the parent's RSS, so the parent never holds large arrays
     (the synthetic input is made in a child of its own): a first version of this script made it in-process and
@@ -92,7 +92,7 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, int, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return usage.ru_maxrss / 1024.0, proc.returncode, time.time() - start
+    return usage.ru_maxrss * 1024 / 1e6, proc.returncode, time.time() - start  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("--bundle", default=DDRM_BUNDLE)
     parser.add_argument("--side", type=int, default=10000, help="side of the synthetic DX")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--bar-mb", type=float, default=1500.0, help="the peak RSS every input must stay under")
+    parser.add_argument("--bar-mb", type=float, default=1500.0,
+                        help="the peak RSS every input must stay under, in MB (10⁶ bytes)")
     parser.add_argument("--out", default="benchmarks/results/memory_peak.json")
     parser.add_argument("--make-synthetic", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--png-shape", type=int, nargs=2, help=argparse.SUPPRESS)
@@ -122,7 +123,9 @@ def main() -> None:
         big = Path(tmp) / f"synthetic_{args.side}.dcm"
         subprocess.run([sys.executable, __file__, "--make-synthetic", str(big), "--side", str(args.side),
                         "--original", args.original], check=True)
-        cases.append((big, f"synthetic {args.side}x{args.side} 16-bit DX", 1))
+        for samples in (1, 2, 4):  # 2: the shipped bundle's (a restored and an uncertainty object are written)
+            cases.append((big, f"synthetic {args.side}x{args.side} 16-bit DX" + (f", {samples} samples"
+                                                                                 if samples > 1 else ""), samples))
         square = (args.side, args.side)
         for shape, label, samples in [(square, "8-bit PNG", 1), (square, "8-bit PNG", 4),
                                       ((2, 30000), "8-bit PNG of noise", 1), ((2, 100000), "8-bit PNG of noise", 1)]:

@@ -191,6 +191,30 @@ def restore_chunk(sources: list[str], output_dir: str, bundle: str, num_samples:
     return out
 
 
+def _first_of_each_content(todo: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``todo`` without the byte-identical repeats of an earlier entry, and ``(repeat, first)`` for each (the first
+    by its resolved path, as :func:`~xray_restore.restore.restore` names it). A file that is not regular or cannot
+    be read stays in: restoring it fails it by name."""
+    from .readers import check_regular_file
+    from .restore import file_digest
+
+    first_of: dict[str, str] = {}
+    kept, repeats = [], []
+    for key, source in todo:
+        try:
+            check_regular_file(source)
+            digest = file_digest(source)
+        except (InputError, OSError):
+            kept.append((key, source))
+            continue
+        if digest in first_of:
+            repeats.append((source, first_of[digest]))
+        else:
+            first_of[digest] = str(Path(source).resolve())
+            kept.append((key, source))
+    return kept, repeats
+
+
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -227,6 +251,9 @@ def run_batch(
     sources = discover_inputs(inputs)
     book.add((s, s) for s in sources)
     todo = [(k, s) for k, s in book.todo(retry_failed) if not k.startswith(REMOTE_PREFIX)]  # files only
+    todo, repeats = _first_of_each_content(todo)  # a copy in another chunk is still a copy
+    for source, first in repeats:
+        book.mark(source, "skipped", f"duplicate of {first}", [])
     chunks = [[s for _, s in todo[i : i + batch_size]] for i in range(0, len(todo), batch_size)]
     args = (str(output_dir), str(bundle), num_samples, seed, overrides)
     start = time.time()
