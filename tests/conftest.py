@@ -20,6 +20,11 @@ os.environ.setdefault("TORCH_HOME", str(TORCH_HOME))
 # Every network runs in float32 (subprocesses too): a numeric margin then holds on any CPU, with native bf16 (Intel
 # AMX) or without (AMD EPYC), which round bf16 differently (xray_restore._compat.BF16_ENV).
 os.environ["XRAY_RESTORE_BF16"] = "0"
+# Under pytest-xdist (one worker per core) each worker and the processes it starts use one thread: two workers on two
+# cores, not four threads fighting over them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The evaluation benchmark's code path, end to end on a handful of real test images (the test tests; the
-``--limit 50`` smoke run and the full run are documented commands that measure, see the README)."""
+"""The benchmark scripts, end to end on a handful of real test images: opt-in (``pytest -m benchmark``, about 10
+min), not part of the README's test command. A benchmark measures; what these runs check (the scripts run and write
+their tables) is the scripts' own health, worth a run before a full benchmark, not a test of the product."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 

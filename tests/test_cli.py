@@ -1,4 +1,7 @@
-"""The console script, run as a real subprocess."""
+"""The console script: a real ``python -m xray_restore`` process where the process itself is the claim (a usage
+error's exit status; a failed input's exit status, with no traceback, and a FIFO that must not hang it);
+``main(argv)`` in this process (:func:`in_process`: the same exit status and words, without paying the package's
+import again) for the rest."""
 
 from __future__ import annotations
 
@@ -17,31 +20,71 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "xray_restore", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.fixture
+def in_process(capsys):
+    """``in_process(*args)``: ``main(args)`` run in this process, as a ``CompletedProcess`` with the exit status
+    ``python -m xray_restore`` would exit with (``SystemExit``'s code; a string code is printed to stderr and is
+    status 1, as the interpreter does) and what it wrote on stdout/stderr. An exception escaping ``main`` (a
+    traceback, in a real process) fails the test."""
+    from xray_restore.cli import main
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code
+            if isinstance(code, str):
+                print(code, file=sys.stderr)
+                code = 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, 0 if code is None else code, out, err)
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def small_cache(cxr14_cache, tmp_path_factory) -> Path:
+    """A cut of the real ChestX-ray14 cache (its first 16 train, 8 val and 8 test images, every array of each):
+    the commands read it as they read the whole cache, and a training run's validation pass covers 8 images, not
+    165."""
+    path = tmp_path_factory.mktemp("small_cache") / "cxr14_64.npz"
+    keep = {"train": 16, "val": 8, "test": 8}
+    with np.load(cxr14_cache) as data:
+        arrays = {k: data[k][: keep[k.split("_")[0]]] if k.split("_")[0] in keep else data[k] for k in data.files}
+    np.savez(path, **arrays)
+    return path
+
+
 def test_usage_error_exit_code_2():
-    assert run("no-such-command").returncode == 2
+    result = run("no-such-command")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "invalid choice" in result.stderr and "no-such-command" in result.stderr, result.stderr[-2000:]
 
 
-def test_bad_input_names_the_file_and_exits_1(tmp_path):
-    result = run("build-cache", "--csv", str(tmp_path / "missing.csv"), "--images", str(tmp_path), "-o",
-                 str(tmp_path / "c.npz"))
+def test_bad_input_names_the_file_and_exits_1(tmp_path, in_process):
+    result = in_process("build-cache", "--csv", str(tmp_path / "missing.csv"), "--images", str(tmp_path), "-o",
+                        str(tmp_path / "c.npz"))
     assert result.returncode == 1
     assert "missing.csv: CSV file not found" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_build_cache_from_real_pngs(tmp_path):
+def test_build_cache_from_real_pngs(tmp_path, in_process):
     out = tmp_path / "cache.npz"
-    result = run("build-cache", "--csv", str(SHARED / "cxr14_png" / "Data_Entry_2017.csv"), "--images",
-                 str(SHARED / "cxr14_png"), "-o", str(out), "--workers", "1")
+    result = in_process("build-cache", "--csv", str(SHARED / "cxr14_png" / "Data_Entry_2017.csv"), "--images",
+                        str(SHARED / "cxr14_png"), "-o", str(out), "--workers", "1")
     assert result.returncode == 0, result.stderr
     with np.load(out) as data:
         assert sum(data[f"{s}_images"].shape[0] for s in ("train", "val", "test")) == 3
 
 
-def test_evaluate_conditional_bundle_on_val(tmp_path):
+def test_evaluate_conditional_bundle_on_val(tmp_path, small_cache, in_process):
+    """``evaluate --model conditional``: the conditional bundle's predictor and one-sample refinement, beside the
+    linear baselines, on the first 4 real val images (the LMMSE prior fitted on the cut cache's train images)."""
     out = tmp_path / "val.json"
-    result = run("evaluate", "--model", "conditional", "--data", str(SHARED / "cxr14_64.npz"), "--limit", "4",
-                 "--samples", "1", "--device", "cpu", "-o", str(out))
+    result = in_process("evaluate", "--model", "conditional", "--data", str(small_cache), "--limit", "4",
+                        "--samples", "1", "--device", "cpu", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "conditional_1sample" in result.stdout and "predictor" in result.stdout
     import json
@@ -74,16 +117,22 @@ def test_training_device_is_checked_before_any_work(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
-def test_train_conditional_trains_the_network_of_the_bundles_train_json(cxr14_cache, tmp_path):
-    """Two real steps from the CLI: the weights it writes load into the bundle's own ``network_def`` (the CLI builds
-    the network, blur and noise range from train.json, it does not restate them)."""
+def test_train_conditional_trains_the_network_of_the_bundles_train_json(small_cache, tmp_path):
+    """Two real steps from the CLI (on a cut of the real cache: its validation pass is 8 images): the weights it
+    writes load into the bundle's own ``network_def`` (the CLI builds the network, blur and noise range from
+    train.json, it does not restate them)."""
+    import torch
     from monai.bundle import ConfigParser
 
     from xray_restore.cli import main
     from xray_restore.networks import load_weights
 
-    assert main(["train-conditional", "--data", str(cxr14_cache), "--out", str(tmp_path), "--steps", "2",
-                 "--batch-size", "4", "--threads", "2"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train-conditional", "--data", str(small_cache), "--out", str(tmp_path), "--steps", "2",
+                     "--batch-size", "4", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # --threads set this process's torch threads: the later tests keep theirs
     parser = ConfigParser()
     parser.read_config("bundles/xray_conditional/configs/train.json")
     load_weights(parser.get_parsed_content("network_def"), tmp_path / "model.pt")
@@ -143,21 +192,17 @@ def test_every_option_of_every_command_has_help():
         assert "64x64 model scale" in sub.choices[name].format_help()
 
 
-def test_a_corrupt_model_is_one_error_line_naming_the_file(tmp_path):
+def test_a_corrupt_model_is_one_error_line_naming_the_file(tmp_path, in_process):
     """A bundle whose model.pt is not a weights file: one ``xray-restore: error: <file>: <reason>`` line, exit 1,
     no traceback (the InputError raised by load_weights reaches the CLI as it was raised)."""
     import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     bundle = tmp_path / "xray_ddrm"
     shutil.copytree(repo / "bundles" / "xray_ddrm", bundle, ignore=shutil.ignore_patterns("samples", "docs"))
     (bundle / "models" / "model.pt").write_bytes(b"not a torch file")
-    done = subprocess.run([sys.executable, "-m", "xray_restore", "restore",
-                           str(repo.parent / "shared" / "data" / "dicom" / "CR-MONO1-10-chest.dcm"), "-o",
-                           str(tmp_path / "out"), "--bundle", str(bundle)], capture_output=True, text=True, timeout=300)
+    done = in_process("restore", str(repo.parent / "shared" / "data" / "dicom" / "CR-MONO1-10-chest.dcm"), "-o",
+                      str(tmp_path / "out"), "--bundle", str(bundle))
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines == [f"xray-restore: error: {bundle / 'models' / 'model.pt'}: not a loadable weights file "
@@ -176,17 +221,20 @@ def test_every_command_writes_where_o_output_says():
             assert {"-o", "--output"} <= flags, name
 
 
-def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path):
+def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path, in_process):
     import torch
 
     wanted = "cuda" if not torch.cuda.is_available() else "cuda:99"
-    result = run("restore", str(SHARED / "dicom" / "DX-NIH-chest-8bit.dcm"), "-o", str(tmp_path), "--device", wanted)
+    result = in_process("restore", str(SHARED / "dicom" / "DX-NIH-chest-8bit.dcm"), "-o", str(tmp_path / "out"),
+                        "--device", wanted)
     assert result.returncode != 0 and "--device" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
-def test_a_bad_option_value_is_one_clear_line_and_makes_no_folder(tmp_path):
+def test_a_bad_option_value_is_one_clear_line_and_makes_no_folder(tmp_path, in_process):
     """Each refused value: exit 2 for argparse's own checks, 1 for the bundle's, the reason on stderr, no traceback,
-    and no output folder left behind (the settings are checked before anything is written)."""
+    and no output folder left behind (the settings are checked before anything is written): ``restore`` and
+    ``batch``."""
     source = str(SHARED / "cxr14_png" / "00000001_000.png")
     cases = [(("--samples", "0"), 2, "--samples: expected a whole number >= 1"),
              (("--set", "bogus=1"), 1, "has no id 'bogus'"),
@@ -195,21 +243,21 @@ def test_a_bad_option_value_is_one_clear_line_and_makes_no_folder(tmp_path):
              (("--blur-sigma", "-1"), 1, "blur_sigma must be")]
     for i, (options, code, says) in enumerate(cases):
         out = tmp_path / f"out{i}"
-        result = run("restore", source, "-o", str(out), *options)
+        result = in_process("restore", source, "-o", str(out), *options)
         assert result.returncode == code and says in result.stderr, (options, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, options
         assert not out.exists(), options
     out = tmp_path / "batch"
-    result = run("batch", source, "-o", str(out), "--set", "bogus=1")
+    result = in_process("batch", source, "-o", str(out), "--set", "bogus=1")
     assert result.returncode == 1 and "has no id 'bogus'" in result.stderr and not out.exists()
 
 
-def test_batch_names_each_failed_input_and_its_reason(tmp_path):
+def test_batch_names_each_failed_input_and_its_reason(tmp_path, in_process):
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "empty.dcm").write_bytes(b"")
     (inputs / "notes.dcm").write_text("not an image\n")
-    result = run("-q", "batch", str(inputs), "-o", str(tmp_path / "out"))
+    result = in_process("-q", "batch", str(inputs), "-o", str(tmp_path / "out"))
     assert result.returncode == 1
     failed = sorted(line for line in result.stderr.splitlines() if line.startswith("xray-restore: failed:"))
     assert failed == [f"xray-restore: failed: {inputs / 'empty.dcm'}: load: empty file (0 bytes)",
@@ -217,7 +265,7 @@ def test_batch_names_each_failed_input_and_its_reason(tmp_path):
                       "Modality or Rows element)"]
 
 
-def test_restore_says_what_it_found_and_wrote_for_each_input(tmp_path):
+def test_restore_says_what_it_found_and_wrote_for_each_input(tmp_path, in_process):
     """A restored input's line gives its estimated blur and noise and the files written, relative to -o; a file
     pydicom complains about is named in that complaint (one line, not Python's warning format)."""
     from PIL import Image
@@ -228,7 +276,7 @@ def test_restore_says_what_it_found_and_wrote_for_each_input(tmp_path):
     Image.fromarray(np.clip(np.round(gaussian_filter(sharp, 32.0, mode="reflect")), 0, 255).astype(np.uint8)).save(
         blurred)
     odd = SHARED / "dicom" / "CR-ModalitySequenceLUT.dcm"  # its StudyInstanceUID is not a valid UID
-    result = run("restore", str(blurred), str(odd), "-o", str(tmp_path / "out"), "--set", "num_steps=5")
+    result = in_process("restore", str(blurred), str(odd), "-o", str(tmp_path / "out"), "--set", "num_steps=2")
     assert result.returncode == 0, result.stderr[-2000:]
     (line,) = [line for line in result.stdout.splitlines() if line.startswith(str(blurred))]
     assert line.startswith(f"{blurred}: blur ") and " px, noise 0.0" in line
@@ -266,7 +314,7 @@ def test_a_fifo_fails_alone_by_name_and_never_hangs(tmp_path):
     Image.fromarray(np.round((0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)) * 255).astype(np.uint8)).save(
         folder / "good.png")
     cmd = [sys.executable, "-m", "xray_restore", "restore", str(tmp_path / "named.png"), str(folder), "-o",
-           str(tmp_path / "out"), "--samples", "1", "--blur-sigma", "2", "--sigma-y", "0.01", "--set", "num_steps=5"]
+           str(tmp_path / "out"), "--samples", "1", "--blur-sigma", "2", "--sigma-y", "0.01", "--set", "num_steps=2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)  # a blocked open() fails here
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     failed = sorted(line for line in result.stderr.splitlines() if line.startswith("xray-restore: load failed:"))

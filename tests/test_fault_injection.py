@@ -1,11 +1,15 @@
 """Fault injection: one batch over the 16 shared DICOMs plus 10 broken files and 2 with unusable UIDs.
 
 It must finish in one run with every input ``done``/``skipped`` or ``failed`` with a reason naming the problem, write
-nothing the manifest does not know, never leave a temporary file, and a re-run must process nothing.
+nothing the manifest does not know, never leave a temporary file, and a re-run must process nothing. The batch is a
+real ``python -m xray_restore`` process (a crash in a decoder would end it, not the tests), sampling with the fewest
+DDRM steps (``num_steps=2``: the faults are in the inputs, not in the sampler); the re-run is ``main(argv)`` here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import shutil
@@ -80,11 +84,17 @@ def faulty_batch(tmp_path_factory):
     bad = _bad_files(inputs)
     _uid_problems(inputs)
     out = root / "out"
-    cmd = [sys.executable, "-m", "xray_restore", "batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE),
-           "--batch-size", "4", "--blur-sigma", "2",
-           "--set", "anatomy_gate=null"]  # faults and UIDs here, on any anatomy (the gate: tests/test_anatomy.py)
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    args = ["batch", str(inputs), "-o", str(out), "--bundle", str(BUNDLE), "--batch-size", "4", "--blur-sigma", "2",
+            "--set", "num_steps=2",
+            "--set", "anatomy_gate=null"]  # faults and UIDs here, on any anatomy (the gate: tests/test_anatomy.py)
+    first = subprocess.run([sys.executable, "-m", "xray_restore", *args], capture_output=True, text=True,
+                           timeout=1200)
+    from xray_restore.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(args)
+    again = subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
     return inputs, out, bad, first, again
 
 

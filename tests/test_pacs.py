@@ -1,4 +1,9 @@
-"""Batch against a real PACS on loopback: Orthanc (Debian package) with its DICOMweb plugin."""
+"""Batch against a real PACS on loopback: Orthanc (Debian package) with its DICOMweb plugin.
+
+The batches are the ``batch`` command, ``main(argv)`` run in this process (:func:`batch`), at the fewest DDRM steps
+(``num_steps=2``: what is checked here is the traffic with the PACS and the manifest, not the pixels); the one run
+killed with SIGKILL is a real ``python -m xray_restore`` process.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,26 @@ PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 CHESTS = ["DX-NIH-chest-8bit.dcm", "CR-MONO1-10-chest.dcm"]
 MAMMOGRAM = "MG_Explicit_Little.dcm"  # the anatomy gate hands it back: skipped, never stored back
 PUSHED = [*CHESTS, MAMMOGRAM]
+
+
+def batch_args(source: str, out: Path, *extra: str) -> list[str]:
+    return ["batch", source, "-o", str(out), "--bundle", str(BUNDLE), "--store-back", "--blur-sigma", "2", "--set",
+            "num_steps=2", *extra]
+
+
+@pytest.fixture
+def batch(capsys):
+    """``batch(args) -> (exit status, the JSON report the command prints last, stderr)``: ``main(args)`` here."""
+    from xray_restore.cli import main
+
+    def call(args: list[str]) -> tuple[int, dict, str]:
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        assert out.strip(), err[-3000:]
+        return code, json.loads(out.strip().splitlines()[-1]), err
+
+    return call
 
 
 def all_instances(node: DicomWebNode) -> list:
@@ -75,7 +100,7 @@ def orthanc(orthanc_server):
     return orthanc_server["web"]
 
 
-def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_input):
+def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_input, batch):
     node = DicomWebNode(orthanc)
     staged = []
     for name in PUSHED:
@@ -89,11 +114,8 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_inpu
     sources = {str(ds.SOPInstanceUID): ds for _, ds in staged}
 
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
-           "--store-back", "--blur-sigma", "2"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    code, report, err = batch(batch_args(orthanc, out))
+    assert code == 0, err[-3000:]
     assert report["counts"]["stored"] == len(CHESTS) and report["stored"] == len(CHESTS) * per_input
     assert report["counts"]["skipped"] == 1  # the mammogram, seen for what it is
     from xray_restore.batch import Manifest
@@ -115,9 +137,8 @@ def test_batch_against_orthanc_stores_derived_series(orthanc, tmp_path, per_inpu
         assert "DDRM" in ds.DerivationDescription
 
     # a second run finds everything done: nothing re-processed, nothing duplicated on the PACS
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0
-    second = json.loads(again.stdout.strip().splitlines()[-1])
+    code, second, _ = batch(batch_args(orthanc, out))
+    assert code == 0
     assert second["processed"] == 0 and second["stored"] == 0  # nothing re-sent
     assert len([r for r in all_instances(node) if r.sop not in sources]) == len(CHESTS) * per_input
 
@@ -144,7 +165,8 @@ def test_search_filters(orthanc, tmp_path):
         assert node.search(date_range="18000101-18000102") == []
 
 
-def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(orthanc, tmp_path, per_input):
+def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(orthanc, tmp_path, per_input,
+                                                                                 batch):
     """Orthanc accepts SOPInstanceUID '../../PWNED': it is recorded as failed (never a path), the others are
     restored and stored back once; a re-run processes and stores nothing."""
     from xray_restore.batch import Manifest
@@ -162,12 +184,9 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     assert node.store([tmp_path / n for n in [*PUSHED, "evil.dcm"]]) == len(PUSHED) + 1
 
     out = tmp_path / "work" / "out"
-    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
-           "--store-back", "--blur-sigma", "2"]
     held_before = {r.sop for r in all_instances(node)}
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 1, first.stderr[-3000:]  # one input failed, and only that one
-    report = json.loads(first.stdout.strip().splitlines()[-1])
+    code, report, err = batch(batch_args(orthanc, out))
+    assert code == 1, err[-3000:]  # one input failed, and only that one
     assert report["counts"]["stored"] == len(CHESTS) and report["counts"]["failed"] == 1
     book = Manifest(out / "manifest.sqlite")
     (failed,) = [r for r in book.rows() if r["state"] == "failed"]
@@ -180,14 +199,14 @@ def test_an_instance_with_a_path_like_uid_fails_alone_and_store_back_sends_once(
     assert "PWNED" in failed["key"] and "invalid SOPInstanceUID" in failed["reason"]
     assert not [p for p in tmp_path.rglob("*PWNED*")]  # the UID never became a path
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    report = json.loads(again.stdout.strip().splitlines()[-1])
+    _, report, _ = batch(batch_args(orthanc, out))
     assert report["processed"] == 0 and report["stored"] == 0 and report["counts"]["stored"] == len(CHESTS)
 
 
-def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_input):
-    """kill -9 right after the PACS accepted a STOW-RS and before the manifest recorded it: the re-run stores what
-    is missing, the PACS ends with exactly one set of derived objects per source and the manifest says ``stored``."""
+def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_input, batch):
+    """kill -9 (a real process's) right after the PACS accepted a STOW-RS and before the manifest recorded it: the
+    re-run stores what is missing, the PACS ends with exactly one set of derived objects per source and the manifest
+    says ``stored``."""
     from pydicom.uid import generate_uid
 
     from xray_restore.batch import Manifest
@@ -207,17 +226,16 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_i
     assert node.store([tmp_path / n for n in CHESTS]) == len(sources)
 
     out = tmp_path / "work" / "out"
-    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc, "-o", str(out), "--bundle", str(BUNDLE),
-           "--studies", study, "--store-back", "--blur-sigma", "2"]
-    killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=kill_switch("store", 1))
+    args = batch_args(orthanc, out, "--studies", study)
+    killed = subprocess.run([sys.executable, "-m", "xray_restore", *args], capture_output=True, text=True,
+                            timeout=600, env=kill_switch("store", 1))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     book = Manifest(out / "manifest.sqlite")
     assert book.counts()["stored"] == 0 and book.counts()["done"] == len(sources)  # stored, but not recorded
     book.close()
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    report = json.loads(again.stdout.strip().splitlines()[-1])
+    code, report, err = batch(args)
+    assert code == 0, err[-3000:]
     assert report["processed"] == 0 and report["counts"]["stored"] == len(sources)
     assert report["stored"] == (len(sources) - 1) * per_input  # what the PACS already held was not sent again
     derived = [r for r in all_instances(node) if r.study == study and r.sop not in sources]
@@ -227,7 +245,7 @@ def test_kill_during_the_store_then_resume(orthanc, tmp_path, kill_switch, per_i
     assert referenced == sorted(sources * per_input)
 
 
-def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_path, per_input):
+def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_path, per_input, batch):
     """The same batch over Orthanc's DICOM port: C-FIND, C-GET, C-STORE of the derived series (pynetdicom); a
     re-run processes and stores nothing; our derived series are never taken as inputs."""
     from pydicom.uid import generate_uid
@@ -252,11 +270,9 @@ def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_
     assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # C-FIND
 
     out = tmp_path / "work"
-    cmd = [sys.executable, "-m", "xray_restore", "batch", orthanc_server["dimse"], "-o", str(out), "--bundle",
-           str(BUNDLE), "--studies", study, "--store-back", "--blur-sigma", "2", "--set", "num_steps=3"]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    report = json.loads(first.stdout.strip().splitlines()[-1])
+    args = batch_args(orthanc_server["dimse"], out, "--studies", study)
+    code, report, err = batch(args)
+    assert code == 0, err[-3000:]
     assert report["counts"]["stored"] == 2 and report["stored"] == 2 * per_input
     derived = [r for r in all_instances(web) if r.study == study and r.sop not in sources]
     assert len(derived) == 2 * per_input
@@ -265,7 +281,6 @@ def test_batch_over_dimse_queries_retrieves_and_stores_back(orthanc_server, tmp_
     assert referenced == sorted(sources * per_input)
     assert sorted(r.sop for r in node.search([study])) == sorted(sources)  # derived series are not inputs
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    second = json.loads(again.stdout.strip().splitlines()[-1])
+    code, second, err = batch(args)
+    assert code == 0, err[-3000:]
     assert second["processed"] == 0 and second["stored"] == 0
