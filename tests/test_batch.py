@@ -190,17 +190,22 @@ def test_kill_during_the_write_then_resume(tmp_path, kill_switch, per_input, cap
     assert sorted(o for r in rows for o in r["outputs"]) == written
 
 
-def test_a_fifo_in_the_folder_fails_by_name_and_a_copy_is_a_duplicate(tmp_path):
-    """A FIFO among the inputs is listed and fails alone as "not a regular file" (never opened: it would block); a
-    byte-identical copy in the same chunk is restored once and recorded as skipped, a duplicate of the first."""
+def _a_png_and_its_copy(inputs: Path) -> Path:
+    """``inputs/a.png`` (a 64×64 8-bit pattern) and ``inputs/b.png``, its byte-identical copy; returns ``inputs``."""
     from PIL import Image
 
-    inputs = tmp_path / "in"
     inputs.mkdir()
     rows, cols = np.mgrid[0:64, 0:64]
     Image.fromarray(np.round((0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)) * 255).astype(np.uint8)).save(
         inputs / "a.png")
     shutil.copy(inputs / "a.png", inputs / "b.png")
+    return inputs
+
+
+def test_a_fifo_in_the_folder_fails_by_name_and_a_copy_is_a_duplicate(tmp_path):
+    """A FIFO among the inputs is listed and fails alone as "not a regular file" (never opened: it would block); a
+    byte-identical copy in the same chunk is restored once and recorded as skipped, a duplicate of the first."""
+    inputs = _a_png_and_its_copy(tmp_path / "in")
     os.mkfifo(inputs / "pipe.png")
     summary = run_batch([inputs], tmp_path / "out", bundle=BUNDLE, **NO_GATE, batch_size=4, num_samples=1,
                         progress=False, blur_sigma=2.0, sigma_y=0.01)
@@ -215,14 +220,7 @@ def test_a_fifo_in_the_folder_fails_by_name_and_a_copy_is_a_duplicate(tmp_path):
 def test_a_copy_in_another_chunk_is_a_duplicate_restored_once(tmp_path):
     """Chunks of one input: the byte-identical copy goes to another chunk than its original, and is still skipped as
     a duplicate of the first (nothing written for it, counted once); a rerun processes nothing."""
-    from PIL import Image
-
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    rows, cols = np.mgrid[0:64, 0:64]
-    Image.fromarray(np.round((0.5 + 0.3 * np.sin(cols / 5.0) * np.cos(rows / 7.0)) * 255).astype(np.uint8)).save(
-        inputs / "a.png")
-    shutil.copy(inputs / "a.png", inputs / "b.png")
+    inputs = _a_png_and_its_copy(tmp_path / "in")
     run = dict(bundle=BUNDLE, **NO_GATE, batch_size=1, num_samples=1, progress=False, blur_sigma=2.0, sigma_y=0.01)
     summary = run_batch([inputs], tmp_path / "out", **run)
     assert summary.counts == {"pending": 0, "done": 1, "failed": 0, "skipped": 1, "stored": 0}, summary.counts
